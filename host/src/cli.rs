@@ -1,0 +1,55 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// gordon: event-driven DNS registration, driven by dynamic-library plugins.
+#[derive(Debug, Parser)]
+#[command(name = "gordon", version, about)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do (default: run the service).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options shared by every command.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Directory holding gordon.toml and gordon-user.toml.
+    #[arg(short = 'c', long = "config-root", global = true, default_value = ".")]
+    pub config_root: PathBuf,
+    /// Log at debug level and print full reports (e.g. type layout mismatches).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Run,
+    /// Load configuration and plugins, validate every active plugin's configuration,
+    /// start nothing; print every problem and exit non-zero if there is any.
+    Check,
+    /// Inspect installed plugins.
+    Plugins {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+/// `gordon plugins ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List every plugin found in the plugin directories and every refused library.
+    List {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}

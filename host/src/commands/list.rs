@@ -1,0 +1,103 @@
+//! `gordon plugins list`: every plugin found and every library refused.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::cli::Global;
+use crate::session::Session;
+
+/// Prints the catalog as a table or as one JSON object.
+///
+/// # Errors
+/// A configuration error, or a failed write to stdout.
+pub fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
+    let session = Session::open(&global.config_root, "gordon", global.verbose)?;
+    let catalog = &session.catalog;
+    let active = |name: &str| session.config.core.plugins.iter().any(|p| p == name);
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let doc = json!({
+            "plugins": catalog.plugins.iter().map(|p| json!({
+                "name": p.name,
+                "kind": p.kind,
+                "phase": p.phase,
+                "library": p.library,
+                "api_version": p.api_version,
+                "version": p.version,
+                "description": p.description,
+                "active": active(&p.name),
+            })).collect::<Vec<_>>(),
+            "refused": catalog.refused.iter().map(|r| {
+                let mut v = json!({"library": r.library, "reason": r.reason.to_string()});
+                if global.verbose {
+                    if let Some(d) = &r.detail {
+                        v["detail"] = d.as_str().into();
+                    }
+                }
+                v
+            }).collect::<Vec<_>>(),
+            "duplicates": catalog.duplicates.iter().map(|(name, libs)| json!({
+                "name": name, "libraries": libs,
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = catalog
+        .plugins
+        .iter()
+        .map(|p| {
+            [
+                format!("{}{}", p.name, if active(&p.name) { " *" } else { "" }),
+                p.kind.clone(),
+                if p.phase.is_empty() {
+                    "-".into()
+                } else {
+                    p.phase.clone()
+                },
+                p.version.clone(),
+                p.api_version.clone(),
+                p.library.display().to_string(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "KIND", "PHASE", "VERSION", "API", "LIBRARY"].map(String::from);
+    let widths: Vec<usize> = (0..6)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    writeln!(
+        out,
+        "({} plugin(s); * = active in core.plugins)",
+        rows.len()
+    )?;
+    for (name, libs) in &catalog.duplicates {
+        let libs: Vec<String> = libs.iter().map(|l| l.display().to_string()).collect();
+        writeln!(
+            out,
+            "duplicate: `{name}` is exported by {}",
+            libs.join(", ")
+        )?;
+    }
+    for r in &catalog.refused {
+        writeln!(out, "refused: {r}")?;
+        if let Some(d) = global.verbose.then_some(r.detail.as_ref()).flatten() {
+            writeln!(out, "{d}")?;
+        }
+    }
+    Ok(())
+}

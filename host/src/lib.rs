@@ -1,0 +1,11 @@
+//! The gordon plugin host: configuration, plugin loading, the phase router and the
+//! service lifecycle. The `gordon` binary is a thin shell over this library.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod logging;
+pub mod metrics;
+pub mod plugins;
+pub mod service;
+pub mod session;

@@ -1,0 +1,68 @@
+//! Validating and creating plugin instances from their catalog entries.
+
+use abi_stable::std_types::RStr;
+use gordon_plugin_api::abi::{
+    HandlerBox, RelayBox, RunnableBox, KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY, KIND_RUNNABLE,
+};
+use gordon_plugin_api::PluginError;
+
+use super::registry::PluginInfo;
+
+/// A created plugin.
+pub enum Instance {
+    /// An event source.
+    Runnable(RunnableBox),
+    /// A phase handler.
+    Handler(HandlerBox),
+    /// A metric relay.
+    Relay(RelayBox),
+}
+
+/// Runs the plugin's `validate_config` on its configuration (JSON object text).
+///
+/// # Errors
+/// The plugin's error, or its caught panic.
+pub fn validate(info: &PluginInfo, config_json: &str) -> Result<(), PluginError> {
+    (info.entry.validate_config())(RStr::from_str(config_json))
+        .into_result()
+        .map_err(Into::into)
+}
+
+/// Creates the plugin with its configuration (JSON object text).
+///
+/// # Errors
+/// An unsupported kind, or the plugin's error or caught panic.
+pub fn instantiate(info: &PluginInfo, config_json: &str) -> Result<Instance, PluginError> {
+    let cfg = RStr::from_str(config_json);
+    let missing = || PluginError::new(format!("kind `{}` has no constructor", info.kind));
+    match info.kind.as_str() {
+        KIND_RUNNABLE => {
+            let new = info
+                .entry
+                .new_runnable()
+                .into_option()
+                .ok_or_else(missing)?;
+            new(cfg)
+                .into_result()
+                .map(Instance::Runnable)
+                .map_err(Into::into)
+        }
+        KIND_MESSAGE_HANDLER => {
+            let new = info.entry.new_handler().into_option().ok_or_else(missing)?;
+            new(cfg)
+                .into_result()
+                .map(Instance::Handler)
+                .map_err(Into::into)
+        }
+        KIND_METRIC_RELAY => {
+            let new = info.entry.new_relay().into_option().ok_or_else(missing)?;
+            new(cfg)
+                .into_result()
+                .map(Instance::Relay)
+                .map_err(Into::into)
+        }
+        other => Err(PluginError::new(format!(
+            "kind `{other}` is not supported by this host"
+        ))),
+    }
+}

@@ -1,0 +1,137 @@
+//! The catalog of plugins found in the plugin directories, and the selection of the
+//! active ones named by `core.plugins`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gordon_plugin_api::abi::PluginEntryRef;
+
+use super::refusal::Refused;
+use super::{discovery, inspect, loader};
+
+/// One plugin a library exports.
+#[derive(Clone)]
+pub struct PluginInfo {
+    /// Dotted name.
+    pub name: String,
+    /// `runnable`, `message_handler` or `metric_relay`.
+    pub kind: String,
+    /// Handled phase, or start phase of a runnable.
+    pub phase: String,
+    /// The version of the crate that built it.
+    pub version: String,
+    /// One line.
+    pub description: String,
+    /// The library file.
+    pub library: PathBuf,
+    /// The plugin-api version the library was built against.
+    pub api_version: String,
+    /// Its entry in the library.
+    pub entry: PluginEntryRef,
+}
+
+impl std::fmt::Debug for PluginInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInfo")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("library", &self.library)
+            .finish()
+    }
+}
+
+/// Everything discovery found: plugins, refused libraries, and name clashes.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Plugins of the libraries that loaded, in directory order.
+    pub plugins: Vec<PluginInfo>,
+    /// Libraries (or directories) that were refused.
+    pub refused: Vec<Refused>,
+    /// Names exported by more than one library: name -> files.
+    pub duplicates: BTreeMap<String, Vec<PathBuf>>,
+}
+
+impl Catalog {
+    /// Scans every directory, checks every candidate file before loading it, loads
+    /// each one on its own, and collects every failure.
+    pub fn discover(dirs: &[PathBuf]) -> Catalog {
+        let mut catalog = Catalog::default();
+        let scan = discovery::scan(dirs);
+        catalog.refused.extend(scan.refused);
+        for path in scan.libraries {
+            match load_one(&path) {
+                Ok(plugins) => catalog.plugins.extend(plugins),
+                Err(refused) => catalog.refused.push(refused),
+            }
+        }
+        let mut by_name: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for p in &catalog.plugins {
+            by_name
+                .entry(p.name.clone())
+                .or_default()
+                .push(p.library.clone());
+        }
+        catalog.duplicates = by_name
+            .into_iter()
+            .filter(|(_, libs)| libs.len() > 1)
+            .collect();
+        catalog
+    }
+
+    /// The names of every plugin found (for configuration isolation).
+    pub fn names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// Picks the plugins named in `wanted`. Returns them in the order given, plus one
+    /// problem per name that is missing or ambiguous.
+    pub fn select(&self, wanted: &[String], dirs: &[PathBuf]) -> (Vec<&PluginInfo>, Vec<String>) {
+        let mut active = Vec::new();
+        let mut problems = Vec::new();
+        for name in wanted {
+            if let Some(files) = self.duplicates.get(name) {
+                problems.push(format!(
+                    "plugin `{name}` is exported by more than one library: {}",
+                    join_paths(files)
+                ));
+                continue;
+            }
+            match self.plugins.iter().find(|p| &p.name == name) {
+                Some(p) => active.push(p),
+                None => problems.push(format!(
+                    "plugin `{name}` is listed in core.plugins but no library provides it (searched {})",
+                    join_paths(dirs)
+                )),
+            }
+        }
+        (active, problems)
+    }
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn load_one(path: &Path) -> Result<Vec<PluginInfo>, Refused> {
+    inspect::inspect(path).map_err(|reason| Refused::new(path.to_path_buf(), reason))?;
+    let lib = loader::load(path)?;
+    Ok(lib
+        .module
+        .plugins()
+        .iter()
+        .map(|entry| PluginInfo {
+            name: entry.name().to_string(),
+            kind: entry.kind().to_string(),
+            phase: entry.phase().to_string(),
+            version: entry.version().to_string(),
+            description: entry.description().to_string(),
+            library: path.to_path_buf(),
+            api_version: lib.api_version.to_string(),
+            entry: *entry,
+        })
+        .collect())
+}

@@ -1,0 +1,105 @@
+//! The start-up sequence every command shares: configuration, logging, discovery,
+//! selection of the active plugins, and each plugin's own configuration.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::config::{toml_to_json, Config};
+use crate::plugins::{hostlink, Catalog, PluginInfo};
+
+/// How serious a start-up problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Stops the service (and fails `gordon check`).
+    Error,
+    /// Logged; the service goes on (`core.debug = true`).
+    Warning,
+}
+
+/// One start-up problem, in one line.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong, naming the file, key or plugin.
+    pub message: String,
+}
+
+/// Configuration and plugins, loaded and checked.
+pub struct Session {
+    /// The configuration.
+    pub config: Config,
+    /// Every library found.
+    pub catalog: Catalog,
+    /// The active plugins, in `core.plugins` order.
+    pub active: Vec<PluginInfo>,
+    /// Every problem met so far.
+    pub problems: Vec<Problem>,
+}
+
+impl Session {
+    /// Loads `{base}.toml` from `root`, sets up logging, and discovers plugins.
+    ///
+    /// # Errors
+    /// A configuration error (naming the file and key) or a logging set-up error.
+    pub fn open(root: &Path, base: &str, verbose: bool) -> anyhow::Result<Session> {
+        let config = Config::load(root, base)?;
+        let level =
+            crate::logging::init(&config.core.logging, verbose).context("cannot set up logging")?;
+        hostlink::set_max_level(level);
+        let dirs = config.plugin_dirs();
+        let catalog = Catalog::discover(&dirs);
+        let soft = if config.core.debug {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        let mut problems: Vec<Problem> = catalog
+            .refused
+            .iter()
+            .map(|r| Problem {
+                severity: soft,
+                message: format!("refused {r}"),
+            })
+            .collect();
+        if verbose {
+            for r in catalog.refused.iter().filter(|r| r.detail.is_some()) {
+                tracing::debug!(library = %r.library.display(), "Full report:\n{}", r.detail.as_deref().unwrap_or(""));
+            }
+        }
+        let (active, missing) = catalog.select(&config.core.plugins, &dirs);
+        let active: Vec<PluginInfo> = active.into_iter().cloned().collect();
+        problems.extend(missing.into_iter().map(|message| Problem {
+            severity: soft,
+            message,
+        }));
+        Ok(Session {
+            config,
+            catalog,
+            active,
+            problems,
+        })
+    }
+
+    /// The configuration plugin `info` receives, as JSON object text.
+    pub fn plugin_config_json(&self, info: &PluginInfo) -> String {
+        let table = self.config.plugin_config(&info.name, &self.catalog.names());
+        toml_to_json(&toml::Value::Table(table)).to_string()
+    }
+
+    /// Whether any problem is an error.
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(|p| p.severity == Severity::Error)
+    }
+
+    /// Logs every problem at its severity.
+    pub fn log_problems(&self) {
+        for p in &self.problems {
+            match p.severity {
+                Severity::Error => tracing::error!("{}", p.message),
+                Severity::Warning => tracing::warn!("{}", p.message),
+            }
+        }
+    }
+}

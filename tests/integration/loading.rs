@@ -1,0 +1,203 @@
+use crate::util::{drifted_fixture, fixture, refusal_for, set_mode, text, Drift, Env};
+
+const ALL_ACTIVE: &str = "[core]\nplugins = []\n";
+
+#[test]
+fn several_libraries_with_several_plugins_are_listed() {
+    let env = Env::new();
+    env.config("[core]\nplugins = [\"alpha.enrich\"]\n");
+    env.install(&fixture("alpha"), "libalpha.so");
+    env.install(&fixture("beta"), "libbeta.so");
+    let list = env.list_json();
+    let plugins = list["plugins"].as_array().unwrap();
+    let mut names: Vec<&str> = plugins
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "alpha.enrich",
+            "alpha.probe",
+            "alpha.source",
+            "beta.publish",
+            "beta.relay"
+        ]
+    );
+    let source = plugins
+        .iter()
+        .find(|p| p["name"] == "alpha.source")
+        .unwrap();
+    assert_eq!(source["kind"], "runnable");
+    assert_eq!(source["phase"], "consume");
+    assert_eq!(source["api_version"], "1.0.0");
+    assert!(source["library"]
+        .as_str()
+        .unwrap()
+        .ends_with("plugins.d/libalpha.so"));
+    let relay = plugins.iter().find(|p| p["name"] == "beta.relay").unwrap();
+    assert_eq!(relay["kind"], "metric_relay");
+    let enrich = plugins
+        .iter()
+        .find(|p| p["name"] == "alpha.enrich")
+        .unwrap();
+    assert_eq!(enrich["active"], true);
+    assert_eq!(list["refused"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn table_output_names_kind_phase_and_library() {
+    let env = Env::new();
+    env.config(ALL_ACTIVE);
+    env.install(&fixture("beta"), "libbeta.so");
+    let out = env.gordon(&["plugins", "list"]);
+    let stdout = text(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("beta.publish"))
+        .expect(&stdout);
+    for field in ["message_handler", "publish", "0.3.0", "1.0.0", "libbeta.so"] {
+        assert!(line.contains(field), "{line}");
+    }
+}
+
+/// Each refusal case, with the text the operator sees.
+#[test]
+fn every_bad_library_is_refused_with_a_one_line_reason() {
+    let env = Env::new();
+    env.config(ALL_ACTIVE);
+    env.install(&fixture("alpha"), "libgood.so");
+    env.install_bytes(b"#!/bin/sh\necho I am a script\n", "libscript.so");
+    let real = std::fs::read(fixture("beta")).unwrap();
+    env.install_bytes(&real[..real.len() / 2], "libtruncated.so");
+    env.install(&fixture("not-a-plugin"), "libnotaplugin.so");
+    env.install(&fixture("ctor-panic"), "libctorpanic.so");
+    let writable = env.install(&fixture("beta"), "libwritable.so");
+    set_mode(&writable, 0o666);
+    env.install(&drifted_fixture(Drift::Major), "libmajor.so");
+    env.install(&drifted_fixture(Drift::Layout), "liblayout.so");
+
+    let list = env.list_json();
+    let expect = [
+        ("libscript.so", "not a shared object: no ELF or Mach-O header"),
+        ("libtruncated.so", "truncated or corrupt shared object"),
+        ("libnotaplugin.so", "no gordon root module (symbol `_1as_0lib_1header_0root_bmodule_bloader` is not exported)"),
+        ("libctorpanic.so", "root module constructor panicked: fixture constructor exploded"),
+        ("libwritable.so", "is writable by group or others (mode 0666)"),
+        ("libmajor.so", "built against plugin-api 2.0.0; this host supports plugin-api 1.x"),
+        ("liblayout.so", "type layout mismatch with this host's plugin-api 1.0.0"),
+    ];
+    for (file, needle) in expect {
+        let reason =
+            refusal_for(&list, file).unwrap_or_else(|| panic!("{file} not refused: {list}"));
+        assert!(reason.contains(needle), "{file}: {reason}");
+        assert!(
+            !reason.contains('\n'),
+            "{file}: reason is not one line: {reason}"
+        );
+    }
+    // The good library still loads next to all of them.
+    let names: Vec<&str> = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"alpha.source"), "{names:?}");
+    assert!(
+        !names.contains(&"drift.handler"),
+        "a drifted plugin was loaded: {names:?}"
+    );
+}
+
+#[test]
+fn layout_mismatch_names_the_type_and_keeps_the_dump_for_verbose() {
+    let env = Env::new();
+    env.config(ALL_ACTIVE);
+    env.install(&drifted_fixture(Drift::Layout), "liblayout.so");
+    let list = env.list_json();
+    let reason = refusal_for(&list, "liblayout.so").unwrap();
+    assert!(reason.contains("ResourceRecord"), "{reason}");
+    assert!(reason.len() < 400, "summary too long: {reason}");
+    let out = env.gordon(&["--verbose", "plugins", "list"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.len() > reason.len() + 1000,
+        "no full report with --verbose:\n{stdout}"
+    );
+}
+
+#[test]
+fn world_writable_plugin_directory_is_refused() {
+    let env = Env::new();
+    env.config(ALL_ACTIVE);
+    env.install(&fixture("alpha"), "libalpha.so");
+    set_mode(&env.plugins_d(), 0o777);
+    let list = env.list_json();
+    assert_eq!(list["plugins"].as_array().unwrap().len(), 0);
+    let refused = list["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{list}");
+    assert!(
+        refused[0]["reason"].as_str().unwrap().contains("directory"),
+        "{list}"
+    );
+    set_mode(&env.plugins_d(), 0o755);
+}
+
+#[test]
+fn duplicate_plugin_names_are_an_error_naming_both_files() {
+    let env = Env::new();
+    env.config("[core]\nplugins = [\"alpha.enrich\"]\n[\"alpha\"]\nsuffix = \"x\"\n");
+    env.install(&fixture("alpha"), "libone.so");
+    env.install(&fixture("alpha"), "libtwo.so");
+    let out = env.gordon(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("`alpha.enrich` is exported by more than one library")
+            && stdout.contains("libone.so")
+            && stdout.contains("libtwo.so"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_listed_plugin_no_library_provides_is_an_error() {
+    let env = Env::new();
+    env.config("[core]\nplugins = [\"nope.missing\"]\n");
+    env.install(&fixture("beta"), "libbeta.so");
+    let out = env.gordon(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("`nope.missing` is listed in core.plugins but no library provides it"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("plugins.d"), "{stdout}");
+}
+
+#[test]
+fn debug_mode_turns_refusals_into_warnings() {
+    let env = Env::new();
+    env.install(&fixture("beta"), "libbeta.so");
+    env.install_bytes(b"garbage", "libbad.so");
+    env.config("[core]\nplugins = [\"beta.publish\"]\ndebug = false\n");
+    let strict = env.gordon(&["check"]);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict.stdout));
+    assert!(
+        text(&strict.stdout).contains("error: refused"),
+        "{}",
+        text(&strict.stdout)
+    );
+
+    env.user_config("[core]\ndebug = true\n");
+    let lenient = env.gordon(&["check"]);
+    let stdout = text(&lenient.stdout);
+    assert_eq!(lenient.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("warning: refused") && stdout.contains("libbad.so"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ok: beta.publish"), "{stdout}");
+}

@@ -1,0 +1,9 @@
+//! Integration tests: real cdylibs, loaded by the real `gordon` binary.
+
+// Discovery of several libraries and every refusal case.
+mod loading;
+// gordon.toml + gordon-user.toml, and what each plugin gets to see.
+mod config;
+// `gordon check`: every problem reported, panics contained.
+mod check;
+mod util;

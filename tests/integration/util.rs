@@ -1,0 +1,255 @@
+//! Test harness: builds the binary and the fixture libraries once, and gives each
+//! test a fresh config root with its own `plugins.d/`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The cargo target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Packages every test needs built: the host and the fixture cdylibs.
+const PACKAGES: &[&str] = &[
+    "gordon",
+    "gordon-fixture-alpha",
+    "gordon-fixture-beta",
+    "gordon-fixture-ctor-panic",
+    "gordon-fixture-not-a-plugin",
+];
+
+fn run_cargo(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo for {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "building {what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds the host and the fixtures (once per test process).
+pub fn build() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.current_dir(root()).arg("build").arg("--quiet");
+        for p in PACKAGES {
+            cmd.args(["-p", p]);
+        }
+        run_cargo(cmd, "the host and fixtures");
+    });
+}
+
+/// The `gordon` binary.
+pub fn gordon_bin() -> PathBuf {
+    build();
+    target_dir().join("debug").join("gordon")
+}
+
+/// A fixture library built from `tests/fixtures/<name>`.
+pub fn fixture(name: &str) -> PathBuf {
+    build();
+    let file = format!("libgordon_fixture_{}.so", name.replace('-', "_"));
+    target_dir().join("debug").join(file)
+}
+
+/// How a drifted copy of plugin-api differs from the real one.
+#[derive(Clone, Copy, Debug)]
+pub enum Drift {
+    /// `version = "2.0.0"`.
+    Major,
+    /// Two fields of `ResourceRecord` swapped: same version, different layout.
+    Layout,
+}
+
+/// A plugin built against a drifted copy of plugin-api (see `tests/abi-drift`).
+pub fn drifted_fixture(drift: Drift) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let base = target_dir().join("abi-drift");
+    let variant = match drift {
+        Drift::Major => "major",
+        Drift::Layout => "layout",
+    };
+    let ws = base.join(variant);
+    let _ = std::fs::remove_dir_all(&ws);
+    copy_dir(&root().join("plugin-api"), &ws.join("plugin-api"));
+    copy_dir(&root().join("tests/abi-drift"), &ws.join("fixture"));
+    std::fs::copy(root().join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
+    std::fs::write(ws.join("Cargo.toml"), drift_workspace_manifest()).unwrap();
+    match drift {
+        Drift::Major => patch(
+            &ws.join("plugin-api/Cargo.toml"),
+            "\nversion = \"1.",
+            "\nversion = \"2.",
+        ),
+        Drift::Layout => patch(
+            &ws.join("plugin-api/src/message.rs"),
+            "    rtype: RecordType,\n    ttl: u32,\n",
+            "    ttl: u32,\n    rtype: RecordType,\n",
+        ),
+    }
+    let mut cmd = cargo();
+    cmd.current_dir(&ws)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "gordon-fixture-drift",
+            "--target-dir",
+        ])
+        .arg(base.join("target"));
+    run_cargo(cmd, &format!("the {variant} drift fixture"));
+    base.join("target/debug/libgordon_fixture_drift.so")
+}
+
+/// The workspace manifest for a drift build: the real workspace's shared sections,
+/// with only the drifted crates as members.
+fn drift_workspace_manifest() -> String {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let mut doc: toml::Table = text.parse().unwrap();
+    let ws = doc.get_mut("workspace").unwrap().as_table_mut().unwrap();
+    ws.insert(
+        "members".into(),
+        toml::Value::Array(vec!["fixture".into(), "plugin-api".into()]),
+    );
+    ws.remove("exclude");
+    let deps = ws.get_mut("dependencies").unwrap().as_table_mut().unwrap();
+    deps.retain(|k, _| k != "gordon-plugin-api");
+    toml::to_string(&doc).unwrap()
+}
+
+/// Replaces exactly one occurrence, so a test cannot pass because the patch silently
+/// stopped applying.
+fn patch(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "patch target not found once in {}",
+        path.display()
+    );
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A config root with a `plugins.d/`.
+pub struct Env {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// An empty config root.
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env { dir };
+        std::fs::create_dir(env.plugins_d()).unwrap();
+        set_mode(&env.plugins_d(), 0o755);
+        set_mode(env.path(), 0o755);
+        env
+    }
+
+    /// The config root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Its plugin directory.
+    pub fn plugins_d(&self) -> PathBuf {
+        self.path().join("plugins.d")
+    }
+
+    /// Copies a library into `plugins.d/` as `file` (mode 0755).
+    pub fn install(&self, lib: &Path, file: &str) -> PathBuf {
+        let dest = self.plugins_d().join(file);
+        std::fs::copy(lib, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", lib.display()));
+        set_mode(&dest, 0o755);
+        dest
+    }
+
+    /// Writes raw bytes into `plugins.d/`.
+    pub fn install_bytes(&self, bytes: &[u8], file: &str) -> PathBuf {
+        let dest = self.plugins_d().join(file);
+        std::fs::write(&dest, bytes).unwrap();
+        set_mode(&dest, 0o755);
+        dest
+    }
+
+    /// Writes `gordon.toml`.
+    pub fn config(&self, text: &str) -> &Self {
+        std::fs::write(self.path().join("gordon.toml"), text).unwrap();
+        self
+    }
+
+    /// Writes `gordon-user.toml`.
+    pub fn user_config(&self, text: &str) -> &Self {
+        std::fs::write(self.path().join("gordon-user.toml"), text).unwrap();
+        self
+    }
+
+    /// Runs `gordon -c ROOT args...` to completion.
+    pub fn gordon(&self, args: &[&str]) -> Output {
+        Command::new(gordon_bin())
+            .arg("-c")
+            .arg(self.path())
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap()
+    }
+
+    /// `gordon plugins list --json`, parsed.
+    pub fn list_json(&self) -> serde_json::Value {
+        let out = self.gordon(&["plugins", "list", "--json"]);
+        assert!(out.status.success(), "list failed: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// Sets permission bits.
+pub fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Lossy UTF-8.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The refusal reason printed for a library file name, from `list --json`.
+pub fn refusal_for(list: &serde_json::Value, file: &str) -> Option<String> {
+    list["refused"].as_array()?.iter().find_map(|r| {
+        let lib = r["library"].as_str()?;
+        lib.ends_with(file)
+            .then(|| r["reason"].as_str().unwrap_or("").to_owned())
+    })
+}
