@@ -280,13 +280,15 @@ pub enum Recv {
     Items,
     /// Nothing arrived before the timeout.
     Timeout,
-    /// Every sender is gone and the queue is empty: the stream ended.
+    /// The queue is empty and every sender is gone or the channel was closed: the
+    /// stream ended.
     Ended,
 }
 
 impl<T> Receiver<T> {
     /// Waits for at least one item and appends up to `max` waiting items to `buf`.
-    /// Returns [`Recv::Ended`] once all senders are dropped and nothing is left.
+    /// Returns [`Recv::Ended`] once nothing is left and either every sender is gone or
+    /// the channel was closed.
     /// `None` waits without a timeout. Waiting uses no CPU.
     pub fn recv_batch(&self, buf: &mut Vec<T>, max: usize, timeout: Option<Duration>) -> Recv {
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -303,7 +305,7 @@ impl<T> Receiver<T> {
                 self.shared.not_full.notify_all();
                 return Recv::Items;
             }
-            if state.senders == 0 {
+            if state.senders == 0 || state.closed {
                 return Recv::Ended;
             }
             state = match deadline {
@@ -432,6 +434,8 @@ mod tests {
         let err = tx.send_batch(vec![1, 2, 3]).unwrap_err();
         assert_eq!(err.0, vec![1, 2, 3]);
         assert!(tx.is_closed());
+        let mut buf = Vec::new();
+        assert_eq!(rx.recv_batch(&mut buf, 10, None), Recv::Ended);
     }
 
     #[test]

@@ -154,8 +154,3 @@ impl Visit for MessageVisitor {
         }
     }
 }
-
-#[cfg(feature = "testing")]
-pub(crate) fn is_installed() -> bool {
-    HOST.get().is_some()
-}

@@ -99,6 +99,7 @@ pub mod abi;
 pub mod channel;
 mod context;
 mod error;
+pub mod event_json;
 #[doc(hidden)]
 pub mod export;
 mod hostlink;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RSlice, RSliceMut};
 
-use crate::abi::{HandlerObj, RunnableObj};
+use crate::abi::RunnableObj;
 use crate::channel::{bounded, Receiver, Recv};
 use crate::error::PluginError;
 use crate::export::{self, construct, RunnableAdapter};
@@ -152,7 +152,8 @@ impl<P: Runnable> RunnableHarness<P> {
             if left.is_zero() {
                 break;
             }
-            if self.rx.recv_batch(&mut out, n - out.len(), Some(left)) == Recv::Ended {
+            let want = n - out.len();
+            if self.rx.recv_batch(&mut out, want, Some(left)) == Recv::Ended {
                 break;
             }
         }
@@ -180,5 +181,71 @@ impl<P: Runnable> RunnableHarness<P> {
             .shutdown(deadline.as_millis() as u64)
             .into_result()
             .map_err(PluginError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{PluginContext, RunContext};
+
+    struct Upper;
+    impl Plugin for Upper {
+        const NAME: &'static str = "test.upper";
+        const DESCRIPTION: &'static str = "Upper-cases names";
+        type Config = serde_json::Value;
+        fn new(_: Self::Config, _: PluginContext) -> Result<Self, PluginError> {
+            Ok(Upper)
+        }
+    }
+    impl MessageHandler for Upper {
+        const PHASE: &'static str = "enrich";
+        fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
+            if msg.record().name().contains("panic") {
+                panic!("asked to panic");
+            }
+            let up = msg.record().name().to_uppercase();
+            msg.record_mut().set_name(up);
+            Ok(())
+        }
+    }
+
+    struct Three;
+    impl Plugin for Three {
+        const NAME: &'static str = "test.three";
+        const DESCRIPTION: &'static str = "Sends three events";
+        type Config = serde_json::Value;
+        fn new(_: Self::Config, _: PluginContext) -> Result<Self, PluginError> {
+            Ok(Three)
+        }
+    }
+    impl Runnable for Three {
+        async fn run(&self, ctx: RunContext) -> Result<(), PluginError> {
+            for i in 0..3 {
+                let rec = ResourceRecord::new(&format!("h{i}."), RecordType::A, ["10.0.0.1"]);
+                ctx.events.send(ctx.events.message(Action::Additions, rec)).await?;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn handler_harness_runs_and_contains_panics() {
+        let h = handler::<Upper>("").unwrap();
+        let out = h.handle(event("www.example.com.", "A", &["10.0.0.1"])).unwrap();
+        assert_eq!(out.record().name(), "WWW.EXAMPLE.COM.");
+        assert_eq!(out.phase().as_str(), "enrich");
+        let err = h.handle(event("panic.example.com.", "A", &["10.0.0.1"])).unwrap_err();
+        assert!(err.is_panic() && err.message().contains("asked to panic"), "{err}");
+    }
+
+    #[test]
+    fn runnable_harness_collects_events() {
+        let r = runnable::<Three>("", 16).unwrap();
+        let msgs = r.recv(3, Duration::from_secs(5));
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs[2].record().name(), "h2.");
+        r.cleanup(&msgs).unwrap();
+        r.shutdown(Duration::from_secs(5)).unwrap();
     }
 }

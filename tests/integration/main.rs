@@ -6,4 +6,6 @@ mod loading;
 mod config;
 // `gordon check`: every problem reported, panics contained.
 mod check;
+// The phase router: routes, drops, backpressure, shutdown.
+mod routing;
 mod util;

@@ -253,3 +253,78 @@ pub fn refusal_for(list: &serde_json::Value, file: &str) -> Option<String> {
             .then(|| r["reason"].as_str().unwrap_or("").to_owned())
     })
 }
+
+impl Env {
+    /// Starts `gordon -c ROOT args...` in the background, stderr captured to
+    /// `ROOT/stderr.log`.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let log = std::fs::File::create(self.path().join("stderr.log")).unwrap();
+        Command::new(gordon_bin())
+            .arg("-c")
+            .arg(self.path())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// What the background process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// A path inside the config root, as a string for configuration files.
+    pub fn file(&self, name: &str) -> String {
+        self.path().join(name).display().to_string()
+    }
+
+    /// Runs the service to completion and returns the source's report.
+    pub fn run_to_report(&self) -> (Output, serde_json::Value) {
+        let out = self.gordon(&[]);
+        let report = std::fs::read_to_string(self.path().join("report.json"))
+            .unwrap_or_else(|e| panic!("no report ({e}); stderr:\n{}", text(&out.stderr)));
+        (out, serde_json::from_str(&report).unwrap())
+    }
+}
+
+/// Polls until `path` exists (a readiness probe, not a fixed wait).
+pub fn wait_for_file(path: &Path, timeout: std::time::Duration) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{} did not appear", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Sends a signal to a child.
+pub fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: `kill` has no memory-safety preconditions; the pid is our own child.
+    let rc = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// Waits for a child to exit, failing the test if it does not within `timeout`.
+pub fn wait_exit(child: &mut std::process::Child, timeout: std::time::Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gordon did not exit within {timeout:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

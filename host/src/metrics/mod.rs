@@ -1,9 +1,17 @@
 //! Metrics: one relay, chosen by `core.metrics`, receives every metric event the
 //! router and the plugins emit.
+//!
+//! Call sites never build metric events by hand: the router uses the functions in
+//! [`events`], so names and labels stay the same whichever relay is chosen.
+
+pub mod events;
+pub mod ffwd;
+pub mod log;
+pub mod prometheus;
 
 use std::sync::OnceLock;
 
-use gordon_plugin_api::abi::{MetricEvent, MetricKind};
+use gordon_plugin_api::abi::{MetricEvent, RelayBox};
 
 /// Where metric events go.
 pub trait Relay: Send + Sync {
@@ -11,33 +19,6 @@ pub trait Relay: Send + Sync {
     fn emit(&self, event: &MetricEvent<'_>);
     /// Flushes at shutdown.
     fn cleanup(&self) {}
-}
-
-/// Writes each event to the log at debug level (the default relay).
-pub struct LogRelay;
-
-impl Relay for LogRelay {
-    fn emit(&self, e: &MetricEvent<'_>) {
-        let kind = match e.kind {
-            MetricKind::Incr => "incr",
-            MetricKind::Timer => "timer",
-            MetricKind::Set => "set",
-        };
-        let tags: Vec<String> = e
-            .tags
-            .iter()
-            .map(|t| format!("{}={}", t.key, t.value))
-            .collect();
-        tracing::debug!(
-            target: "gordon::metrics",
-            metric = %e.name,
-            kind,
-            value = e.value,
-            plugin = %e.plugin,
-            tags = %tags.join(","),
-            "Metric."
-        );
-    }
 }
 
 static RELAY: OnceLock<Box<dyn Relay>> = OnceLock::new();
@@ -49,10 +30,27 @@ pub fn install(relay: Box<dyn Relay>) {
 
 /// The installed relay, or the log relay.
 pub fn relay() -> &'static dyn Relay {
-    RELAY.get_or_init(|| Box::new(LogRelay)).as_ref()
+    RELAY.get_or_init(|| Box::new(log::LogRelay)).as_ref()
 }
 
 /// A metric event from a plugin, through the host-services table.
 pub fn emit_plugin_event(event: &MetricEvent<'_>) {
     relay().emit(event);
+}
+
+/// A metric-relay plugin used as the host's relay.
+pub struct PluginRelay {
+    /// The plugin.
+    pub obj: RelayBox,
+}
+
+impl Relay for PluginRelay {
+    fn emit(&self, event: &MetricEvent<'_>) {
+        self.obj.emit(event);
+    }
+    fn cleanup(&self) {
+        if let Err(e) = self.obj.cleanup(5_000).into_result() {
+            tracing::warn!(error = %e.message, "Metric relay plugin cleanup failed.");
+        }
+    }
 }

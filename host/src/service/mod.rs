@@ -1,12 +1,18 @@
-//! The running service: plugin start-up, the phase router, and shutdown.
+//! The running service: start-up, the phase router, and shutdown.
+//!
+//! Start-up order: every active plugin's configuration is validated, the metric
+//! relay is chosen, handlers are created, routes are planned, router workers start,
+//! and only then are runnables created and started — so the first message finds
+//! every handler ready.
+//!
+//! Shutdown (SIGINT, SIGTERM, or every source ending on its own): intake is closed
+//! (a runnable's further sends fail and hand their messages back to it), messages
+//! already queued finish their route within `core.shutdown_timeout`, then every
+//! plugin's shutdown runs with that deadline; a plugin past it is named in the log.
+//! The exit code is 0.
 
-use crate::session::Session;
+pub mod lifecycle;
+pub mod plan;
+pub mod router;
 
-/// Runs the service until a signal.
-///
-/// # Errors
-/// A plugin that cannot be created when `core.debug` is false.
-pub fn run(session: Session) -> anyhow::Result<()> {
-    let _ = session;
-    Ok(())
-}
+pub use lifecycle::run;

@@ -1,0 +1,328 @@
+//! Validation and canonical forms of names, TTLs and record data.
+//!
+//! Both plugins use these rules: the enricher to normalise messages, the zone-file
+//! publisher to re-check what it is about to write (a message may reach it without
+//! passing the enricher, and nothing unchecked may end up in the file).
+//!
+//! Names are kept absolute and lowercase. On top of the general rule (labels of 1 to
+//! 63 letters, digits, `-` and `_`, at most 253 characters), names that BIND checks
+//! as host names (`check-names`, which `named` enforces for primary zones) must be
+//! host names: letters, digits and inner hyphens. That applies to the owners of A,
+//! AAAA and MX records, to NS, MX and SRV targets, and to PTR targets in reverse
+//! zones.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use gordon_plugin_api::{PluginError, RecordType, ResourceRecord};
+
+/// The smallest TTL an event may carry.
+pub const MIN_TTL: u32 = 60;
+/// The largest TTL an event may carry.
+pub const MAX_TTL: u32 = 86_400;
+/// The longest TXT data accepted, in bytes (255 character-strings of 255 bytes).
+pub const MAX_TXT_BYTES: usize = 255 * 255;
+
+/// The record types the plugins handle (SOA is recognised but refused).
+pub(crate) const SUPPORTED: [RecordType; 8] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CNAME,
+    RecordType::MX,
+    RecordType::NS,
+    RecordType::PTR,
+    RecordType::SRV,
+    RecordType::TXT,
+];
+
+/// How strictly the labels of a name are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// Letters, digits, `-` and `_`.
+    Dns,
+    /// A host name: letters, digits and hyphens, not first or last in a label.
+    Host,
+}
+
+/// Makes `raw` absolute and lowercase: `@` is the apex, a name without a trailing dot
+/// is relative to `zone`. Does not check it.
+pub(crate) fn qualify(raw: &str, zone: &str) -> String {
+    let lower = raw.trim().to_ascii_lowercase();
+    if lower == "@" {
+        zone.to_owned()
+    } else if lower.ends_with('.') {
+        lower
+    } else if zone == "." {
+        format!("{lower}.")
+    } else {
+        format!("{lower}.{zone}")
+    }
+}
+
+/// Whether absolute `name` is `zone` or below it.
+pub(crate) fn in_zone(name: &str, zone: &str) -> bool {
+    zone == "." || name == zone || name.ends_with(&format!(".{zone}"))
+}
+
+/// Checks an absolute name; `wildcard` allows `*` as its first label. Returns why it
+/// is invalid.
+pub(crate) fn check_name(name: &str, rule: Rule, wildcard: bool) -> Result<(), String> {
+    if name == "." {
+        return Ok(());
+    }
+    let Some(body) = name.strip_suffix('.') else {
+        return Err("not an absolute name".to_owned());
+    };
+    if body.len() > 253 {
+        return Err(format!("longer than 253 characters ({})", body.len()));
+    }
+    for (i, label) in body.split('.').enumerate() {
+        if label.is_empty() {
+            return Err("empty label".to_owned());
+        }
+        if label.len() > 63 {
+            return Err(format!("label {label:?} is longer than 63 characters"));
+        }
+        if wildcard && i == 0 && label == "*" {
+            continue;
+        }
+        match rule {
+            Rule::Dns => {
+                if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    return Err(format!(
+                        "label {label:?} may only hold letters, digits, '-' and '_'"
+                    ));
+                }
+            }
+            Rule::Host => {
+                let ok = label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-');
+                if !ok {
+                    return Err(format!(
+                        "label {label:?} is not a host name label (letters, digits and inner hyphens)"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Qualifies and checks a name given in the configuration under `key`.
+pub(crate) fn config_name(raw: &str, zone: &str, rule: Rule, key: &str) -> Result<String, PluginError> {
+    let name = qualify(raw, zone);
+    if raw.trim().is_empty() {
+        return Err(PluginError::new(format!("`{key}` must not be empty")));
+    }
+    check_name(&name, rule, false)
+        .map_err(|why| PluginError::new(format!("`{key}`: invalid name {raw:?}: {why}")))?;
+    Ok(name)
+}
+
+/// Refuses SOA and the types the plugins do not handle.
+pub(crate) fn check_type(rtype: RecordType, name: &str) -> Result<(), PluginError> {
+    if rtype == RecordType::SOA {
+        return Err(PluginError::new(format!(
+            "cannot change the SOA of {name}: SOA records are managed by the zone publisher"
+        )));
+    }
+    if !SUPPORTED.contains(&rtype) {
+        return Err(PluginError::new(format!("unsupported record type {rtype} for {name}")));
+    }
+    Ok(())
+}
+
+/// The rule for the owner name of a record of `rtype`.
+fn owner_rule(rtype: RecordType) -> Rule {
+    if [RecordType::A, RecordType::AAAA, RecordType::MX].contains(&rtype) {
+        Rule::Host
+    } else {
+        Rule::Dns
+    }
+}
+
+/// Qualifies and checks the owner name of a record of `rtype`: valid, and `zone` or
+/// inside it.
+pub(crate) fn owner(raw: &str, rtype: RecordType, zone: &str) -> Result<String, PluginError> {
+    if raw.trim().is_empty() {
+        return Err(PluginError::new(format!("empty name for a {rtype} record")));
+    }
+    let name = qualify(raw, zone);
+    check_name(&name, owner_rule(rtype), true).map_err(|why| {
+        PluginError::new(format!("invalid name {raw:?} for a {rtype} record: {why}"))
+    })?;
+    if !in_zone(&name, zone) {
+        return Err(PluginError::new(format!("name {name} is outside zone {zone}")));
+    }
+    Ok(name)
+}
+
+/// Checks a TTL, filling in `default_ttl` for 0 ("not set by the producer").
+pub(crate) fn ttl(ttl: u32, default_ttl: u32, name: &str, rtype: RecordType) -> Result<u32, PluginError> {
+    match ttl {
+        0 => Ok(default_ttl),
+        MIN_TTL..=MAX_TTL => Ok(ttl),
+        _ => Err(PluginError::new(format!(
+            "ttl {ttl} of {name} {rtype} is outside {MIN_TTL}..={MAX_TTL}"
+        ))),
+    }
+}
+
+/// A domain name in record data: qualified with `zone` when relative.
+fn target(raw: &str, zone: &str, rule: Rule, root_ok: bool) -> Result<String, String> {
+    if raw.is_empty() {
+        return Err("empty name".to_owned());
+    }
+    let name = qualify(raw, zone);
+    if name == "." && !root_ok {
+        return Err("the root name is not allowed here".to_owned());
+    }
+    check_name(&name, rule, false)?;
+    Ok(name)
+}
+
+fn number(field: &str, what: &str) -> Result<u16, String> {
+    field
+        .parse::<u16>()
+        .map_err(|_| format!("{what} {field:?} is not a number in 0..=65535"))
+}
+
+/// Whether `owner` is in a reverse-mapping zone, where PTR targets are host names.
+fn is_reverse(owner: &str) -> bool {
+    owner.ends_with(".in-addr.arpa.") || owner.ends_with(".ip6.arpa.")
+}
+
+/// Validates one rrdata of type `rtype` at `owner` and returns its canonical text.
+pub(crate) fn canonical(rtype: RecordType, raw: &str, owner: &str, zone: &str) -> Result<String, String> {
+    let text = raw.trim();
+    let fields: Vec<&str> = text.split_ascii_whitespace().collect();
+    match rtype {
+        RecordType::A => text
+            .parse::<Ipv4Addr>()
+            .map(|a| a.to_string())
+            .map_err(|_| "not an IPv4 address".to_owned()),
+        RecordType::AAAA => text
+            .parse::<Ipv6Addr>()
+            .map(|a| a.to_string())
+            .map_err(|_| "not an IPv6 address".to_owned()),
+        RecordType::CNAME => target(text, zone, Rule::Dns, false),
+        RecordType::NS => target(text, zone, Rule::Host, false),
+        RecordType::PTR => {
+            let rule = if is_reverse(owner) { Rule::Host } else { Rule::Dns };
+            target(text, zone, rule, false)
+        }
+        RecordType::MX => match fields.as_slice() {
+            [pref, exchange] => {
+                let pref = number(pref, "preference")?;
+                Ok(format!("{pref} {}", target(exchange, zone, Rule::Host, true)?))
+            }
+            _ => Err("expected \"<preference> <exchange>\"".to_owned()),
+        },
+        RecordType::SRV => match fields.as_slice() {
+            [priority, weight, port, tgt] => Ok(format!(
+                "{} {} {} {}",
+                number(priority, "priority")?,
+                number(weight, "weight")?,
+                number(port, "port")?,
+                target(tgt, zone, Rule::Host, true)?
+            )),
+            _ => Err("expected \"<priority> <weight> <port> <target>\"".to_owned()),
+        },
+        RecordType::TXT => {
+            let unquoted = raw
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .unwrap_or(raw);
+            if unquoted.len() > MAX_TXT_BYTES {
+                return Err(format!(
+                    "longer than {MAX_TXT_BYTES} bytes ({})",
+                    unquoted.len()
+                ));
+            }
+            Ok(unquoted.to_owned())
+        }
+        other => Err(format!("unsupported record type {other}")),
+    }
+}
+
+/// A record set after normalisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Normalised {
+    /// Absolute, lowercase owner name.
+    pub name: String,
+    /// The record type.
+    pub rtype: RecordType,
+    /// The TTL, default filled in.
+    pub ttl: u32,
+    /// Canonical rrdatas, duplicates removed, in first-seen order.
+    pub rrdatas: Vec<String>,
+    /// How many duplicates were removed.
+    pub duplicates: usize,
+}
+
+/// Normalises and validates a whole record set against `zone`.
+pub(crate) fn normalise(record: &ResourceRecord, zone: &str, default_ttl: u32) -> Result<Normalised, PluginError> {
+    let rtype = record.rtype();
+    check_type(rtype, record.name())?;
+    let name = owner(record.name(), rtype, zone)?;
+    let ttl = ttl(record.ttl(), default_ttl, &name, rtype)?;
+    if record.rrdatas().len() == 0 {
+        return Err(PluginError::new(format!("no rrdatas for {name} {rtype}")));
+    }
+    let mut rrdatas: Vec<String> = Vec::with_capacity(record.rrdatas().len());
+    let mut duplicates = 0;
+    for raw in record.rrdatas() {
+        let data = canonical(rtype, raw, &name, zone).map_err(|why| {
+            PluginError::new(format!("invalid {rtype} rrdata {raw:?} for {name}: {why}"))
+        })?;
+        if rrdatas.contains(&data) {
+            duplicates += 1;
+        } else {
+            rrdatas.push(data);
+        }
+    }
+    if rtype == RecordType::CNAME && rrdatas.len() != 1 {
+        return Err(PluginError::new(format!(
+            "CNAME {name} must have exactly one rrdata, got {}",
+            rrdatas.len()
+        )));
+    }
+    Ok(Normalised { name, rtype, ttl, rrdatas, duplicates })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Z: &str = "example.com.";
+
+    #[test]
+    fn names_are_qualified_and_checked() {
+        assert_eq!(qualify("WWW", Z), "www.example.com.");
+        assert_eq!(qualify("@", Z), Z);
+        assert_eq!(qualify("a.b.", Z), "a.b.");
+        assert_eq!(qualify("a", "."), "a.");
+        assert!(in_zone("a.example.com.", Z) && in_zone(Z, Z));
+        assert!(!in_zone("badexample.com.", Z));
+        assert!(check_name("*.w.example.com.", Rule::Host, true).is_ok());
+        assert!(check_name("a*.example.com.", Rule::Dns, true).is_err());
+        assert!(check_name("a..example.com.", Rule::Dns, false).is_err());
+        assert!(check_name(&format!("{}.com.", "a".repeat(64)), Rule::Dns, false).is_err());
+        let long = format!("{}com.", "abcdefghi.".repeat(25));
+        assert!(check_name(&long, Rule::Dns, false).is_err(), "{}", long.len());
+        assert!(check_name("_sip._tcp.example.com.", Rule::Dns, false).is_ok());
+        assert!(check_name("_sip.example.com.", Rule::Host, false).is_err());
+        assert!(check_name("-a.example.com.", Rule::Host, false).is_err());
+        assert!(check_name("a b.example.com.", Rule::Dns, false).is_err());
+    }
+
+    #[test]
+    fn txt_loses_one_pair_of_quotes_only() {
+        let c = |s| canonical(RecordType::TXT, s, "t.example.com.", Z).unwrap();
+        assert_eq!(c("\"hello\""), "hello");
+        assert_eq!(c("\"\"x\"\""), "\"x\"");
+        assert_eq!(c(" spaced "), " spaced ");
+        assert_eq!(c("\""), "\"");
+        assert!(canonical(RecordType::TXT, &"x".repeat(MAX_TXT_BYTES + 1), "t.", Z).is_err());
+    }
+}

@@ -1,0 +1,410 @@
+//! The RFC 1035 master-file text that `dns.zonefile` writes and reads back.
+//!
+//! The file has two sections. The first, below [`MANAGED_MARK`], holds what comes
+//! from the configuration: the SOA, the apex NS records and the glue addresses of
+//! in-zone name servers. The second, below [`RECORDS_MARK`], holds the records that
+//! events put there. At start-up only the SOA serial and the records section are
+//! read back; the managed section is rebuilt from the configuration.
+//!
+//! Owners are written relative to `$ORIGIN` (`@` for the apex), record data with
+//! absolute names, TXT data quoted and escaped here, one line per rrdata.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use gordon_plugin_api::RecordType;
+
+use crate::rdata;
+
+/// The comment line that opens the configuration-managed section.
+pub(crate) const MANAGED_MARK: &str = "; -- managed: SOA, apex NS and glue (from the configuration) --";
+/// The comment line that opens the records section.
+pub(crate) const RECORDS_MARK: &str = "; -- records --";
+
+/// One record set of the zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RRset {
+    /// Absolute owner name.
+    pub name: String,
+    /// Time to live.
+    pub ttl: u32,
+    /// Canonical record data (TXT unquoted).
+    pub rrdatas: Vec<String>,
+}
+
+/// What orders the zone: the owner's labels right to left (DNS canonical order),
+/// then the type code.
+pub(crate) type Key = (Vec<String>, RecordType);
+
+/// The record sets of a zone, in file order.
+pub(crate) type Records = BTreeMap<Key, RRset>;
+
+/// The key of the record set `(name, rtype)`.
+pub(crate) fn key(name: &str, rtype: RecordType) -> Key {
+    let labels = name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+        .rev()
+        .map(str::to_owned)
+        .collect();
+    (labels, rtype)
+}
+
+/// The SOA fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Soa {
+    pub mname: String,
+    pub rname: String,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+}
+
+/// The configuration-managed part of the file.
+#[derive(Clone, Debug)]
+pub(crate) struct Header<'a> {
+    pub origin: &'a str,
+    pub default_ttl: u32,
+    pub soa: Soa,
+    pub ns: &'a [String],
+    /// Glue: (absolute name, A or AAAA, address).
+    pub glue: Vec<(&'a str, RecordType, &'a str)>,
+}
+
+/// `name` relative to `origin`: `@` for the apex; unchanged if outside it.
+pub(crate) fn relative<'a>(name: &'a str, origin: &str) -> &'a str {
+    if name == origin {
+        "@"
+    } else if origin == "." {
+        name.strip_suffix('.').unwrap_or(name)
+    } else {
+        match name.strip_suffix(origin).and_then(|s| s.strip_suffix('.')) {
+            Some(rel) if !rel.is_empty() => rel,
+            _ => name,
+        }
+    }
+}
+
+/// TXT data as one or more quoted character-strings on one line: `"` and `\` are
+/// escaped with a backslash, bytes outside printable ASCII become `\DDD`, and data
+/// longer than 255 bytes is split into strings of at most 255 bytes.
+pub(crate) fn quote_txt(text: &str) -> String {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return "\"\"".to_owned();
+    }
+    let mut out = String::with_capacity(bytes.len() + 2);
+    for (i, chunk) in bytes.chunks(255).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push('"');
+        for &b in chunk {
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                0x20..=0x7e => out.push(char::from(b)),
+                _ => {
+                    let _ = write!(out, "\\{b:03}");
+                }
+            }
+        }
+        out.push('"');
+    }
+    out
+}
+
+fn push_line(out: &mut String, owner: &str, ttl: u32, rtype: RecordType, data: &str) {
+    let _ = writeln!(out, "{owner} {ttl} IN {rtype} {data}");
+}
+
+/// Renders the whole file.
+pub(crate) fn render(h: &Header<'_>, records: &Records) -> String {
+    let origin = h.origin;
+    let mut out = String::new();
+    let _ = writeln!(out, "; Zone {origin} written by the gordon dns.zonefile plugin.");
+    let _ = writeln!(
+        out,
+        "; At start-up it reads back the SOA serial and the records section only."
+    );
+    let _ = writeln!(out, "$ORIGIN {origin}");
+    let _ = writeln!(out, "$TTL {}", h.default_ttl);
+    let _ = writeln!(out, "{MANAGED_MARK}");
+    let s = &h.soa;
+    let soa = format!(
+        "{} {} {} {} {} {} {}",
+        s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum
+    );
+    push_line(&mut out, "@", h.default_ttl, RecordType::SOA, &soa);
+    for ns in h.ns {
+        push_line(&mut out, "@", h.default_ttl, RecordType::NS, ns);
+    }
+    for (name, rtype, addr) in &h.glue {
+        push_line(&mut out, relative(name, origin), h.default_ttl, *rtype, addr);
+    }
+    let _ = writeln!(out, "{RECORDS_MARK}");
+    for ((_, rtype), set) in records {
+        let owner = relative(&set.name, origin);
+        for data in &set.rrdatas {
+            if *rtype == RecordType::TXT {
+                push_line(&mut out, owner, set.ttl, *rtype, &quote_txt(data));
+            } else {
+                push_line(&mut out, owner, set.ttl, *rtype, data);
+            }
+        }
+    }
+    out
+}
+
+/// A record read from the records section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ParsedRecord {
+    /// 1-based line number.
+    pub line: usize,
+    pub name: String,
+    pub rtype: RecordType,
+    pub ttl: u32,
+    /// The data: TXT strings decoded and joined, other fields joined by one space.
+    pub data: String,
+}
+
+/// What [`parse`] reads back.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Parsed {
+    pub origin: Option<String>,
+    pub serial: Option<u32>,
+    pub records: Vec<ParsedRecord>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Token {
+    Word(String),
+    Quoted(Vec<u8>),
+}
+
+/// Splits a line into words and decoded quoted strings, up to a `;` comment.
+fn tokenize(line: &str) -> Result<Vec<Token>, String> {
+    let bytes = line.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b'\r' => i += 1,
+            b';' => break,
+            b'"' => {
+                let mut data = Vec::new();
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None => return Err("unterminated quoted string".to_owned()),
+                        Some(b'"') => break,
+                        Some(b'\\') => {
+                            let digits = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
+                            if let Some(d) = digits {
+                                let v = d.iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
+                                let b = u8::try_from(v).map_err(|_| format!("bad escape \\{v}"))?;
+                                data.push(b);
+                                i += 4;
+                            } else {
+                                let b = bytes.get(i + 1).ok_or("backslash at end of line")?;
+                                data.push(*b);
+                                i += 2;
+                            }
+                        }
+                        Some(b) => {
+                            data.push(*b);
+                            i += 1;
+                        }
+                    }
+                }
+                i += 1;
+                tokens.push(Token::Quoted(data));
+            }
+            _ => {
+                let start = i;
+                while i < bytes.len() && !b" \t\r;\"".contains(&bytes[i]) {
+                    i += 1;
+                }
+                tokens.push(Token::Word(line[start..i].to_owned()));
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+fn word(token: Option<&Token>, what: &str) -> Result<String, String> {
+    match token {
+        Some(Token::Word(w)) => Ok(w.clone()),
+        Some(Token::Quoted(_)) => Err(format!("{what} must not be quoted")),
+        None => Err(format!("missing {what}")),
+    }
+}
+
+/// Parses a file in the format [`render`] writes. The SOA gives the serial; apex NS
+/// records and the managed section are skipped (they come from the configuration).
+/// Errors say `line N: why`.
+pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
+    let mut parsed = Parsed::default();
+    let mut managed = false;
+    let mut last_owner: Option<String> = None;
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let at = |why: String| format!("line {n}: {why}");
+        match line.trim() {
+            MANAGED_MARK => managed = true,
+            RECORDS_MARK => managed = false,
+            _ => {}
+        }
+        let tokens = tokenize(line).map_err(at)?;
+        let Some(first) = tokens.first() else { continue };
+        let first = word(Some(first), "owner").map_err(at)?;
+        if first.starts_with('$') {
+            let arg = word(tokens.get(1), "directive argument").map_err(at)?;
+            match first.to_ascii_uppercase().as_str() {
+                "$ORIGIN" if arg.ends_with('.') => parsed.origin = Some(arg.to_ascii_lowercase()),
+                "$ORIGIN" => return Err(at(format!("$ORIGIN {arg} is not absolute"))),
+                "$TTL" => {
+                    arg.parse::<u32>().map_err(|_| at(format!("bad $TTL {arg}")))?;
+                }
+                other => return Err(at(format!("unsupported directive {other}"))),
+            }
+            continue;
+        }
+        let origin = parsed.origin.clone().ok_or_else(|| at("record before $ORIGIN".to_owned()))?;
+        let mut rest = tokens.iter();
+        let owner = if line.starts_with([' ', '\t']) {
+            last_owner.clone().ok_or_else(|| at("no previous owner".to_owned()))?
+        } else {
+            rdata::qualify(&word(rest.next(), "owner").map_err(at)?, &origin)
+        };
+        last_owner = Some(owner.clone());
+        let ttl = word(rest.next(), "ttl").map_err(at)?;
+        let ttl = ttl.parse::<u32>().map_err(|_| at(format!("bad ttl {ttl}")))?;
+        let class = word(rest.next(), "class").map_err(at)?;
+        if !class.eq_ignore_ascii_case("IN") {
+            return Err(at(format!("class {class} is not IN")));
+        }
+        let tname = word(rest.next(), "type").map_err(at)?;
+        let rtype = RecordType::from_name(&tname).ok_or_else(|| at(format!("unsupported type {tname}")))?;
+        let data = if rtype == RecordType::TXT {
+            let mut bytes = Vec::new();
+            for t in rest {
+                match t {
+                    Token::Quoted(b) => bytes.extend_from_slice(b),
+                    Token::Word(w) => return Err(at(format!("TXT data {w} is not quoted"))),
+                }
+            }
+            String::from_utf8(bytes).map_err(|_| at("TXT data is not UTF-8".to_owned()))?
+        } else {
+            let words: Result<Vec<String>, String> = rest.map(|t| word(Some(t), "data")).collect();
+            words.map_err(at)?.join(" ")
+        };
+        if rtype == RecordType::SOA {
+            if owner != origin || parsed.serial.is_some() {
+                return Err(at("unexpected SOA".to_owned()));
+            }
+            let serial = data.split(' ').nth(2).unwrap_or_default();
+            let serial = serial.parse::<u32>().map_err(|_| at(format!("bad SOA serial {serial:?}")))?;
+            parsed.serial = Some(serial);
+        } else if !managed && !(rtype == RecordType::NS && owner == origin) {
+            parsed.records.push(ParsedRecord { line: n, name: owner, rtype, ttl, data });
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txt_is_escaped_and_split() {
+        assert_eq!(quote_txt(""), r#""""#);
+        assert_eq!(quote_txt(r#"a "b" \c"#), r#""a \"b\" \\c""#);
+        assert_eq!(quote_txt("é\n\t\u{7f}"), r#""\195\169\010\009\127""#);
+        assert_eq!(quote_txt("; ( ) $"), r#""; ( ) $""#);
+        let long = "x".repeat(600);
+        let q = quote_txt(&long);
+        let parts: Vec<&str> = q.split(' ').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].len(), 257);
+        assert_eq!(parts[1].len(), 257);
+        assert_eq!(parts[2], format!("\"{}\"", "x".repeat(90)));
+        // Splitting counts raw bytes, before escaping.
+        let q = quote_txt(&format!("{}\"", "y".repeat(255)));
+        assert_eq!(q, format!("\"{}\" \"\\\"\"", "y".repeat(255)));
+    }
+
+    #[test]
+    fn tokens_decode_escapes_and_stop_at_comments() {
+        let t = tokenize(r#"t 60 IN TXT "a\"b\\c\195\169;" "x" ; note"#).unwrap();
+        assert_eq!(t.len(), 6);
+        assert_eq!(t[4], Token::Quoted("a\"b\\cé;".as_bytes().to_vec()));
+        assert_eq!(t[5], Token::Quoted(b"x".to_vec()));
+        assert!(tokenize(r#"t "open"#).is_err());
+        assert!(tokenize(r#"t "\256""#).is_err());
+    }
+
+    #[test]
+    fn render_then_parse_round_trips() {
+        let ns = vec!["ns1.example.com.".to_owned()];
+        let header = Header {
+            origin: "example.com.",
+            default_ttl: 300,
+            soa: Soa {
+                mname: "ns1.example.com.".into(),
+                rname: "hostmaster.example.com.".into(),
+                serial: 2_026_010_203,
+                refresh: 3600,
+                retry: 900,
+                expire: 1_209_600,
+                minimum: 300,
+            },
+            ns: &ns,
+            glue: vec![("ns1.example.com.", RecordType::A, "127.0.0.1")],
+        };
+        let mut records = Records::new();
+        let tricky = format!("q\"b\\é{}", "z".repeat(300));
+        for (name, rtype, data) in [
+            ("www.example.com.", RecordType::A, "10.0.0.1"),
+            ("example.com.", RecordType::MX, "10 mail.example.com."),
+            ("t.example.com.", RecordType::TXT, tricky.as_str()),
+        ] {
+            let set = RRset { name: name.into(), ttl: 120, rrdatas: vec![data.into()] };
+            records.insert(key(name, rtype), set);
+        }
+        let text = render(&header, &records);
+        assert!(text.contains("\n@ 300 IN SOA ns1.example.com. hostmaster.example.com. 2026010203 3600 900 1209600 300\n"));
+        assert!(text.contains("\n@ 120 IN MX 10 mail.example.com.\n"), "{text}");
+        let parsed = parse(&text).unwrap();
+        assert_eq!(parsed.origin.as_deref(), Some("example.com."));
+        assert_eq!(parsed.serial, Some(2_026_010_203));
+        let got: Vec<(String, RecordType, u32, String)> = parsed
+            .records
+            .into_iter()
+            .map(|r| (r.name, r.rtype, r.ttl, r.data))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("example.com.".into(), RecordType::MX, 120, "10 mail.example.com.".into()),
+                ("t.example.com.".into(), RecordType::TXT, 120, tricky.clone()),
+                ("www.example.com.".into(), RecordType::A, 120, "10.0.0.1".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_errors_name_the_line() {
+        let e = parse("$ORIGIN example.com.\nwww 300 IN HINFO x y\n").unwrap_err();
+        assert_eq!(e, "line 2: unsupported type HINFO");
+        assert_eq!(parse("www 300 IN A 1.2.3.4").unwrap_err(), "line 1: record before $ORIGIN");
+        assert!(parse("$INCLUDE x").unwrap_err().contains("unsupported directive"));
+        assert_eq!(relative("a.b.example.com.", "example.com."), "a.b");
+        assert_eq!(relative("other.org.", "example.com."), "other.org.");
+        assert_eq!(relative("a.", "."), "a");
+    }
+}

@@ -1,0 +1,539 @@
+//! `dns.zonefile`: keeps an RFC 1035 master file, rewritten atomically per batch.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write as _};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use gordon_plugin_api::tracing;
+use gordon_plugin_api::{
+    format_rfc3339, Action, EventMessage, Failures, MessageHandler, Plugin, PluginContext,
+    PluginError, RecordType,
+};
+use serde::Deserialize;
+
+use crate::rdata::{self, Rule};
+use crate::shared;
+use crate::zone_format::{self, Header, Key, Records, RRset, Soa};
+
+/// The glue address of an in-zone name server that `ns_addresses` does not list.
+pub const DEFAULT_GLUE: &str = "127.0.0.1";
+
+/// The configuration of `dns.zonefile`: the `["dns"]` table merged with
+/// `["dns.zonefile"]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneFileConfig {
+    /// Shared: the zone, an absolute name ending in `.` (required).
+    pub zone: String,
+    /// Shared: `$TTL` of the file and TTL of records whose TTL is 0; default 300.
+    #[serde(default = "shared::default_ttl")]
+    pub default_ttl: u32,
+    /// The zone file (required); a relative path is relative to the working directory.
+    pub path: PathBuf,
+    /// SOA MNAME; default `ns1.<zone>`.
+    #[serde(default)]
+    pub primary_ns: Option<String>,
+    /// SOA RNAME, as a name or `user@domain`; default `hostmaster.<zone>`.
+    #[serde(default)]
+    pub hostmaster: Option<String>,
+    /// The apex NS records; default `[primary_ns]`.
+    #[serde(default)]
+    pub ns: Option<Vec<String>>,
+    /// SOA refresh in seconds; default 3600.
+    #[serde(default = "default_refresh")]
+    pub refresh: u32,
+    /// SOA retry in seconds; default 900.
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    /// SOA expire in seconds; default 1209600 (two weeks).
+    #[serde(default = "default_expire")]
+    pub expire: u32,
+    /// SOA minimum (negative-caching TTL) in seconds; default 300.
+    #[serde(default = "default_minimum")]
+    pub minimum: u32,
+    /// Glue addresses of in-zone name servers (IPv4 or IPv6); a listed in-zone name
+    /// server without one gets [`DEFAULT_GLUE`].
+    #[serde(default)]
+    pub ns_addresses: BTreeMap<String, String>,
+}
+
+fn default_refresh() -> u32 {
+    3600
+}
+fn default_retry() -> u32 {
+    900
+}
+fn default_expire() -> u32 {
+    1_209_600
+}
+fn default_minimum() -> u32 {
+    300
+}
+
+/// The configuration, checked and resolved to absolute names.
+#[derive(Clone, Debug)]
+struct Settings {
+    zone: String,
+    default_ttl: u32,
+    path: PathBuf,
+    soa: Soa,
+    ns: Vec<String>,
+    /// (name, A or AAAA, address) for each in-zone name server.
+    glue: Vec<(String, RecordType, String)>,
+    /// Name servers that got [`DEFAULT_GLUE`].
+    defaulted: Vec<String>,
+}
+
+fn hostmaster_name(raw: &str) -> Result<String, PluginError> {
+    let Some((user, domain)) = raw.split_once('@') else {
+        return Ok(raw.to_owned());
+    };
+    if user.contains('.') || user.is_empty() {
+        return Err(PluginError::new(format!(
+            "`hostmaster`: cannot write {raw:?} as a name (empty local part or one with dots)"
+        )));
+    }
+    let dot = if domain.ends_with('.') { "" } else { "." };
+    Ok(format!("{user}.{domain}{dot}"))
+}
+
+fn check_soa_number(key: &str, value: u32) -> Result<(), PluginError> {
+    if value == 0 || value > i32::MAX as u32 {
+        return Err(PluginError::new(format!(
+            "`{key}` must be within 1..={}, got {value}",
+            i32::MAX
+        )));
+    }
+    Ok(())
+}
+
+impl Settings {
+    fn resolve(cfg: &ZoneFileConfig) -> Result<Self, PluginError> {
+        let zone = shared::zone(&cfg.zone)?;
+        shared::check_default_ttl(cfg.default_ttl)?;
+        if cfg.path.as_os_str().is_empty() {
+            return Err(PluginError::new("`path` must not be empty"));
+        }
+        let path = std::path::absolute(&cfg.path)
+            .map_err(|e| PluginError::new(format!("`path` {}: {e}", cfg.path.display())))?;
+        if path.file_name().is_none() {
+            return Err(PluginError::new(format!("`path` {} must name a file", path.display())));
+        }
+        let mname = match &cfg.primary_ns {
+            Some(n) => rdata::config_name(n, &zone, Rule::Host, "primary_ns")?,
+            None => rdata::qualify("ns1", &zone),
+        };
+        let rname = match &cfg.hostmaster {
+            Some(h) => rdata::config_name(&hostmaster_name(h)?, &zone, Rule::Dns, "hostmaster")?,
+            None => rdata::qualify("hostmaster", &zone),
+        };
+        let mut ns: Vec<String> = Vec::new();
+        for raw in cfg.ns.clone().unwrap_or_else(|| vec![mname.clone()]) {
+            let name = rdata::config_name(&raw, &zone, Rule::Host, "ns")?;
+            if ns.contains(&name) {
+                return Err(PluginError::new(format!("`ns` lists {name} twice")));
+            }
+            ns.push(name);
+        }
+        if ns.is_empty() {
+            return Err(PluginError::new("`ns` must list at least one name server"));
+        }
+        check_soa_number("refresh", cfg.refresh)?;
+        check_soa_number("retry", cfg.retry)?;
+        check_soa_number("expire", cfg.expire)?;
+        if cfg.minimum > rdata::MAX_TTL {
+            return Err(PluginError::new(format!(
+                "`minimum` must be within 0..={}, got {}",
+                rdata::MAX_TTL,
+                cfg.minimum
+            )));
+        }
+        let least = u64::from(cfg.refresh) + u64::from(cfg.retry);
+        if u64::from(cfg.expire) < least {
+            return Err(PluginError::new(format!(
+                "`expire` ({}) must be at least `refresh` + `retry` ({least})",
+                cfg.expire
+            )));
+        }
+        let mut addresses: BTreeMap<String, (RecordType, String)> = BTreeMap::new();
+        for (raw, addr) in &cfg.ns_addresses {
+            let name = rdata::config_name(raw, &zone, Rule::Host, "ns_addresses")?;
+            if !ns.contains(&name) {
+                return Err(PluginError::new(format!("`ns_addresses`: {name} is not listed in `ns`")));
+            }
+            if !rdata::in_zone(&name, &zone) {
+                return Err(PluginError::new(format!(
+                    "`ns_addresses`: {name} is outside zone {zone} and needs no glue"
+                )));
+            }
+            let parsed = match (addr.trim().parse::<Ipv4Addr>(), addr.trim().parse::<Ipv6Addr>()) {
+                (Ok(v4), _) => (RecordType::A, v4.to_string()),
+                (_, Ok(v6)) => (RecordType::AAAA, v6.to_string()),
+                _ => {
+                    return Err(PluginError::new(format!(
+                        "`ns_addresses`: {addr:?} for {name} is not an IPv4 or IPv6 address"
+                    )))
+                }
+            };
+            if addresses.insert(name.clone(), parsed).is_some() {
+                return Err(PluginError::new(format!("`ns_addresses` gives {name} twice")));
+            }
+        }
+        let mut glue = Vec::new();
+        let mut defaulted = Vec::new();
+        for name in ns.iter().filter(|n| rdata::in_zone(n, &zone)) {
+            let (rtype, addr) = addresses.remove(name).unwrap_or_else(|| {
+                defaulted.push(name.clone());
+                (RecordType::A, DEFAULT_GLUE.to_owned())
+            });
+            glue.push((name.clone(), rtype, addr));
+        }
+        let soa = Soa {
+            mname,
+            rname,
+            serial: 0,
+            refresh: cfg.refresh,
+            retry: cfg.retry,
+            expire: cfg.expire,
+            minimum: cfg.minimum,
+        };
+        Ok(Settings { zone, default_ttl: cfg.default_ttl, path, soa, ns, glue, defaulted })
+    }
+}
+
+/// The zone as held in memory.
+#[derive(Clone, Debug, Default)]
+struct State {
+    serial: u32,
+    records: Records,
+}
+
+/// One undo step: the record set `key` had before a change.
+struct Undo {
+    key: Key,
+    old: Option<RRset>,
+}
+
+/// `dns.zonefile` (phase `publish`): applies events to an RFC 1035 zone file.
+#[derive(Debug)]
+pub struct ZoneFile {
+    settings: Settings,
+    state: Mutex<State>,
+    ctx: PluginContext,
+}
+
+impl Plugin for ZoneFile {
+    const NAME: &'static str = "dns.zonefile";
+    const DESCRIPTION: &'static str = "Publishes DNS events to an RFC 1035 zone file, atomically";
+    type Config = ZoneFileConfig;
+
+    fn validate_config(config: &ZoneFileConfig) -> Result<(), PluginError> {
+        Settings::resolve(config).map(|_| ())
+    }
+
+    fn new(config: ZoneFileConfig, ctx: PluginContext) -> Result<Self, PluginError> {
+        let settings = Settings::resolve(&config)?;
+        for name in &settings.defaulted {
+            tracing::warn!(
+                "name server {name} has no address in `ns_addresses`; its glue is {DEFAULT_GLUE}"
+            );
+        }
+        let (state, existing) = load(&settings)?;
+        let plugin = ZoneFile { settings, state: Mutex::new(state), ctx };
+        plugin.write_if_changed(existing.as_deref())?;
+        Ok(plugin)
+    }
+}
+
+impl MessageHandler for ZoneFile {
+    const PHASE: &'static str = "publish";
+
+    fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
+        match self.process(std::slice::from_mut(msg)).into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn handle_batch(&self, msgs: &mut [EventMessage], failures: &mut Failures) {
+        for (index, error) in self.process(msgs) {
+            failures.push(index, error);
+        }
+    }
+}
+
+/// Today's date serial, `YYYYMMDD00` in UTC.
+fn today_serial() -> u32 {
+    let ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let date: String = format_rfc3339(ns).chars().take(10).filter(char::is_ascii_digit).collect();
+    date.parse::<u32>().ok().and_then(|d| d.checked_mul(100)).unwrap_or(0)
+}
+
+/// The serial after `old`: one more, but at least today's `YYYYMMDD00`.
+pub(crate) fn next_serial(old: u32, today: u32) -> u32 {
+    old.saturating_add(1).max(today)
+}
+
+/// Reads the zone file if there is one. Returns the state and the file's text.
+fn load(s: &Settings) -> Result<(State, Option<String>), PluginError> {
+    let path = s.path.display();
+    let text = match fs::read_to_string(&s.path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok((State { serial: today_serial(), records: Records::new() }, None));
+        }
+        Err(e) => return Err(PluginError::new(format!("cannot read zone file {path}: {e}"))),
+    };
+    let fail = |why: String| PluginError::new(format!("cannot load zone file {path}: {why}"));
+    let parsed = zone_format::parse(&text).map_err(fail)?;
+    if parsed.origin.as_deref() != Some(s.zone.as_str()) {
+        let origin = parsed.origin.unwrap_or_else(|| "no $ORIGIN".to_owned());
+        return Err(fail(format!("it is for {origin}, not zone {}", s.zone)));
+    }
+    let serial = parsed.serial.ok_or_else(|| fail("no SOA record".to_owned()))?;
+    let mut records = Records::new();
+    for r in parsed.records {
+        let at = |e: String| fail(format!("line {}: {e}", r.line));
+        rdata::check_type(r.rtype, &r.name).map_err(|e| at(e.to_string()))?;
+        let name = rdata::owner(&r.name, r.rtype, &s.zone).map_err(|e| at(e.to_string()))?;
+        let ttl = rdata::ttl(r.ttl, s.default_ttl, &name, r.rtype).map_err(|e| at(e.to_string()))?;
+        let data = if r.rtype == RecordType::TXT {
+            r.data
+        } else {
+            rdata::canonical(r.rtype, &r.data, &name, &s.zone).map_err(at)?
+        };
+        let set = records
+            .entry(zone_format::key(&name, r.rtype))
+            .or_insert_with(|| RRset { name, ttl, rrdatas: Vec::new() });
+        if !set.rrdatas.contains(&data) {
+            set.rrdatas.push(data);
+        }
+    }
+    Ok((State { serial, records }, Some(text)))
+}
+
+/// Writes `data` to `path` atomically: `<path>.tmp` in the same directory, fsync,
+/// rename over `path`, fsync of the directory. Creates the directory if needed.
+fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("the path names no file"))?
+        .to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    fs::create_dir_all(&dir)?;
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl ZoneFile {
+    fn zone(&self) -> &str {
+        &self.settings.zone
+    }
+
+    /// The file text for `state`. Configured glue is left out for a name that has
+    /// its own A or AAAA records.
+    fn render(&self, state: &State) -> String {
+        let has_address = |name: &str| {
+            [RecordType::A, RecordType::AAAA]
+                .iter()
+                .any(|t| state.records.contains_key(&zone_format::key(name, *t)))
+        };
+        let glue = self
+            .settings
+            .glue
+            .iter()
+            .filter(|(name, _, _)| !has_address(name))
+            .map(|(name, rtype, addr)| (name.as_str(), *rtype, addr.as_str()))
+            .collect();
+        let header = Header {
+            origin: self.zone(),
+            default_ttl: self.settings.default_ttl,
+            soa: Soa { serial: state.serial, ..self.settings.soa.clone() },
+            ns: &self.settings.ns,
+            glue,
+        };
+        zone_format::render(&header, &state.records)
+    }
+
+    /// At start-up: writes the file unless it already holds exactly this state and
+    /// configuration (then the serial is kept as it is).
+    fn write_if_changed(&self, existing: Option<&str>) -> Result<(), PluginError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut text = self.render(&state);
+        if existing == Some(text.as_str()) {
+            return Ok(());
+        }
+        if existing.is_some() {
+            state.serial = next_serial(state.serial, today_serial());
+            text = self.render(&state);
+        }
+        write_atomically(&self.settings.path, text.as_bytes()).map_err(|e| {
+            PluginError::new(format!("cannot write zone file {}: {e}", self.settings.path.display()))
+        })?;
+        self.emit_metrics(&state);
+        Ok(())
+    }
+
+    fn emit_metrics(&self, state: &State) {
+        let metrics = self.ctx.metrics();
+        let tags = [("zone", self.zone())];
+        let count: usize = state.records.values().map(|s| s.rrdatas.len()).sum();
+        metrics.incr("zonefile.writes", 1.0, &tags);
+        metrics.set("zonefile.records", count as f64, &tags);
+        metrics.set("zonefile.serial", f64::from(state.serial), &tags);
+    }
+
+    /// Refuses a CNAME next to other data, and other data next to a CNAME.
+    fn check_cname(&self, records: &Records, name: &str, rtype: RecordType) -> Result<(), PluginError> {
+        let (labels, _) = zone_format::key(name, rtype);
+        let range = (labels.clone(), RecordType(0))..=(labels, RecordType(u16::MAX));
+        let present: Vec<RecordType> = records.range(range).map(|((_, t), _)| *t).collect();
+        if rtype == RecordType::CNAME {
+            if name == self.zone() {
+                return Err(PluginError::new(format!(
+                    "cannot add a CNAME at the zone apex {name}: it has SOA and NS records"
+                )));
+            }
+            if self.settings.ns.iter().any(|n| n == name) {
+                return Err(PluginError::new(format!(
+                    "cannot add a CNAME at {name}: it is a name server of zone {}",
+                    self.zone()
+                )));
+            }
+            let others: Vec<String> = present
+                .iter()
+                .filter(|t| **t != RecordType::CNAME)
+                .map(|t| t.name().into_owned())
+                .collect();
+            if !others.is_empty() {
+                return Err(PluginError::new(format!(
+                    "cannot add a CNAME at {name}: the name has {} records",
+                    others.join(", ")
+                )));
+            }
+        } else if present.contains(&RecordType::CNAME) {
+            return Err(PluginError::new(format!(
+                "cannot add {rtype} records at {name}: the name has a CNAME record"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies one message; returns how to undo it, or `None` if nothing changed.
+    fn apply(&self, records: &mut Records, msg: &EventMessage) -> Result<Option<Undo>, PluginError> {
+        let record = msg.record();
+        let zone = self.zone();
+        let (name, rtype, new) = match msg.action() {
+            Action::Additions => {
+                let n = rdata::normalise(record, zone, self.settings.default_ttl)?;
+                let set = RRset { name: n.name.clone(), ttl: n.ttl, rrdatas: n.rrdatas };
+                (n.name, n.rtype, Some(set))
+            }
+            Action::Deletions => {
+                rdata::check_type(record.rtype(), record.name())?;
+                let name = rdata::owner(record.name(), record.rtype(), zone)?;
+                (name, record.rtype(), None)
+            }
+        };
+        if rtype == RecordType::NS && name == zone {
+            return Err(PluginError::new(format!(
+                "the apex NS records of {zone} come from the configuration (key `ns`)"
+            )));
+        }
+        let key = zone_format::key(&name, rtype);
+        let old = match new {
+            Some(set) => {
+                self.check_cname(records, &name, rtype)?;
+                if records.get(&key) == Some(&set) {
+                    return Ok(None);
+                }
+                records.insert(key.clone(), set)
+            }
+            None => match records.remove(&key) {
+                Some(old) => Some(old),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Undo { key, old }))
+    }
+
+    /// Applies a batch, bumps the serial and writes the file once. Returns the
+    /// failed messages by index.
+    fn process(&self, msgs: &mut [EventMessage]) -> Vec<(usize, PluginError)> {
+        let mut failed = Vec::new();
+        let mut applied = Vec::new();
+        let mut undo = Vec::new();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for (i, msg) in msgs.iter().enumerate() {
+            match self.apply(&mut state.records, msg) {
+                Ok(change) => {
+                    applied.push(i);
+                    undo.extend(change);
+                }
+                Err(e) => failed.push((i, e)),
+            }
+        }
+        let path = self.settings.path.display();
+        let note = if undo.is_empty() {
+            format!("Zone file {path} already up to date (serial {})", state.serial)
+        } else {
+            let old_serial = state.serial;
+            state.serial = next_serial(old_serial, today_serial());
+            let text = self.render(&state);
+            let started = Instant::now();
+            if let Err(e) = write_atomically(&self.settings.path, text.as_bytes()) {
+                for step in undo.into_iter().rev() {
+                    match step.old {
+                        Some(old) => state.records.insert(step.key, old),
+                        None => state.records.remove(&step.key),
+                    };
+                }
+                state.serial = old_serial;
+                tracing::error!(zone = self.zone(), "cannot write zone file {path}: {e}");
+                let tags = [("zone", self.zone())];
+                self.ctx.metrics().incr("zonefile.write_errors", 1.0, &tags);
+                let error = PluginError::new(format!("cannot write zone file {path}: {e}"));
+                failed.extend(applied.into_iter().map(|i| (i, error.clone())));
+                failed.sort_by_key(|(i, _)| *i);
+                return failed;
+            }
+            let tags = [("zone", self.zone())];
+            self.ctx.metrics().timer("zonefile.write_seconds", started.elapsed().as_secs_f64(), &tags);
+            self.emit_metrics(&state);
+            tracing::debug!(zone = self.zone(), serial = state.serial, "wrote zone file {path}");
+            format!("Published to zone file {path} (serial {})", state.serial)
+        };
+        for i in applied {
+            if let Some(msg) = msgs.get_mut(i) {
+                msg.append_to_history(&note, Self::NAME);
+            }
+        }
+        failed
+    }
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod checkzone;

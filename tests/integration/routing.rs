@@ -1,0 +1,165 @@
+use std::time::Duration;
+
+use crate::util::{fixture, signal, text, wait_exit, wait_for_file, Env};
+
+fn env_with(config: &str) -> Env {
+    let env = Env::new();
+    env.install(&fixture("alpha"), "libalpha.so");
+    env.install(&fixture("beta"), "libbeta.so");
+    env.config(&config.replace("REPORT", &env.file("report.json")).replace("MARKER", &env.file("sent")));
+    env
+}
+
+#[test]
+fn full_route_enriches_publishes_and_cleans_every_message() {
+    let env = env_with(
+        r#"[core]
+plugins = ["alpha.source", "alpha.enrich", "beta.publish"]
+["alpha.source"]
+count = 5000
+report = "REPORT"
+["alpha.enrich"]
+suffix = "enriched."
+"#,
+    );
+    let (out, report) = env.run_to_report();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(report["sent"], 5000);
+    assert_eq!(report["by_phase"]["cleanup"], 5000, "{report}");
+    assert_eq!(report["sample"]["name"], "host0.example.com.enriched.");
+}
+
+#[test]
+fn route_without_enrich_goes_straight_to_publish() {
+    let env = env_with(
+        r#"[core]
+plugins = ["alpha.source", "beta.publish"]
+[core.route]
+consume = "publish"
+publish = "cleanup"
+["alpha.source"]
+count = 100
+report = "REPORT"
+"#,
+    );
+    let (out, report) = env.run_to_report();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(report["by_phase"]["cleanup"], 100, "{report}");
+    assert_eq!(report["sample"]["name"], "host0.example.com.", "enrich must not have run");
+    assert!(text(&out.stderr).contains("route=consume -> publish -> cleanup"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn failing_and_panicking_messages_are_dropped_and_the_rest_go_on() {
+    let env = env_with(
+        r#"[core]
+plugins = ["alpha.source", "alpha.enrich", "beta.publish"]
+["alpha.source"]
+count = 1000
+report = "REPORT"
+["alpha.enrich"]
+suffix = "x."
+["beta.publish"]
+fail_on = "host7."
+panic_on = "host9."
+"#,
+    );
+    let (out, report) = env.run_to_report();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(report["by_phase"]["cleanup"], 998, "{report}");
+    assert_eq!(report["by_phase"]["drop"], 2, "{report}");
+    let drops = report["not_clean"].as_array().unwrap();
+    let failed = drops.iter().find(|d| d["name"] == "host7.example.com.x.").unwrap();
+    let history: Vec<&str> = failed["history"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+    assert!(history.contains(&"beta.publish failed: refusing host7.example.com.x."), "{history:?}");
+    assert!(history.contains(&"Updated phase from publish to drop"), "{history:?}");
+    let panicked = drops.iter().find(|d| d["name"] == "host9.example.com.x.").unwrap();
+    assert!(panicked["history"].to_string().contains("beta.publish panicked"), "{panicked}");
+}
+
+#[test]
+fn unknown_phase_goes_to_cleanup_with_a_warning() {
+    let env = env_with(
+        r#"[core]
+plugins = ["alpha.source", "alpha.enrich"]
+[core.route]
+consume = "enrich"
+enrich = "audit"
+audit = "cleanup"
+["alpha.source"]
+count = 10
+report = "REPORT"
+["alpha.enrich"]
+suffix = "x."
+"#,
+    );
+    let (out, report) = env.run_to_report();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(report["by_phase"]["cleanup"], 10, "{report}");
+    assert!(stderr.contains("WARN") && stderr.contains("phase=audit"), "{stderr}");
+    assert!(report["sample"]["last"] == "Updated phase from enrich to cleanup", "{report}");
+}
+
+#[test]
+fn a_fast_source_is_slowed_to_the_queue_bound() {
+    let env = env_with(
+        r#"[core]
+plugins = ["alpha.source", "beta.publish"]
+[core.route]
+consume = "publish"
+[core.router]
+workers = 2
+queue_capacity = 50
+batch_size = 10
+["alpha.source"]
+count = 400
+report = "REPORT"
+["beta.publish"]
+delay_ms = 1
+"#,
+    );
+    let (out, report) = env.run_to_report();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(report["by_phase"]["cleanup"], 400, "{report}");
+    // Queue (50) + what two workers hold (2 x 10) + one message being sent.
+    let max = report["max_in_flight"].as_u64().unwrap();
+    assert!(max <= 71, "source was not slowed: {max} messages in flight");
+    assert!(max >= 40, "the test did not fill the queue ({max}); it proves nothing");
+}
+
+#[test]
+fn sigterm_with_messages_in_flight_loses_none() {
+    let env = env_with(
+        r#"[core]
+plugins = ["alpha.source", "beta.publish"]
+shutdown_timeout = 30
+[core.route]
+consume = "publish"
+[core.router]
+workers = 2
+batch_size = 4
+["alpha.source"]
+count = 300
+forever = true
+report = "REPORT"
+sent_marker = "MARKER"
+["beta.publish"]
+delay_ms = 2
+"#,
+    );
+    let mut child = env.spawn(&[]);
+    // All 300 are queued once the marker appears; the slow publisher needs ~300 ms
+    // more to get through them, so SIGTERM lands with most still in flight.
+    wait_for_file(&env.path().join("sent"), Duration::from_secs(30));
+    signal(&child, libc::SIGTERM);
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}\n{}", env.log());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["sent"], 300);
+    assert_eq!(report["by_phase"]["cleanup"], 300, "{report}");
+    let log = env.log();
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(!log.contains("did not finish"), "{log}");
+}
