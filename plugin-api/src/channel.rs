@@ -162,6 +162,10 @@ struct State<T> {
     items: VecDeque<T>,
     senders: usize,
     closed: bool,
+    // Threads blocked in a receive / a send. A notification is a system call, so it
+    // is only made when someone waits.
+    waiting_receivers: usize,
+    waiting_senders: usize,
 }
 
 struct Shared<T> {
@@ -217,7 +221,7 @@ unsafe extern "C" fn send_shim<T: Send>(
         if room > 0 {
             let before = state.items.len();
             state.items.extend(rest.by_ref().take(room));
-            if state.items.len() > before {
+            if state.items.len() > before && state.waiting_receivers > 0 {
                 shared.not_empty.notify_one();
             }
             if rest.peek().is_none() {
@@ -227,10 +231,12 @@ unsafe extern "C" fn send_shim<T: Send>(
         if !block {
             return RResult::RErr(rest.collect());
         }
+        state.waiting_senders += 1;
         state = shared
             .not_full
             .wait(state)
             .unwrap_or_else(|p| p.into_inner());
+        state.waiting_senders -= 1;
     }
 }
 
@@ -297,35 +303,43 @@ impl<T> Receiver<T> {
             if !state.items.is_empty() {
                 let n = state.items.len().min(max.max(1));
                 buf.extend(state.items.drain(..n));
-                if !state.items.is_empty() {
+                if !state.items.is_empty() && state.waiting_receivers > 0 {
                     // Let another receiver take the rest.
                     self.shared.not_empty.notify_one();
                 }
+                let wake_senders = state.waiting_senders > 0;
                 drop(state);
-                self.shared.not_full.notify_all();
+                if wake_senders {
+                    self.shared.not_full.notify_all();
+                }
                 return Recv::Items;
             }
             if state.senders == 0 || state.closed {
                 return Recv::Ended;
             }
-            state = match deadline {
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Recv::Timeout,
+                },
+            };
+            state.waiting_receivers += 1;
+            state = match timeout {
                 None => self
                     .shared
                     .not_empty
                     .wait(state)
                     .unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Recv::Timeout;
-                    }
+                Some(left) => {
                     self.shared
                         .not_empty
-                        .wait_timeout(state, d - now)
+                        .wait_timeout(state, left)
                         .unwrap_or_else(|p| p.into_inner())
                         .0
                 }
             };
+            state.waiting_receivers -= 1;
         }
     }
 
@@ -368,6 +382,8 @@ pub fn bounded<T: Send + 'static>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             items: VecDeque::new(),
             senders: 1,
             closed: false,
+            waiting_receivers: 0,
+            waiting_senders: 0,
         }),
         not_empty: Condvar::new(),
         not_full: Condvar::new(),

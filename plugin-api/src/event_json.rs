@@ -58,7 +58,8 @@ pub fn parse_events(
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    parse_event(v, phase, max_age).map_err(|e| EventError(format!("event {i}: {e}")))
+                    parse_event(v, phase, max_age)
+                        .map_err(|e| EventError(format!("event {i}: {e}")))
                 })
                 .collect()
         }
@@ -83,7 +84,9 @@ pub fn parse_event(
         Some(Value::String(a)) if a == "additions" => Action::Additions,
         Some(Value::String(a)) if a == "deletions" => Action::Deletions,
         Some(other) => {
-            return Err(err(format!("`action` must be \"additions\" or \"deletions\", got {other}")))
+            return Err(err(format!(
+                "`action` must be \"additions\" or \"deletions\", got {other}"
+            )))
         }
         None => return Err(err("missing `action`".into())),
     };
@@ -93,7 +96,9 @@ pub fn parse_event(
             let at = parse_rfc3339(&ts)
                 .ok_or_else(|| err(format!("`timestamp` is not an RFC 3339 time: {ts:?}")))?;
             if let Some(max) = max_age {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
                 if now.saturating_sub(at) > max {
                     return Err(err(format!(
                         "event is too old: `timestamp` {ts} is more than {} s ago",
@@ -129,7 +134,9 @@ fn parse_record(mut rr: Map<String, Value>) -> Result<ResourceRecord, EventError
     };
     let rtype = match rr.remove("type") {
         Some(Value::String(t)) => RecordType::from_name(&t).ok_or_else(|| {
-            err(format!("type: unsupported type {t:?}, expected one of A AAAA CNAME MX NS PTR SOA SRV TXT"))
+            err(format!(
+                "type: unsupported type {t:?}, expected one of A AAAA CNAME MX NS PTR SOA SRV TXT"
+            ))
         })?,
         Some(_) => return Err(err("type: must be a string".into())),
         None => return Err(err("type: missing".into())),
@@ -139,7 +146,9 @@ fn parse_record(mut rr: Map<String, Value>) -> Result<ResourceRecord, EventError
             .into_iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s),
-                other => Err(err(format!("rrdatas: every item must be a string, got {other}"))),
+                other => Err(err(format!(
+                    "rrdatas: every item must be a string, got {other}"
+                ))),
             })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(err("rrdatas: must be an array of strings".into())),
@@ -157,7 +166,11 @@ fn parse_record(mut rr: Map<String, Value>) -> Result<ResourceRecord, EventError
         None | Some(Value::Null) => 0,
         Some(Value::Number(n)) => match n.as_u64() {
             Some(t) if (MIN_TTL..=MAX_TTL).contains(&t) => t as u32,
-            _ => return Err(err(format!("ttl: must be an integer from {MIN_TTL} to {MAX_TTL}, got {n}"))),
+            _ => {
+                return Err(err(format!(
+                    "ttl: must be an integer from {MIN_TTL} to {MAX_TTL}, got {n}"
+                )))
+            }
         },
         Some(other) => return Err(err(format!("ttl: must be an integer, got {other}"))),
     };
@@ -171,7 +184,9 @@ pub fn parse_rfc3339(text: &str) -> Option<Duration> {
     let b = text.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let s = text.get(r)?;
-        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
     };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;

@@ -22,6 +22,10 @@ static DEFAULT_PLUGIN: OnceLock<&'static str> = OnceLock::new();
 
 thread_local! {
     static CURRENT: Cell<Option<&'static str>> = const { Cell::new(None) };
+    // Set while an event is being handed to the host. When the plugin is linked into
+    // the host statically (tests, benchmarks), both share one `tracing`, and the
+    // host's re-emitted event would otherwise come straight back here.
+    static FORWARDING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Records which plugin runs on this thread (plugin runtime threads, and the host
@@ -120,6 +124,9 @@ struct Forward;
 impl<S: Subscriber> Layer<S> for Forward {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let Some(host) = HOST.get() else { return };
+        if FORWARDING.with(|f| f.replace(true)) {
+            return;
+        }
         let mut text = MessageVisitor(String::new(), String::new());
         event.record(&mut text);
         let MessageVisitor(mut message, fields) = text;
@@ -132,6 +139,7 @@ impl<S: Subscriber> Layer<S> for Forward {
             message: message.as_str().into(),
         };
         (host.log())(&record);
+        FORWARDING.with(|f| f.set(false));
     }
 }
 

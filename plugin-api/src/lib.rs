@@ -112,7 +112,8 @@ pub use crate::channel::Closed;
 pub use crate::context::{EventSender, Metrics, PluginContext, RunContext, Shutdown};
 pub use crate::error::{FfiError, PluginError};
 pub use crate::message::{
-    format_rfc3339, Action, EventMessage, HistoryEntry, MsgId, Phase, RecordType, ResourceRecord,
+    format_rfc3339, now_ns, Action, EventMessage, HistoryEntry, MsgId, Phase, RecordType,
+    ResourceRecord, Rrdatas,
 };
 pub use crate::plugin::{Failures, MessageHandler, MetricRelay, Plugin, Runnable};
 

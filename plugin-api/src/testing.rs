@@ -223,7 +223,9 @@ mod tests {
         async fn run(&self, ctx: RunContext) -> Result<(), PluginError> {
             for i in 0..3 {
                 let rec = ResourceRecord::new(&format!("h{i}."), RecordType::A, ["10.0.0.1"]);
-                ctx.events.send(ctx.events.message(Action::Additions, rec)).await?;
+                ctx.events
+                    .send(ctx.events.message(Action::Additions, rec))
+                    .await?;
             }
             Ok(())
         }
@@ -232,11 +234,18 @@ mod tests {
     #[test]
     fn handler_harness_runs_and_contains_panics() {
         let h = handler::<Upper>("").unwrap();
-        let out = h.handle(event("www.example.com.", "A", &["10.0.0.1"])).unwrap();
+        let out = h
+            .handle(event("www.example.com.", "A", &["10.0.0.1"]))
+            .unwrap();
         assert_eq!(out.record().name(), "WWW.EXAMPLE.COM.");
         assert_eq!(out.phase().as_str(), "enrich");
-        let err = h.handle(event("panic.example.com.", "A", &["10.0.0.1"])).unwrap_err();
-        assert!(err.is_panic() && err.message().contains("asked to panic"), "{err}");
+        let err = h
+            .handle(event("panic.example.com.", "A", &["10.0.0.1"]))
+            .unwrap_err();
+        assert!(
+            err.is_panic() && err.message().contains("asked to panic"),
+            "{err}"
+        );
     }
 
     #[test]

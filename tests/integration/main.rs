@@ -8,4 +8,6 @@ mod config;
 mod check;
 // The phase router: routes, drops, backpressure, shutdown.
 mod routing;
+// Metric relays seen from outside: Prometheus scrape, ffwd datagrams.
+mod metrics;
 mod util;

@@ -6,7 +6,11 @@ fn env_with(config: &str) -> Env {
     let env = Env::new();
     env.install(&fixture("alpha"), "libalpha.so");
     env.install(&fixture("beta"), "libbeta.so");
-    env.config(&config.replace("REPORT", &env.file("report.json")).replace("MARKER", &env.file("sent")));
+    env.config(
+        &config
+            .replace("REPORT", &env.file("report.json"))
+            .replace("MARKER", &env.file("sent")),
+    );
     env
 }
 
@@ -45,8 +49,15 @@ report = "REPORT"
     let (out, report) = env.run_to_report();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(report["by_phase"]["cleanup"], 100, "{report}");
-    assert_eq!(report["sample"]["name"], "host0.example.com.", "enrich must not have run");
-    assert!(text(&out.stderr).contains("route=consume -> publish -> cleanup"), "{}", text(&out.stderr));
+    assert_eq!(
+        report["sample"]["name"], "host0.example.com.",
+        "enrich must not have run"
+    );
+    assert!(
+        text(&out.stderr).contains("route=consume -> publish -> cleanup"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -69,12 +80,34 @@ panic_on = "host9."
     assert_eq!(report["by_phase"]["cleanup"], 998, "{report}");
     assert_eq!(report["by_phase"]["drop"], 2, "{report}");
     let drops = report["not_clean"].as_array().unwrap();
-    let failed = drops.iter().find(|d| d["name"] == "host7.example.com.x.").unwrap();
-    let history: Vec<&str> = failed["history"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
-    assert!(history.contains(&"beta.publish failed: refusing host7.example.com.x."), "{history:?}");
-    assert!(history.contains(&"Updated phase from publish to drop"), "{history:?}");
-    let panicked = drops.iter().find(|d| d["name"] == "host9.example.com.x.").unwrap();
-    assert!(panicked["history"].to_string().contains("beta.publish panicked"), "{panicked}");
+    let failed = drops
+        .iter()
+        .find(|d| d["name"] == "host7.example.com.x.")
+        .unwrap();
+    let history: Vec<&str> = failed["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    assert!(
+        history.contains(&"beta.publish failed: refusing host7.example.com.x."),
+        "{history:?}"
+    );
+    assert!(
+        history.contains(&"Updated phase from publish to drop"),
+        "{history:?}"
+    );
+    let panicked = drops
+        .iter()
+        .find(|d| d["name"] == "host9.example.com.x.")
+        .unwrap();
+    assert!(
+        panicked["history"]
+            .to_string()
+            .contains("beta.publish panicked"),
+        "{panicked}"
+    );
 }
 
 #[test]
@@ -97,8 +130,14 @@ suffix = "x."
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(report["by_phase"]["cleanup"], 10, "{report}");
-    assert!(stderr.contains("WARN") && stderr.contains("phase=audit"), "{stderr}");
-    assert!(report["sample"]["last"] == "Updated phase from enrich to cleanup", "{report}");
+    assert!(
+        stderr.contains("WARN") && stderr.contains("phase=audit"),
+        "{stderr}"
+    );
+    assert!(
+        report["sample"]["last"] == "Updated phase from enrich to cleanup",
+        "{report}"
+    );
 }
 
 #[test]
@@ -125,7 +164,10 @@ delay_ms = 1
     // Queue (50) + what two workers hold (2 x 10) + one message being sent.
     let max = report["max_in_flight"].as_u64().unwrap();
     assert!(max <= 71, "source was not slowed: {max} messages in flight");
-    assert!(max >= 40, "the test did not fill the queue ({max}); it proves nothing");
+    assert!(
+        max >= 40,
+        "the test did not fill the queue ({max}); it proves nothing"
+    );
 }
 
 #[test]
@@ -156,7 +198,8 @@ delay_ms = 2
     let status = wait_exit(&mut child, Duration::from_secs(60));
     assert!(status.success(), "{status:?}\n{}", env.log());
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path().join("report.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(env.path().join("report.json")).unwrap())
+            .unwrap();
     assert_eq!(report["sent"], 300);
     assert_eq!(report["by_phase"]["cleanup"], 300, "{report}");
     let log = env.log();

@@ -297,7 +297,11 @@ pub fn wait_for_file(path: &Path, timeout: std::time::Duration) -> String {
                 return s;
             }
         }
-        assert!(std::time::Instant::now() < deadline, "{} did not appear", path.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
@@ -310,7 +314,10 @@ pub fn signal(child: &std::process::Child, sig: i32) {
 }
 
 /// Waits for a child to exit, failing the test if it does not within `timeout`.
-pub fn wait_exit(child: &mut std::process::Child, timeout: std::time::Duration) -> std::process::ExitStatus {
+pub fn wait_exit(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -326,5 +333,9 @@ pub fn wait_exit(child: &mut std::process::Child, timeout: std::time::Duration) 
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -24,12 +24,20 @@ fn emit(kind: MetricKind, name: &str, value: f64, tags: &[Tag<'_>]) {
 }
 
 fn tag<'a>(key: &'static str, value: &'a str) -> Tag<'a> {
-    Tag { key: key.into(), value: value.into() }
+    Tag {
+        key: key.into(),
+        value: value.into(),
+    }
 }
 
 /// Messages entered `phase` (a source's start phase).
 pub fn messages_entered(phase: Phase, n: usize) {
-    emit(MetricKind::Incr, "gordon.messages", n as f64, &[tag("phase", phase.as_str())]);
+    emit(
+        MetricKind::Incr,
+        "gordon.messages",
+        n as f64,
+        &[tag("phase", phase.as_str())],
+    );
 }
 
 /// A handler (or a source's cleanup) handled `n` messages in `elapsed`.
@@ -38,7 +46,12 @@ pub fn stage_done(phase: Phase, plugin: &str, n: usize, elapsed: Duration) {
         return;
     }
     if phase != Phase::CLEANUP {
-        emit(MetricKind::Incr, "gordon.messages", n as f64, &[tag("phase", phase.as_str())]);
+        emit(
+            MetricKind::Incr,
+            "gordon.messages",
+            n as f64,
+            &[tag("phase", phase.as_str())],
+        );
     }
     emit(
         MetricKind::Timer,
@@ -60,10 +73,20 @@ pub fn messages_dropped(phase: Phase, plugin: &str, n: usize) {
 
 /// `n` messages reached a phase no handler serves.
 pub fn messages_unroutable(phase: Phase, n: usize) {
-    emit(MetricKind::Incr, "gordon.messages.unroutable", n as f64, &[tag("phase", phase.as_str())]);
+    emit(
+        MetricKind::Incr,
+        "gordon.messages.unroutable",
+        n as f64,
+        &[tag("phase", phase.as_str())],
+    );
 }
 
 /// A plugin changed state (`running`, `stopped`, `failed`).
 pub fn plugin_state(plugin: &str, state: &str, value: f64) {
-    emit(MetricKind::Set, "gordon.plugin.state", value, &[tag("plugin", plugin), tag("state", state)]);
+    emit(
+        MetricKind::Set,
+        "gordon.plugin.state",
+        value,
+        &[tag("plugin", plugin), tag("state", state)],
+    );
 }

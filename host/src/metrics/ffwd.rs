@@ -62,13 +62,22 @@ impl FfwdRelay {
             "ms" => 1e3,
             "us" => 1e6,
             "ns" => 1e9,
-            other => return Err(format!("ffwd.time_unit: unknown unit `{other}`, expected s, ms, us or ns")),
+            other => {
+                return Err(format!(
+                    "ffwd.time_unit: unknown unit `{other}`, expected s, ms, us or ns"
+                ))
+            }
         };
-        let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("ffwd: cannot open a UDP socket: {e}"))?;
+        let socket = UdpSocket::bind("0.0.0.0:0")
+            .map_err(|e| format!("ffwd: cannot open a UDP socket: {e}"))?;
         socket
             .connect((cfg.ip.as_str(), cfg.port))
             .map_err(|e| format!("ffwd: cannot reach {}:{}: {e}", cfg.ip, cfg.port))?;
-        Ok(FfwdRelay { socket, key: cfg.key, scale })
+        Ok(FfwdRelay {
+            socket,
+            key: cfg.key,
+            scale,
+        })
     }
 }
 
@@ -88,8 +97,13 @@ impl Relay for FfwdRelay {
         for t in e.tags.iter() {
             attributes.insert(t.key.to_string(), t.value.as_str().into());
         }
-        let value = if e.kind == MetricKind::Timer { e.value * self.scale } else { e.value };
-        let doc = json!({"type": "metric", "key": self.key, "attributes": attributes, "value": value});
+        let value = if e.kind == MetricKind::Timer {
+            e.value * self.scale
+        } else {
+            e.value
+        };
+        let doc =
+            json!({"type": "metric", "key": self.key, "attributes": attributes, "value": value});
         // Metrics are best effort: a full socket buffer must not stall the router.
         let _ = self.socket.send(doc.to_string().as_bytes());
     }

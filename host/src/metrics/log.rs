@@ -17,7 +17,11 @@ impl Relay for LogRelay {
             MetricKind::Timer => "timer",
             MetricKind::Set => "set",
         };
-        let tags: Vec<String> = e.tags.iter().map(|t| format!("{}={}", t.key, t.value)).collect();
+        let tags: Vec<String> = e
+            .tags
+            .iter()
+            .map(|t| format!("{}={}", t.key, t.value))
+            .collect();
         tracing::debug!(
             target: "gordon::metrics",
             metric = %e.name,

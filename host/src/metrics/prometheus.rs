@@ -32,7 +32,9 @@ fn default_listen() -> String {
     "127.0.0.1:9464".into()
 }
 
-const BUCKETS: [f64; 12] = [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0];
+const BUCKETS: [f64; 12] = [
+    1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -78,13 +80,18 @@ impl PrometheusRelay {
 }
 
 fn metric_name(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 impl Relay for PrometheusRelay {
     fn emit(&self, e: &MetricEvent<'_>) {
-        let mut labels: Labels =
-            e.tags.iter().map(|t| (t.key.to_string(), t.value.to_string())).collect();
+        let mut labels: Labels = e
+            .tags
+            .iter()
+            .map(|t| (t.key.to_string(), t.value.to_string()))
+            .collect();
         if !e.plugin.is_empty() && !labels.iter().any(|(k, _)| k == "plugin") {
             labels.push(("plugin".into(), e.plugin.to_string()));
         }
@@ -112,7 +119,13 @@ impl Relay for PrometheusRelay {
 fn render_labels(labels: &Labels, extra: Option<(&str, String)>) -> String {
     let mut parts: Vec<String> = labels
         .iter()
-        .map(|(k, v)| format!("{}=\"{}\"", metric_name(k), v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .map(|(k, v)| {
+            format!(
+                "{}=\"{}\"",
+                metric_name(k),
+                v.replace('\\', "\\\\").replace('"', "\\\"")
+            )
+        })
         .collect();
     if let Some((k, v)) = extra {
         parts.push(format!("{k}=\"{v}\""));
@@ -144,11 +157,26 @@ fn render(store: &Store) -> String {
         let name = format!("{name}_seconds");
         typed(&mut out, &name, "histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{} {}", render_labels(labels, Some(("le", b.to_string()))), h.counts[i]);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {}",
+                render_labels(labels, Some(("le", b.to_string()))),
+                h.counts[i]
+            );
         }
-        let _ = writeln!(out, "{name}_bucket{} {}", render_labels(labels, Some(("le", "+Inf".into()))), h.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{} {}",
+            render_labels(labels, Some(("le", "+Inf".into()))),
+            h.count
+        );
         let _ = writeln!(out, "{name}_sum{} {}", render_labels(labels, None), h.sum);
-        let _ = writeln!(out, "{name}_count{} {}", render_labels(labels, None), h.count);
+        let _ = writeln!(
+            out,
+            "{name}_count{} {}",
+            render_labels(labels, None),
+            h.count
+        );
     }
     out
 }
@@ -160,7 +188,10 @@ fn serve(listener: &TcpListener, store: &Mutex<Store>) {
         let n = stream.read(&mut buf).unwrap_or(0);
         let head = String::from_utf8_lossy(&buf[..n]);
         let (status, body) = if head.starts_with("GET /metrics") {
-            ("200 OK", render(&store.lock().unwrap_or_else(|p| p.into_inner())))
+            (
+                "200 OK",
+                render(&store.lock().unwrap_or_else(|p| p.into_inner())),
+            )
         } else {
             ("404 Not Found", "not found\n".to_owned())
         };
@@ -179,21 +210,48 @@ mod tests {
 
     #[test]
     fn counters_gauges_and_histograms_render() {
-        let relay = PrometheusRelay::start(PrometheusConfig { listen: "127.0.0.1:0".into() }).unwrap();
-        let tags = [Tag { key: "phase".into(), value: "enrich".into() }];
+        let relay = PrometheusRelay::start(PrometheusConfig {
+            listen: "127.0.0.1:0".into(),
+        })
+        .unwrap();
+        let tags = [Tag {
+            key: "phase".into(),
+            value: "enrich".into(),
+        }];
         for (kind, name, value) in [
             (MetricKind::Incr, "gordon.messages", 3.0),
             (MetricKind::Incr, "gordon.messages", 2.0),
             (MetricKind::Set, "gordon.plugin.state", 1.0),
             (MetricKind::Timer, "gordon.handler.latency", 0.002),
         ] {
-            relay.emit(&MetricEvent { kind, name: name.into(), value, plugin: "".into(), tags: (&tags[..]).into() });
+            relay.emit(&MetricEvent {
+                kind,
+                name: name.into(),
+                value,
+                plugin: "".into(),
+                tags: (&tags[..]).into(),
+            });
         }
         let text = render(&relay.store.lock().unwrap());
-        assert!(text.contains("gordon_messages_total{phase=\"enrich\"} 5"), "{text}");
-        assert!(text.contains("gordon_plugin_state{phase=\"enrich\"} 1"), "{text}");
-        assert!(text.contains("gordon_handler_latency_seconds_bucket{phase=\"enrich\",le=\"0.005\"} 1"), "{text}");
-        assert!(text.contains("gordon_handler_latency_seconds_bucket{phase=\"enrich\",le=\"0.001\"} 0"), "{text}");
-        assert!(text.contains("gordon_handler_latency_seconds_count{phase=\"enrich\"} 1"), "{text}");
+        assert!(
+            text.contains("gordon_messages_total{phase=\"enrich\"} 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gordon_plugin_state{phase=\"enrich\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gordon_handler_latency_seconds_bucket{phase=\"enrich\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gordon_handler_latency_seconds_bucket{phase=\"enrich\",le=\"0.001\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gordon_handler_latency_seconds_count{phase=\"enrich\"} 1"),
+            "{text}"
+        );
     }
 }

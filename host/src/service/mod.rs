@@ -12,6 +12,7 @@
 //! The exit code is 0.
 
 pub mod lifecycle;
+pub mod pipeline;
 pub mod plan;
 pub mod router;
 

@@ -32,7 +32,11 @@ pub struct Plan {
 ///
 /// # Errors
 /// A loop in the route (a phase visited twice), naming the phases.
-pub fn plan(start: &str, route: &BTreeMap<String, String>, handlers: &[&str]) -> Result<Plan, String> {
+pub fn plan(
+    start: &str,
+    route: &BTreeMap<String, String>,
+    handlers: &[&str],
+) -> Result<Plan, String> {
     let mut stages = Vec::new();
     let mut visited = vec![start.to_owned()];
     let mut phase = start;
@@ -48,12 +52,23 @@ pub fn plan(start: &str, route: &BTreeMap<String, String>, handlers: &[&str]) ->
         }
         visited.push(next.clone());
         match handlers.iter().position(|h| h == next) {
-            Some(handler) => stages.push(Stage { phase: Phase::intern(next), handler }),
-            None => return Ok(Plan { stages, unroutable: Some(Phase::intern(next)) }),
+            Some(handler) => stages.push(Stage {
+                phase: Phase::intern(next),
+                handler,
+            }),
+            None => {
+                return Ok(Plan {
+                    stages,
+                    unroutable: Some(Phase::intern(next)),
+                })
+            }
         }
         phase = next;
     }
-    Ok(Plan { stages, unroutable: None })
+    Ok(Plan {
+        stages,
+        unroutable: None,
+    })
 }
 
 #[cfg(test)]
@@ -71,8 +86,11 @@ mod tests {
             .collect();
         let got = match plan("consume", &route, handlers) {
             Ok(p) => {
-                let mut s: Vec<String> =
-                    p.stages.iter().map(|st| format!("{}#{}", st.phase, st.handler)).collect();
+                let mut s: Vec<String> = p
+                    .stages
+                    .iter()
+                    .map(|st| format!("{}#{}", st.phase, st.handler))
+                    .collect();
                 if let Some(u) = p.unroutable {
                     s.push(format!("!{u}"));
                 }
@@ -85,7 +103,11 @@ mod tests {
 
     #[test]
     fn gordon_route() {
-        check("consume>enrich enrich>publish publish>cleanup", &["publish", "enrich"], "enrich#1 publish#0");
+        check(
+            "consume>enrich enrich>publish publish>cleanup",
+            &["publish", "enrich"],
+            "enrich#1 publish#0",
+        );
     }
 
     #[test]
@@ -101,11 +123,19 @@ mod tests {
 
     #[test]
     fn unknown_phase_is_unroutable() {
-        check("consume>enrich enrich>audit audit>cleanup", &["enrich"], "enrich#0 !audit");
+        check(
+            "consume>enrich enrich>audit audit>cleanup",
+            &["enrich"],
+            "enrich#0 !audit",
+        );
     }
 
     #[test]
     fn loops_are_refused() {
-        check("consume>a a>b b>a", &["a", "b"], "core.route loops: consume -> a -> b -> a");
+        check(
+            "consume>a a>b b>a",
+            &["a", "b"],
+            "core.route loops: consume -> a -> b -> a",
+        );
     }
 }

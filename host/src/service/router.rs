@@ -17,7 +17,7 @@ use std::time::Instant;
 use abi_stable::std_types::{RSlice, RSliceMut};
 use gordon_plugin_api::abi::{HandlerBox, RunnableBox};
 use gordon_plugin_api::channel::{Receiver, Recv};
-use gordon_plugin_api::{EventMessage, FfiError, Phase};
+use gordon_plugin_api::{now_ns, EventMessage, FfiError, Phase};
 
 use super::plan::Plan;
 use crate::metrics::events;
@@ -29,6 +29,8 @@ pub const ROUTER: &str = "router";
 pub struct HandlerSlot {
     /// Plugin name.
     pub name: &'static str,
+    /// The phase it handles.
+    pub phase: &'static str,
     /// The handler.
     pub obj: HandlerBox,
 }
@@ -71,8 +73,9 @@ pub fn route_batch(
             break;
         }
         let handler = &handlers[stage.handler];
+        let now = now_ns();
         for msg in batch.iter_mut() {
-            msg.update_phase(stage.phase, ROUTER);
+            msg.update_phase_at(stage.phase, ROUTER, now);
         }
         let started = Instant::now();
         let failures = handler.obj.handle_batch(RSliceMut::from_mut_slice(batch));
@@ -98,16 +101,24 @@ pub fn route_batch(
             );
             events::messages_unroutable(phase, batch.len());
             for msg in batch.iter_mut() {
-                msg.append_to_history(format!("No handler for phase {phase}; sent to cleanup"), ROUTER);
+                msg.append_to_history(
+                    format!("No handler for phase {phase}; sent to cleanup"),
+                    ROUTER,
+                );
             }
         }
     }
+    let now = now_ns();
     for msg in batch.iter_mut() {
-        msg.update_phase(Phase::CLEANUP, ROUTER);
+        msg.update_phase_at(Phase::CLEANUP, ROUTER, now);
     }
     batch.append(failed);
     let started = Instant::now();
-    if let Err(error) = route.runnable.cleanup(RSlice::from_slice(batch)).into_result() {
+    if let Err(error) = route
+        .runnable
+        .cleanup(RSlice::from_slice(batch))
+        .into_result()
+    {
         tracing::error!(source = route.name, error = %error.message, "Cleanup failed.");
     }
     events::stage_done(Phase::CLEANUP, route.name, batch.len(), started.elapsed());

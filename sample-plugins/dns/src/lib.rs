@@ -18,7 +18,17 @@
 //!   SOA and apex NS records (they come from its configuration) and a CNAME next to
 //!   other data. The file is read back at start-up, so records and serial survive a
 //!   restart; it is written at start-up when it is missing or does not match the
-//!   configuration (a new SOA, NS or glue), with a new serial.
+//!   configuration (a new SOA, NS or glue), with a new serial. The serial is
+//!   `max(old + 1, YYYYMMDD00 of today, UTC)`: date-based and never decreasing.
+//!   Batches from several threads are serialised by a lock; two processes must not
+//!   share one `path`.
+//!
+//! The file holds `$ORIGIN`, `$TTL`, the SOA, the apex NS records and glue, then the
+//! records in DNS canonical order (owner labels compared right to left, then type
+//! code), one line per rrdata: `<owner relative or @> <ttl> IN <TYPE> <rdata>`. TXT
+//! data is quoted here: `"` and `\` are backslash-escaped, bytes outside printable
+//! ASCII become `\DDD`, and data longer than 255 bytes is split into several quoted
+//! strings on the line.
 //!
 //! # Configuration
 //!
@@ -30,7 +40,7 @@
 //! | `zone` | required | the zone, an absolute name ending in `.` |
 //! | `default_ttl` | `300` | TTL of events with TTL 0, and `$TTL` of the file; 60..=86400 |
 //!
-//! `dns.zonefile` also takes:
+//! `dns.enricher` has no keys of its own. `dns.zonefile` also takes:
 //!
 //! | key | default | meaning |
 //! | --- | --- | --- |
@@ -72,7 +82,7 @@ mod zonefile;
 
 pub use enricher::{Enricher, EnricherConfig};
 pub use rdata::{MAX_TTL, MAX_TXT_BYTES, MIN_TTL};
-pub use zonefile::{ZoneFile, ZoneFileConfig};
+pub use zonefile::{ZoneFile, ZoneFileConfig, DEFAULT_GLUE};
 
 gordon_plugin_api::export_plugins!(handler Enricher, handler ZoneFile);
 

@@ -17,7 +17,8 @@ use gordon_plugin_api::RecordType;
 use crate::rdata;
 
 /// The comment line that opens the configuration-managed section.
-pub(crate) const MANAGED_MARK: &str = "; -- managed: SOA, apex NS and glue (from the configuration) --";
+pub(crate) const MANAGED_MARK: &str =
+    "; -- managed: SOA, apex NS and glue (from the configuration) --";
 /// The comment line that opens the records section.
 pub(crate) const RECORDS_MARK: &str = "; -- records --";
 
@@ -125,7 +126,10 @@ fn push_line(out: &mut String, owner: &str, ttl: u32, rtype: RecordType, data: &
 pub(crate) fn render(h: &Header<'_>, records: &Records) -> String {
     let origin = h.origin;
     let mut out = String::new();
-    let _ = writeln!(out, "; Zone {origin} written by the gordon dns.zonefile plugin.");
+    let _ = writeln!(
+        out,
+        "; Zone {origin} written by the gordon dns.zonefile plugin."
+    );
     let _ = writeln!(
         out,
         "; At start-up it reads back the SOA serial and the records section only."
@@ -143,7 +147,13 @@ pub(crate) fn render(h: &Header<'_>, records: &Records) -> String {
         push_line(&mut out, "@", h.default_ttl, RecordType::NS, ns);
     }
     for (name, rtype, addr) in &h.glue {
-        push_line(&mut out, relative(name, origin), h.default_ttl, *rtype, addr);
+        push_line(
+            &mut out,
+            relative(name, origin),
+            h.default_ttl,
+            *rtype,
+            addr,
+        );
     }
     let _ = writeln!(out, "{RECORDS_MARK}");
     for ((_, rtype), set) in records {
@@ -202,7 +212,9 @@ fn tokenize(line: &str) -> Result<Vec<Token>, String> {
                         None => return Err("unterminated quoted string".to_owned()),
                         Some(b'"') => break,
                         Some(b'\\') => {
-                            let digits = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
+                            let digits = bytes
+                                .get(i + 1..i + 4)
+                                .filter(|d| d.iter().all(u8::is_ascii_digit));
                             if let Some(d) = digits {
                                 let v = d.iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
                                 let b = u8::try_from(v).map_err(|_| format!("bad escape \\{v}"))?;
@@ -259,7 +271,9 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
             _ => {}
         }
         let tokens = tokenize(line).map_err(at)?;
-        let Some(first) = tokens.first() else { continue };
+        let Some(first) = tokens.first() else {
+            continue;
+        };
         let first = word(Some(first), "owner").map_err(at)?;
         if first.starts_with('$') {
             let arg = word(tokens.get(1), "directive argument").map_err(at)?;
@@ -267,28 +281,37 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
                 "$ORIGIN" if arg.ends_with('.') => parsed.origin = Some(arg.to_ascii_lowercase()),
                 "$ORIGIN" => return Err(at(format!("$ORIGIN {arg} is not absolute"))),
                 "$TTL" => {
-                    arg.parse::<u32>().map_err(|_| at(format!("bad $TTL {arg}")))?;
+                    arg.parse::<u32>()
+                        .map_err(|_| at(format!("bad $TTL {arg}")))?;
                 }
                 other => return Err(at(format!("unsupported directive {other}"))),
             }
             continue;
         }
-        let origin = parsed.origin.clone().ok_or_else(|| at("record before $ORIGIN".to_owned()))?;
+        let origin = parsed
+            .origin
+            .clone()
+            .ok_or_else(|| at("record before $ORIGIN".to_owned()))?;
         let mut rest = tokens.iter();
         let owner = if line.starts_with([' ', '\t']) {
-            last_owner.clone().ok_or_else(|| at("no previous owner".to_owned()))?
+            last_owner
+                .clone()
+                .ok_or_else(|| at("no previous owner".to_owned()))?
         } else {
             rdata::qualify(&word(rest.next(), "owner").map_err(at)?, &origin)
         };
         last_owner = Some(owner.clone());
         let ttl = word(rest.next(), "ttl").map_err(at)?;
-        let ttl = ttl.parse::<u32>().map_err(|_| at(format!("bad ttl {ttl}")))?;
+        let ttl = ttl
+            .parse::<u32>()
+            .map_err(|_| at(format!("bad ttl {ttl}")))?;
         let class = word(rest.next(), "class").map_err(at)?;
         if !class.eq_ignore_ascii_case("IN") {
             return Err(at(format!("class {class} is not IN")));
         }
         let tname = word(rest.next(), "type").map_err(at)?;
-        let rtype = RecordType::from_name(&tname).ok_or_else(|| at(format!("unsupported type {tname}")))?;
+        let rtype =
+            RecordType::from_name(&tname).ok_or_else(|| at(format!("unsupported type {tname}")))?;
         let data = if rtype == RecordType::TXT {
             let mut bytes = Vec::new();
             for t in rest {
@@ -307,10 +330,18 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
                 return Err(at("unexpected SOA".to_owned()));
             }
             let serial = data.split(' ').nth(2).unwrap_or_default();
-            let serial = serial.parse::<u32>().map_err(|_| at(format!("bad SOA serial {serial:?}")))?;
+            let serial = serial
+                .parse::<u32>()
+                .map_err(|_| at(format!("bad SOA serial {serial:?}")))?;
             parsed.serial = Some(serial);
-        } else if !managed && !(rtype == RecordType::NS && owner == origin) {
-            parsed.records.push(ParsedRecord { line: n, name: owner, rtype, ttl, data });
+        } else if !(managed || rtype == RecordType::NS && owner == origin) {
+            parsed.records.push(ParsedRecord {
+                line: n,
+                name: owner,
+                rtype,
+                ttl,
+                data,
+            });
         }
     }
     Ok(parsed)
@@ -373,12 +404,19 @@ mod tests {
             ("example.com.", RecordType::MX, "10 mail.example.com."),
             ("t.example.com.", RecordType::TXT, tricky.as_str()),
         ] {
-            let set = RRset { name: name.into(), ttl: 120, rrdatas: vec![data.into()] };
+            let set = RRset {
+                name: name.into(),
+                ttl: 120,
+                rrdatas: vec![data.into()],
+            };
             records.insert(key(name, rtype), set);
         }
         let text = render(&header, &records);
         assert!(text.contains("\n@ 300 IN SOA ns1.example.com. hostmaster.example.com. 2026010203 3600 900 1209600 300\n"));
-        assert!(text.contains("\n@ 120 IN MX 10 mail.example.com.\n"), "{text}");
+        assert!(
+            text.contains("\n@ 120 IN MX 10 mail.example.com.\n"),
+            "{text}"
+        );
         let parsed = parse(&text).unwrap();
         assert_eq!(parsed.origin.as_deref(), Some("example.com."));
         assert_eq!(parsed.serial, Some(2_026_010_203));
@@ -390,9 +428,24 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("example.com.".into(), RecordType::MX, 120, "10 mail.example.com.".into()),
-                ("t.example.com.".into(), RecordType::TXT, 120, tricky.clone()),
-                ("www.example.com.".into(), RecordType::A, 120, "10.0.0.1".into()),
+                (
+                    "example.com.".into(),
+                    RecordType::MX,
+                    120,
+                    "10 mail.example.com.".into()
+                ),
+                (
+                    "t.example.com.".into(),
+                    RecordType::TXT,
+                    120,
+                    tricky.clone()
+                ),
+                (
+                    "www.example.com.".into(),
+                    RecordType::A,
+                    120,
+                    "10.0.0.1".into()
+                ),
             ]
         );
     }
@@ -401,8 +454,13 @@ mod tests {
     fn parse_errors_name_the_line() {
         let e = parse("$ORIGIN example.com.\nwww 300 IN HINFO x y\n").unwrap_err();
         assert_eq!(e, "line 2: unsupported type HINFO");
-        assert_eq!(parse("www 300 IN A 1.2.3.4").unwrap_err(), "line 1: record before $ORIGIN");
-        assert!(parse("$INCLUDE x").unwrap_err().contains("unsupported directive"));
+        assert_eq!(
+            parse("www 300 IN A 1.2.3.4").unwrap_err(),
+            "line 1: record before $ORIGIN"
+        );
+        assert!(parse("$INCLUDE x")
+            .unwrap_err()
+            .contains("unsupported directive"));
         assert_eq!(relative("a.b.example.com.", "example.com."), "a.b");
         assert_eq!(relative("other.org.", "example.com."), "other.org.");
         assert_eq!(relative("a.", "."), "a");

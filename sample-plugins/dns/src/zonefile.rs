@@ -1,9 +1,7 @@
 //! `dns.zonefile`: keeps an RFC 1035 master file, rewritten atomically per batch.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write as _};
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -13,197 +11,14 @@ use gordon_plugin_api::{
     format_rfc3339, Action, EventMessage, Failures, MessageHandler, Plugin, PluginContext,
     PluginError, RecordType,
 };
-use serde::Deserialize;
 
-use crate::rdata::{self, Rule};
-use crate::shared;
-use crate::zone_format::{self, Header, Key, Records, RRset, Soa};
+use crate::rdata;
+use crate::zone_format::{self, Header, Key, RRset, Records, Soa};
 
-/// The glue address of an in-zone name server that `ns_addresses` does not list.
-pub const DEFAULT_GLUE: &str = "127.0.0.1";
+mod config;
 
-/// The configuration of `dns.zonefile`: the `["dns"]` table merged with
-/// `["dns.zonefile"]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ZoneFileConfig {
-    /// Shared: the zone, an absolute name ending in `.` (required).
-    pub zone: String,
-    /// Shared: `$TTL` of the file and TTL of records whose TTL is 0; default 300.
-    #[serde(default = "shared::default_ttl")]
-    pub default_ttl: u32,
-    /// The zone file (required); a relative path is relative to the working directory.
-    pub path: PathBuf,
-    /// SOA MNAME; default `ns1.<zone>`.
-    #[serde(default)]
-    pub primary_ns: Option<String>,
-    /// SOA RNAME, as a name or `user@domain`; default `hostmaster.<zone>`.
-    #[serde(default)]
-    pub hostmaster: Option<String>,
-    /// The apex NS records; default `[primary_ns]`.
-    #[serde(default)]
-    pub ns: Option<Vec<String>>,
-    /// SOA refresh in seconds; default 3600.
-    #[serde(default = "default_refresh")]
-    pub refresh: u32,
-    /// SOA retry in seconds; default 900.
-    #[serde(default = "default_retry")]
-    pub retry: u32,
-    /// SOA expire in seconds; default 1209600 (two weeks).
-    #[serde(default = "default_expire")]
-    pub expire: u32,
-    /// SOA minimum (negative-caching TTL) in seconds; default 300.
-    #[serde(default = "default_minimum")]
-    pub minimum: u32,
-    /// Glue addresses of in-zone name servers (IPv4 or IPv6); a listed in-zone name
-    /// server without one gets [`DEFAULT_GLUE`].
-    #[serde(default)]
-    pub ns_addresses: BTreeMap<String, String>,
-}
-
-fn default_refresh() -> u32 {
-    3600
-}
-fn default_retry() -> u32 {
-    900
-}
-fn default_expire() -> u32 {
-    1_209_600
-}
-fn default_minimum() -> u32 {
-    300
-}
-
-/// The configuration, checked and resolved to absolute names.
-#[derive(Clone, Debug)]
-struct Settings {
-    zone: String,
-    default_ttl: u32,
-    path: PathBuf,
-    soa: Soa,
-    ns: Vec<String>,
-    /// (name, A or AAAA, address) for each in-zone name server.
-    glue: Vec<(String, RecordType, String)>,
-    /// Name servers that got [`DEFAULT_GLUE`].
-    defaulted: Vec<String>,
-}
-
-fn hostmaster_name(raw: &str) -> Result<String, PluginError> {
-    let Some((user, domain)) = raw.split_once('@') else {
-        return Ok(raw.to_owned());
-    };
-    if user.contains('.') || user.is_empty() {
-        return Err(PluginError::new(format!(
-            "`hostmaster`: cannot write {raw:?} as a name (empty local part or one with dots)"
-        )));
-    }
-    let dot = if domain.ends_with('.') { "" } else { "." };
-    Ok(format!("{user}.{domain}{dot}"))
-}
-
-fn check_soa_number(key: &str, value: u32) -> Result<(), PluginError> {
-    if value == 0 || value > i32::MAX as u32 {
-        return Err(PluginError::new(format!(
-            "`{key}` must be within 1..={}, got {value}",
-            i32::MAX
-        )));
-    }
-    Ok(())
-}
-
-impl Settings {
-    fn resolve(cfg: &ZoneFileConfig) -> Result<Self, PluginError> {
-        let zone = shared::zone(&cfg.zone)?;
-        shared::check_default_ttl(cfg.default_ttl)?;
-        if cfg.path.as_os_str().is_empty() {
-            return Err(PluginError::new("`path` must not be empty"));
-        }
-        let path = std::path::absolute(&cfg.path)
-            .map_err(|e| PluginError::new(format!("`path` {}: {e}", cfg.path.display())))?;
-        if path.file_name().is_none() {
-            return Err(PluginError::new(format!("`path` {} must name a file", path.display())));
-        }
-        let mname = match &cfg.primary_ns {
-            Some(n) => rdata::config_name(n, &zone, Rule::Host, "primary_ns")?,
-            None => rdata::qualify("ns1", &zone),
-        };
-        let rname = match &cfg.hostmaster {
-            Some(h) => rdata::config_name(&hostmaster_name(h)?, &zone, Rule::Dns, "hostmaster")?,
-            None => rdata::qualify("hostmaster", &zone),
-        };
-        let mut ns: Vec<String> = Vec::new();
-        for raw in cfg.ns.clone().unwrap_or_else(|| vec![mname.clone()]) {
-            let name = rdata::config_name(&raw, &zone, Rule::Host, "ns")?;
-            if ns.contains(&name) {
-                return Err(PluginError::new(format!("`ns` lists {name} twice")));
-            }
-            ns.push(name);
-        }
-        if ns.is_empty() {
-            return Err(PluginError::new("`ns` must list at least one name server"));
-        }
-        check_soa_number("refresh", cfg.refresh)?;
-        check_soa_number("retry", cfg.retry)?;
-        check_soa_number("expire", cfg.expire)?;
-        if cfg.minimum > rdata::MAX_TTL {
-            return Err(PluginError::new(format!(
-                "`minimum` must be within 0..={}, got {}",
-                rdata::MAX_TTL,
-                cfg.minimum
-            )));
-        }
-        let least = u64::from(cfg.refresh) + u64::from(cfg.retry);
-        if u64::from(cfg.expire) < least {
-            return Err(PluginError::new(format!(
-                "`expire` ({}) must be at least `refresh` + `retry` ({least})",
-                cfg.expire
-            )));
-        }
-        let mut addresses: BTreeMap<String, (RecordType, String)> = BTreeMap::new();
-        for (raw, addr) in &cfg.ns_addresses {
-            let name = rdata::config_name(raw, &zone, Rule::Host, "ns_addresses")?;
-            if !ns.contains(&name) {
-                return Err(PluginError::new(format!("`ns_addresses`: {name} is not listed in `ns`")));
-            }
-            if !rdata::in_zone(&name, &zone) {
-                return Err(PluginError::new(format!(
-                    "`ns_addresses`: {name} is outside zone {zone} and needs no glue"
-                )));
-            }
-            let parsed = match (addr.trim().parse::<Ipv4Addr>(), addr.trim().parse::<Ipv6Addr>()) {
-                (Ok(v4), _) => (RecordType::A, v4.to_string()),
-                (_, Ok(v6)) => (RecordType::AAAA, v6.to_string()),
-                _ => {
-                    return Err(PluginError::new(format!(
-                        "`ns_addresses`: {addr:?} for {name} is not an IPv4 or IPv6 address"
-                    )))
-                }
-            };
-            if addresses.insert(name.clone(), parsed).is_some() {
-                return Err(PluginError::new(format!("`ns_addresses` gives {name} twice")));
-            }
-        }
-        let mut glue = Vec::new();
-        let mut defaulted = Vec::new();
-        for name in ns.iter().filter(|n| rdata::in_zone(n, &zone)) {
-            let (rtype, addr) = addresses.remove(name).unwrap_or_else(|| {
-                defaulted.push(name.clone());
-                (RecordType::A, DEFAULT_GLUE.to_owned())
-            });
-            glue.push((name.clone(), rtype, addr));
-        }
-        let soa = Soa {
-            mname,
-            rname,
-            serial: 0,
-            refresh: cfg.refresh,
-            retry: cfg.retry,
-            expire: cfg.expire,
-            minimum: cfg.minimum,
-        };
-        Ok(Settings { zone, default_ttl: cfg.default_ttl, path, soa, ns, glue, defaulted })
-    }
-}
+use config::Settings;
+pub use config::{ZoneFileConfig, DEFAULT_GLUE};
 
 /// The zone as held in memory.
 #[derive(Clone, Debug, Default)]
@@ -243,7 +58,11 @@ impl Plugin for ZoneFile {
             );
         }
         let (state, existing) = load(&settings)?;
-        let plugin = ZoneFile { settings, state: Mutex::new(state), ctx };
+        let plugin = ZoneFile {
+            settings,
+            state: Mutex::new(state),
+            ctx,
+        };
         plugin.write_if_changed(existing.as_deref())?;
         Ok(plugin)
     }
@@ -271,8 +90,15 @@ fn today_serial() -> u32 {
     let ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let date: String = format_rfc3339(ns).chars().take(10).filter(char::is_ascii_digit).collect();
-    date.parse::<u32>().ok().and_then(|d| d.checked_mul(100)).unwrap_or(0)
+    let date: String = format_rfc3339(ns)
+        .chars()
+        .take(10)
+        .filter(char::is_ascii_digit)
+        .collect();
+    date.parse::<u32>()
+        .ok()
+        .and_then(|d| d.checked_mul(100))
+        .unwrap_or(0)
 }
 
 /// The serial after `old`: one more, but at least today's `YYYYMMDD00`.
@@ -286,9 +112,19 @@ fn load(s: &Settings) -> Result<(State, Option<String>), PluginError> {
     let text = match fs::read_to_string(&s.path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok((State { serial: today_serial(), records: Records::new() }, None));
+            return Ok((
+                State {
+                    serial: today_serial(),
+                    records: Records::new(),
+                },
+                None,
+            ));
         }
-        Err(e) => return Err(PluginError::new(format!("cannot read zone file {path}: {e}"))),
+        Err(e) => {
+            return Err(PluginError::new(format!(
+                "cannot read zone file {path}: {e}"
+            )))
+        }
     };
     let fail = |why: String| PluginError::new(format!("cannot load zone file {path}: {why}"));
     let parsed = zone_format::parse(&text).map_err(fail)?;
@@ -296,13 +132,16 @@ fn load(s: &Settings) -> Result<(State, Option<String>), PluginError> {
         let origin = parsed.origin.unwrap_or_else(|| "no $ORIGIN".to_owned());
         return Err(fail(format!("it is for {origin}, not zone {}", s.zone)));
     }
-    let serial = parsed.serial.ok_or_else(|| fail("no SOA record".to_owned()))?;
+    let serial = parsed
+        .serial
+        .ok_or_else(|| fail("no SOA record".to_owned()))?;
     let mut records = Records::new();
     for r in parsed.records {
         let at = |e: String| fail(format!("line {}: {e}", r.line));
         rdata::check_type(r.rtype, &r.name).map_err(|e| at(e.to_string()))?;
         let name = rdata::owner(&r.name, r.rtype, &s.zone).map_err(|e| at(e.to_string()))?;
-        let ttl = rdata::ttl(r.ttl, s.default_ttl, &name, r.rtype).map_err(|e| at(e.to_string()))?;
+        let ttl =
+            rdata::ttl(r.ttl, s.default_ttl, &name, r.rtype).map_err(|e| at(e.to_string()))?;
         let data = if r.rtype == RecordType::TXT {
             r.data
         } else {
@@ -310,7 +149,11 @@ fn load(s: &Settings) -> Result<(State, Option<String>), PluginError> {
         };
         let set = records
             .entry(zone_format::key(&name, r.rtype))
-            .or_insert_with(|| RRset { name, ttl, rrdatas: Vec::new() });
+            .or_insert_with(|| RRset {
+                name,
+                ttl,
+                rrdatas: Vec::new(),
+            });
         if !set.rrdatas.contains(&data) {
             set.rrdatas.push(data);
         }
@@ -369,7 +212,10 @@ impl ZoneFile {
         let header = Header {
             origin: self.zone(),
             default_ttl: self.settings.default_ttl,
-            soa: Soa { serial: state.serial, ..self.settings.soa.clone() },
+            soa: Soa {
+                serial: state.serial,
+                ..self.settings.soa.clone()
+            },
             ns: &self.settings.ns,
             glue,
         };
@@ -389,7 +235,10 @@ impl ZoneFile {
             text = self.render(&state);
         }
         write_atomically(&self.settings.path, text.as_bytes()).map_err(|e| {
-            PluginError::new(format!("cannot write zone file {}: {e}", self.settings.path.display()))
+            PluginError::new(format!(
+                "cannot write zone file {}: {e}",
+                self.settings.path.display()
+            ))
         })?;
         self.emit_metrics(&state);
         Ok(())
@@ -405,7 +254,12 @@ impl ZoneFile {
     }
 
     /// Refuses a CNAME next to other data, and other data next to a CNAME.
-    fn check_cname(&self, records: &Records, name: &str, rtype: RecordType) -> Result<(), PluginError> {
+    fn check_cname(
+        &self,
+        records: &Records,
+        name: &str,
+        rtype: RecordType,
+    ) -> Result<(), PluginError> {
         let (labels, _) = zone_format::key(name, rtype);
         let range = (labels.clone(), RecordType(0))..=(labels, RecordType(u16::MAX));
         let present: Vec<RecordType> = records.range(range).map(|((_, t), _)| *t).collect();
@@ -441,13 +295,21 @@ impl ZoneFile {
     }
 
     /// Applies one message; returns how to undo it, or `None` if nothing changed.
-    fn apply(&self, records: &mut Records, msg: &EventMessage) -> Result<Option<Undo>, PluginError> {
+    fn apply(
+        &self,
+        records: &mut Records,
+        msg: &EventMessage,
+    ) -> Result<Option<Undo>, PluginError> {
         let record = msg.record();
         let zone = self.zone();
         let (name, rtype, new) = match msg.action() {
             Action::Additions => {
                 let n = rdata::normalise(record, zone, self.settings.default_ttl)?;
-                let set = RRset { name: n.name.clone(), ttl: n.ttl, rrdatas: n.rrdatas };
+                let set = RRset {
+                    name: n.name.clone(),
+                    ttl: n.ttl,
+                    rrdatas: n.rrdatas,
+                };
                 (n.name, n.rtype, Some(set))
             }
             Action::Deletions => {
@@ -496,7 +358,10 @@ impl ZoneFile {
         }
         let path = self.settings.path.display();
         let note = if undo.is_empty() {
-            format!("Zone file {path} already up to date (serial {})", state.serial)
+            format!(
+                "Zone file {path} already up to date (serial {})",
+                state.serial
+            )
         } else {
             let old_serial = state.serial;
             state.serial = next_serial(old_serial, today_serial());
@@ -519,9 +384,17 @@ impl ZoneFile {
                 return failed;
             }
             let tags = [("zone", self.zone())];
-            self.ctx.metrics().timer("zonefile.write_seconds", started.elapsed().as_secs_f64(), &tags);
+            self.ctx.metrics().timer(
+                "zonefile.write_seconds",
+                started.elapsed().as_secs_f64(),
+                &tags,
+            );
             self.emit_metrics(&state);
-            tracing::debug!(zone = self.zone(), serial = state.serial, "wrote zone file {path}");
+            tracing::debug!(
+                zone = self.zone(),
+                serial = state.serial,
+                "wrote zone file {path}"
+            );
             format!("Published to zone file {path} (serial {})", state.serial)
         };
         for i in applied {
@@ -534,6 +407,6 @@ impl ZoneFile {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod checkzone;
+#[cfg(test)]
+mod tests;

@@ -75,10 +75,15 @@ impl Plugin for HttpEvents {
 
     fn validate_config(cfg: &HttpEventsConfig) -> Result<(), PluginError> {
         cfg.listen.parse::<SocketAddr>().map_err(|e| {
-            PluginError::new(format!("`listen`: {:?} is not an address:port: {e}", cfg.listen))
+            PluginError::new(format!(
+                "`listen`: {:?} is not an address:port: {e}",
+                cfg.listen
+            ))
         })?;
         if cfg.max_body_bytes == 0 || cfg.track == 0 {
-            return Err(PluginError::new("`max_body_bytes` and `track` must be at least 1"));
+            return Err(PluginError::new(
+                "`max_body_bytes` and `track` must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -102,7 +107,11 @@ impl Plugin for HttpEvents {
             max_age,
             start_phase: Phase::new(<Self as Runnable>::START_PHASE),
         });
-        Ok(HttpEvents { listener: Mutex::new(Some(listener)), local, shared })
+        Ok(HttpEvents {
+            listener: Mutex::new(Some(listener)),
+            local,
+            shared,
+        })
     }
 }
 

@@ -62,11 +62,18 @@ impl Response {
         Response { status, body }
     }
     fn error(status: u16, message: impl Into<String>) -> Self {
-        Response { status, body: json!({"error": message.into()}) }
+        Response {
+            status,
+            body: json!({"error": message.into()}),
+        }
     }
 }
 
-async fn connection(mut stream: TcpStream, shared: &Shared, ctx: &RunContext) -> std::io::Result<()> {
+async fn connection(
+    mut stream: TcpStream,
+    shared: &Shared,
+    ctx: &RunContext,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(8192);
     loop {
         let req = match read_request(&mut stream, &mut buf, shared.max_body).await {
@@ -95,7 +102,9 @@ async fn read_request(
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut parsed = httparse::Request::new(&mut headers);
-        let status = parsed.parse(buf).map_err(|e| Response::error(400, format!("bad request: {e}")))?;
+        let status = parsed
+            .parse(buf)
+            .map_err(|e| Response::error(400, format!("bad request: {e}")))?;
         if let httparse::Status::Complete(head_len) = status {
             let method = parsed.method.unwrap_or("").to_owned();
             let path = parsed.path.unwrap_or("").to_owned();
@@ -114,7 +123,10 @@ async fn read_request(
                 }
             }
             if length > max_body {
-                return Err(Response::error(413, format!("body larger than {max_body} bytes")));
+                return Err(Response::error(
+                    413,
+                    format!("body larger than {max_body} bytes"),
+                ));
             }
             while buf.len() < head_len + length {
                 if stream.read_buf(buf).await.map_err(io_err)? == 0 {
@@ -123,7 +135,12 @@ async fn read_request(
             }
             let body = buf[head_len..head_len + length].to_vec();
             buf.drain(..head_len + length);
-            return Ok(Some(Request { method, path, body, close }));
+            return Ok(Some(Request {
+                method,
+                path,
+                body,
+                close,
+            }));
         }
         if buf.len() > 64 * 1024 {
             return Err(Response::error(431, "request head too large"));
@@ -186,7 +203,11 @@ async fn post_events(body: &[u8], shared: &Shared, ctx: &RunContext) -> Response
     }
 }
 
-async fn write_response(stream: &mut TcpStream, resp: &Response, close: bool) -> std::io::Result<()> {
+async fn write_response(
+    stream: &mut TcpStream,
+    resp: &Response,
+    close: bool,
+) -> std::io::Result<()> {
     let body = resp.body.to_string();
     let reason = match resp.status {
         200 => "OK",

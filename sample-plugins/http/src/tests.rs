@@ -25,9 +25,15 @@ fn request(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json:
 fn start() -> (testing::RunnableHarness<HttpEvents>, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port_file = dir.path().join("port");
-    let cfg = format!("listen = \"127.0.0.1:0\"\nport_file = \"{}\"\n", port_file.display());
+    let cfg = format!(
+        "listen = \"127.0.0.1:0\"\nport_file = \"{}\"\n",
+        port_file.display()
+    );
     let h = testing::runnable::<HttpEvents>(&cfg, 64).unwrap();
-    let port = std::fs::read_to_string(&port_file).unwrap().parse().unwrap();
+    let port = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .parse()
+        .unwrap();
     (h, port, dir)
 }
 
@@ -43,16 +49,25 @@ fn accepted_events_reach_the_channel_and_report_their_outcome() {
     let mut msgs = h.recv(2, Duration::from_secs(5));
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0].record().name(), "www.example.com.");
-    assert_eq!(request(port, "GET", &format!("/events/{id}"), "").1["status"], "pending");
+    assert_eq!(
+        request(port, "GET", &format!("/events/{id}"), "").1["status"],
+        "pending"
+    );
     msgs[0].update_phase(Phase::CLEANUP, "router");
     msgs[1].update_phase(Phase::DROP, "router");
     h.cleanup(&msgs).unwrap();
     let (status, doc) = request(port, "GET", &format!("/events/{id}"), "");
     assert_eq!(status, 200);
     assert_eq!(doc["status"], "published", "{doc}");
-    assert_eq!(doc["history"][0]["message"], "Updated phase from consume to cleanup");
+    assert_eq!(
+        doc["history"][0]["message"],
+        "Updated phase from consume to cleanup"
+    );
     let other = body["ids"][1].as_str().unwrap();
-    assert_eq!(request(port, "GET", &format!("/events/{other}"), "").1["status"], "dropped");
+    assert_eq!(
+        request(port, "GET", &format!("/events/{other}"), "").1["status"],
+        "dropped"
+    );
     h.shutdown(Duration::from_secs(5)).unwrap();
 }
 
@@ -61,12 +76,24 @@ fn bad_events_get_400_and_nothing_is_enqueued() {
     let (h, port, _dir) = start();
     let (status, body) = request(port, "POST", "/events", "{not json");
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("invalid JSON"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("invalid JSON"),
+        "{body}"
+    );
     let bad_schema = format!(r#"[{EVENT}, {{"action":"additions"}}]"#);
     let (status, body) = request(port, "POST", "/events", &bad_schema);
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().contains("event 1: missing `resourceRecords`"), "{body}");
-    assert!(h.recv(1, Duration::from_millis(200)).is_empty(), "a rejected body was enqueued");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("event 1: missing `resourceRecords`"),
+        "{body}"
+    );
+    assert!(
+        h.recv(1, Duration::from_millis(200)).is_empty(),
+        "a rejected body was enqueued"
+    );
     h.shutdown(Duration::from_secs(5)).unwrap();
 }
 
@@ -75,7 +102,16 @@ fn unknown_routes_and_ids() {
     let (h, port, _dir) = start();
     assert_eq!(request(port, "GET", "/nope", "").0, 404);
     assert_eq!(request(port, "GET", "/events", "").0, 405);
-    assert_eq!(request(port, "GET", "/events/00000000-0000-4000-8000-000000000000", "").0, 404);
+    assert_eq!(
+        request(
+            port,
+            "GET",
+            "/events/00000000-0000-4000-8000-000000000000",
+            ""
+        )
+        .0,
+        404
+    );
     assert_eq!(request(port, "GET", "/healthz", "").0, 200);
     h.shutdown(Duration::from_secs(5)).unwrap();
 }

@@ -8,7 +8,11 @@ use serde_json::{json, Value};
 
 enum Outcome {
     Pending,
-    Done { dropped: bool, history: Value, record: Value },
+    Done {
+        dropped: bool,
+        history: Value,
+        record: Value,
+    },
 }
 
 struct Inner {
@@ -26,7 +30,10 @@ impl Tracker {
     /// A tracker remembering at most `capacity` messages.
     pub fn new(capacity: usize) -> Self {
         Tracker {
-            inner: Mutex::new(Inner { outcomes: HashMap::new(), order: VecDeque::new() }),
+            inner: Mutex::new(Inner {
+                outcomes: HashMap::new(),
+                order: VecDeque::new(),
+            }),
             capacity,
         }
     }
@@ -76,7 +83,11 @@ impl Tracker {
         let inner = self.lock();
         Some(match inner.outcomes.get(&id)? {
             Outcome::Pending => json!({"id": id.to_string(), "status": "pending"}),
-            Outcome::Done { dropped, history, record } => json!({
+            Outcome::Done {
+                dropped,
+                history,
+                record,
+            } => json!({
                 "id": id.to_string(),
                 "status": if *dropped { "dropped" } else { "published" },
                 "data": record,

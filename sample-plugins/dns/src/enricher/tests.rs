@@ -34,12 +34,20 @@ fn one(rtype: &str, data: &[&str]) -> Result<Vec<String>, String> {
 fn relative_names_are_qualified_and_lowercased() {
     let out = ok(testing::event("WWW", "A", &["10.0.0.1"]));
     assert_eq!(out.record().name(), "www.example.com.");
-    assert_eq!(ok(testing::event("@", "A", &["10.0.0.1"])).record().name(), "example.com.");
+    assert_eq!(
+        ok(testing::event("@", "A", &["10.0.0.1"])).record().name(),
+        "example.com."
+    );
     let abs = ok(testing::event("Mail.Example.com.", "A", &["10.0.0.1"]));
     assert_eq!(abs.record().name(), "mail.example.com.");
     let last = out.history().last().unwrap();
     assert_eq!(last.plugin(), "dns.enricher");
-    assert!(last.message().starts_with("Normalised record www.example.com. A"), "{}", last.message());
+    assert!(
+        last.message()
+            .starts_with("Normalised record www.example.com. A"),
+        "{}",
+        last.message()
+    );
 }
 
 #[test]
@@ -53,7 +61,12 @@ fn names_outside_the_zone_or_malformed_are_rejected() {
     assert!(err(testing::event("", "TXT", &["x"])).contains("empty name"));
     let e = err(testing::event("_x", "A", &["10.0.0.1"]));
     assert!(e.contains("not a host name label"), "{e}");
-    assert_eq!(ok(testing::event("_dmarc", "TXT", &["v=DMARC1"])).record().name(), "_dmarc.example.com.");
+    assert_eq!(
+        ok(testing::event("_dmarc", "TXT", &["v=DMARC1"]))
+            .record()
+            .name(),
+        "_dmarc.example.com."
+    );
 }
 
 #[test]
@@ -67,18 +80,37 @@ fn default_ttl_fills_zero_and_bad_ttls_are_rejected() {
     for bad in [59, 86_401] {
         let mut msg = testing::event("www", "A", &["10.0.0.1"]);
         msg.record_mut().set_ttl(bad);
-        assert_eq!(err(msg), format!("ttl {bad} of www.example.com. A is outside 60..=86400"));
+        assert_eq!(
+            err(msg),
+            format!("ttl {bad} of www.example.com. A is outside 60..=86400")
+        );
     }
 }
 
 #[test]
 fn duplicates_are_removed_keeping_the_first() {
-    let out = ok(testing::event("www", "A", &["10.0.0.2", "10.0.0.1", "10.0.0.2"]));
+    let out = ok(testing::event(
+        "www",
+        "A",
+        &["10.0.0.2", "10.0.0.1", "10.0.0.2"],
+    ));
     assert_eq!(rrdatas(&out), ["10.0.0.2", "10.0.0.1"]);
-    assert!(out.history().last().unwrap().message().contains("removed 1 duplicate"));
+    assert!(out
+        .history()
+        .last()
+        .unwrap()
+        .message()
+        .contains("removed 1 duplicate"));
     // Name-valued data compares case-insensitively (and relative = absolute).
-    let out = ok(testing::event("@", "MX", &["10 Mail", "10 mail.example.com.", "20 mail"]));
-    assert_eq!(rrdatas(&out), ["10 mail.example.com.", "20 mail.example.com."]);
+    let out = ok(testing::event(
+        "@",
+        "MX",
+        &["10 Mail", "10 mail.example.com.", "20 mail"],
+    ));
+    assert_eq!(
+        rrdatas(&out),
+        ["10 mail.example.com.", "20 mail.example.com."]
+    );
     let out = ok(testing::event("@", "NS", &["NS1.example.com.", "ns1"]));
     assert_eq!(rrdatas(&out), ["ns1.example.com."]);
     // TXT is case-sensitive.
@@ -95,8 +127,14 @@ fn a_and_aaaa_rrdatas() {
     );
     assert!(one("A", &["010.0.0.1"]).is_err());
     assert!(one("A", &["::1"]).is_err());
-    assert_eq!(one("AAAA", &["2001:DB8:0:0:0:0:0:1"]).unwrap(), ["2001:db8::1"]);
-    assert_eq!(one("AAAA", &["2001:db8::1", "2001:0db8::0001"]).unwrap(), ["2001:db8::1"]);
+    assert_eq!(
+        one("AAAA", &["2001:DB8:0:0:0:0:0:1"]).unwrap(),
+        ["2001:db8::1"]
+    );
+    assert_eq!(
+        one("AAAA", &["2001:db8::1", "2001:0db8::0001"]).unwrap(),
+        ["2001:db8::1"]
+    );
     let e = one("AAAA", &["2001:db8::g"]).unwrap_err();
     assert!(e.ends_with("not an IPv6 address"), "{e}");
     assert!(one("AAAA", &["10.0.0.1"]).is_err());
@@ -105,28 +143,51 @@ fn a_and_aaaa_rrdatas() {
 #[test]
 fn name_valued_rrdatas() {
     assert_eq!(one("CNAME", &["WWW"]).unwrap(), ["www.example.com."]);
-    assert_eq!(one("CNAME", &["target.other.org."]).unwrap(), ["target.other.org."]);
-    assert_eq!(one("NS", &["ns2.Example.com."]).unwrap(), ["ns2.example.com."]);
+    assert_eq!(
+        one("CNAME", &["target.other.org."]).unwrap(),
+        ["target.other.org."]
+    );
+    assert_eq!(
+        one("NS", &["ns2.Example.com."]).unwrap(),
+        ["ns2.example.com."]
+    );
     assert_eq!(one("PTR", &["@"]).unwrap(), ["example.com."]);
     let e = one("CNAME", &["bad name"]).unwrap_err();
-    assert!(e.starts_with(r#"invalid CNAME rrdata "bad name" for host.example.com.:"#), "{e}");
-    assert!(one("NS", &["_ns.example.com."]).unwrap_err().contains("host name"));
+    assert!(
+        e.starts_with(r#"invalid CNAME rrdata "bad name" for host.example.com.:"#),
+        "{e}"
+    );
+    assert!(one("NS", &["_ns.example.com."])
+        .unwrap_err()
+        .contains("host name"));
     assert!(one("PTR", &["a..b."]).unwrap_err().contains("empty label"));
-    assert!(one("CNAME", &[&format!("{}.com.", "x".repeat(64))]).unwrap_err().contains("63"));
+    assert!(one("CNAME", &[&format!("{}.com.", "x".repeat(64))])
+        .unwrap_err()
+        .contains("63"));
     assert!(one("CNAME", &["."]).unwrap_err().contains("root"));
     // Reverse zones: PTR targets are host names.
     let rev = testing::handler::<Enricher>(r#"zone = "2.0.192.in-addr.arpa.""#).unwrap();
-    let out = rev.handle(testing::event("1", "PTR", &["host.example.com."])).unwrap();
+    let out = rev
+        .handle(testing::event("1", "PTR", &["host.example.com."]))
+        .unwrap();
     assert_eq!(out.record().name(), "1.2.0.192.in-addr.arpa.");
-    assert!(rev.handle(testing::event("2", "PTR", &["_x.example.com."])).is_err());
+    assert!(rev
+        .handle(testing::event("2", "PTR", &["_x.example.com."]))
+        .is_err());
 }
 
 #[test]
 fn cname_must_have_exactly_one_rrdata() {
     let e = one("CNAME", &["a", "b"]).unwrap_err();
-    assert_eq!(e, "CNAME host.example.com. must have exactly one rrdata, got 2");
+    assert_eq!(
+        e,
+        "CNAME host.example.com. must have exactly one rrdata, got 2"
+    );
     // Two spellings of one name are one rrdata.
-    assert_eq!(one("CNAME", &["a", "A.example.com."]).unwrap(), ["a.example.com."]);
+    assert_eq!(
+        one("CNAME", &["a", "A.example.com."]).unwrap(),
+        ["a.example.com."]
+    );
 }
 
 #[test]
@@ -136,32 +197,53 @@ fn mx_and_srv_rrdatas() {
     let e = one("MX", &["mail"]).unwrap_err();
     assert!(e.ends_with(r#"expected "<preference> <exchange>""#), "{e}");
     let e = one("MX", &["65536 mail"]).unwrap_err();
-    assert!(e.ends_with(r#"preference "65536" is not a number in 0..=65535"#), "{e}");
+    assert!(
+        e.ends_with(r#"preference "65536" is not a number in 0..=65535"#),
+        "{e}"
+    );
     assert!(one("MX", &["10 _mail"]).is_err());
     assert_eq!(
         one("SRV", &["0 5 5060 SIP.example.com."]).unwrap(),
         ["0 5 5060 sip.example.com."]
     );
-    assert_eq!(one("SRV", &["1 2 3 sip"]).unwrap(), ["1 2 3 sip.example.com."]);
-    assert!(one("SRV", &["1 2 sip"]).unwrap_err().contains("<priority> <weight> <port> <target>"));
-    assert!(one("SRV", &["1 2 70000 sip"]).unwrap_err().contains("port \"70000\""));
+    assert_eq!(
+        one("SRV", &["1 2 3 sip"]).unwrap(),
+        ["1 2 3 sip.example.com."]
+    );
+    assert!(one("SRV", &["1 2 sip"])
+        .unwrap_err()
+        .contains("<priority> <weight> <port> <target>"));
+    assert!(one("SRV", &["1 2 70000 sip"])
+        .unwrap_err()
+        .contains("port \"70000\""));
     assert!(one("SRV", &["1 -2 3 sip"]).unwrap_err().contains("weight"));
 }
 
 #[test]
 fn txt_rrdatas() {
     assert_eq!(one("TXT", &["\"v=spf1 -all\""]).unwrap(), ["v=spf1 -all"]);
-    assert_eq!(one("TXT", &["plain; text \\ \"q\""]).unwrap(), ["plain; text \\ \"q\""]);
+    assert_eq!(
+        one("TXT", &["plain; text \\ \"q\""]).unwrap(),
+        ["plain; text \\ \"q\""]
+    );
     assert_eq!(one("TXT", &["é"]).unwrap(), ["é"]);
     assert_eq!(one("TXT", &["\"\""]).unwrap(), [""]);
-    assert!(one("TXT", &[&"x".repeat(70_000)]).unwrap_err().contains("longer than"));
+    assert!(one("TXT", &[&"x".repeat(70_000)])
+        .unwrap_err()
+        .contains("longer than"));
 }
 
 #[test]
 fn soa_empty_and_deletions() {
     let e = one("SOA", &["ns1 hostmaster 1 2 3 4 5"]).unwrap_err();
-    assert!(e.contains("SOA records are managed by the zone publisher"), "{e}");
-    assert_eq!(one("A", &[]).unwrap_err(), "no rrdatas for host.example.com. A");
+    assert!(
+        e.contains("SOA records are managed by the zone publisher"),
+        "{e}"
+    );
+    assert_eq!(
+        one("A", &[]).unwrap_err(),
+        "no rrdatas for host.example.com. A"
+    );
     // Deletions are normalised the same way.
     let mut msg = testing::event("WWW", "A", &["10.0.0.1"]);
     msg.set_action(Action::Deletions);

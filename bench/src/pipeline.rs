@@ -1,0 +1,154 @@
+//! Pipeline throughput and latency, in process: source -> enrich -> publish ->
+//! cleanup with the trivial bench plugins, loaded from the `.so` and linked
+//! statically, through the very router the service runs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use abi_stable::library::RootModule;
+use anyhow::Context as _;
+use gordon::config::RouterConfig;
+use gordon::plugins::instance::{self, Instance};
+use gordon::plugins::{hostlink, loader, PluginInfo};
+use gordon::service::pipeline::{Pipeline, Source};
+use gordon::service::router::HandlerSlot;
+use gordon_plugin_api::abi::LibraryRef;
+use gordon_plugin_api::Phase;
+use serde_json::json;
+
+const COUNT: u64 = 4_000_000;
+const ROUNDS: usize = 3;
+
+fn route() -> BTreeMap<String, String> {
+    [
+        ("consume", "enrich"),
+        ("enrich", "publish"),
+        ("publish", "cleanup"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.into(), b.into()))
+    .collect()
+}
+
+fn dynamic_module() -> anyhow::Result<LibraryRef> {
+    let path = crate::artifacts()?.join("libgordon_bench_plugins.so");
+    gordon::plugins::inspect::inspect(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(loader::load(&path)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .module)
+}
+
+fn static_module() -> anyhow::Result<LibraryRef> {
+    let module = gordon_bench_plugins::__GORDON_LIB_HEADER
+        .init_root_module::<LibraryRef>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _ = (module.init())(hostlink::services());
+    let _ = LibraryRef::NAME;
+    Ok(module)
+}
+
+/// Creates the three bench plugins from a module and starts a pipeline.
+fn start(
+    module: LibraryRef,
+    source_cfg: &serde_json::Value,
+    workers: usize,
+) -> anyhow::Result<Pipeline> {
+    let mut sources = Vec::new();
+    let mut handlers = Vec::new();
+    for entry in module.plugins().iter() {
+        let info = PluginInfo {
+            name: entry.name().to_string(),
+            kind: entry.kind().to_string(),
+            phase: entry.phase().to_string(),
+            version: entry.version().to_string(),
+            description: String::new(),
+            library: Path::new("bench").into(),
+            api_version: String::new(),
+            entry: *entry,
+        };
+        let cfg = if info.kind == "runnable" {
+            source_cfg.to_string()
+        } else {
+            "{}".into()
+        };
+        let name = Phase::intern(&info.name).as_str();
+        match instance::instantiate(&info, &cfg).map_err(|e| anyhow::anyhow!("{e}"))? {
+            Instance::Runnable(runnable) => sources.push(Source {
+                name,
+                start: Phase::intern(&info.phase),
+                runnable,
+            }),
+            Instance::Handler(obj) => handlers.push(HandlerSlot {
+                name,
+                phase: Phase::intern(&info.phase).as_str(),
+                obj,
+            }),
+            Instance::Relay(_) => {}
+        }
+    }
+    let router = RouterConfig {
+        workers: Some(workers),
+        queue_capacity: 8192,
+        batch_size: 256,
+    };
+    Pipeline::start(sources, handlers, &route(), &router, false)
+}
+
+fn run_once(module: LibraryRef, count: u64) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let pipeline = start(module, &json!({"count": count, "batch": 256}), 2)?;
+    pipeline.wait_until_sources_end();
+    let elapsed = started.elapsed().as_secs_f64();
+    pipeline.shutdown(Duration::from_secs(5));
+    Ok(count as f64 / elapsed)
+}
+
+/// Messages per second, dynamic vs static, alternating rounds.
+pub fn throughput() -> anyhow::Result<()> {
+    let dynamic = dynamic_module().context("loading the bench plugins")?;
+    let statik = static_module()?;
+    // Warm up both (page faults, allocator arenas).
+    run_once(dynamic, 200_000)?;
+    run_once(statik, 200_000)?;
+    let (mut d, mut s) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        d.push(run_once(dynamic, COUNT)?);
+        s.push(run_once(statik, COUNT)?);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (dm, sm) = (median(&mut d), median(&mut s));
+    println!(
+        "{}",
+        json!({
+            "bench": "pipeline_throughput",
+            "messages_per_round": COUNT,
+            "route": "consume -> enrich -> publish -> cleanup",
+            "dynamic_msgs_per_s": d, "static_msgs_per_s": s,
+            "dynamic_median": dm.round(), "static_median": sm.round(),
+            "dynamic_over_static": (dm / sm * 1000.0).round() / 1000.0,
+        })
+    );
+    Ok(())
+}
+
+/// End-to-end latency at a fixed offered rate of 10,000 messages per second.
+pub fn latency() -> anyhow::Result<()> {
+    let module = dynamic_module()?;
+    let dir = tempfile::tempdir()?;
+    let report = dir.path().join("latency.json");
+    let count = 50_000;
+    let cfg = json!({"count": count, "rate": 10_000, "report": report});
+    let pipeline = start(module, &cfg, 2)?;
+    pipeline.wait_until_sources_end();
+    pipeline.shutdown(Duration::from_secs(5));
+    let text = std::fs::read_to_string(&report).context("no latency report")?;
+    let mut doc: serde_json::Value = serde_json::from_str(&text)?;
+    doc["bench"] = "latency_at_10k_per_s".into();
+    doc["offered_rate"] = 10_000.into();
+    println!("{doc}");
+    Ok(())
+}

@@ -1,0 +1,448 @@
+use std::path::{Path, PathBuf};
+
+use gordon_plugin_api::testing::{self, HandlerHarness};
+use gordon_plugin_api::{Action, EventMessage};
+
+use super::*;
+use crate::zone_format::RECORDS_MARK;
+
+pub(super) fn config(path: &Path, extra: &str) -> String {
+    format!(
+        "zone = \"example.com.\"\npath = {:?}\n{extra}",
+        path.display().to_string()
+    )
+}
+
+pub(super) fn zonefile(path: &Path, extra: &str) -> HandlerHarness<ZoneFile> {
+    testing::handler::<ZoneFile>(&config(path, extra)).unwrap()
+}
+
+pub(super) fn add(name: &str, rtype: &str, data: &[&str]) -> EventMessage {
+    testing::event(name, rtype, data)
+}
+
+pub(super) fn del(name: &str, rtype: &str) -> EventMessage {
+    let mut msg = testing::event(name, rtype, &["x"]);
+    msg.set_action(Action::Deletions);
+    msg
+}
+
+fn temp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zones/example.com.zone");
+    (dir, path)
+}
+
+/// Runs a batch and asserts every message succeeded.
+pub(super) fn apply(h: &HandlerHarness<ZoneFile>, batch: Vec<EventMessage>) {
+    for (i, r) in h.handle_batch(batch).into_iter().enumerate() {
+        if let Err(e) = r {
+            panic!("message {i} failed: {e}");
+        }
+    }
+}
+
+/// The lines of the records section.
+fn records(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap();
+    let (_, tail) = text.split_once(&format!("{RECORDS_MARK}\n")).unwrap();
+    tail.lines().map(str::to_owned).collect()
+}
+
+fn serial(path: &Path) -> u32 {
+    let text = fs::read_to_string(path).unwrap();
+    let soa = text
+        .lines()
+        .find(|l| l.starts_with("@ 300 IN SOA "))
+        .unwrap();
+    soa.split(' ').nth(6).unwrap().parse().unwrap()
+}
+
+#[test]
+fn additions_and_deletions_give_the_expected_file() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    let s0 = serial(&path);
+    apply(
+        &h,
+        vec![
+            add("www", "A", &["10.0.0.2", "10.0.0.1"]),
+            add("mail", "A", &["10.0.0.9"]),
+            add("@", "MX", &["10 mail"]),
+            add("alias", "CNAME", &["www"]),
+            add("_sip._tcp", "SRV", &["0 5 5060 sip"]),
+            add("sip", "AAAA", &["2001:db8::5"]),
+            add("a.b", "TXT", &["hello"]),
+        ],
+    );
+    apply(
+        &h,
+        vec![
+            add("www", "A", &["10.0.0.3"]),
+            del("mail", "A"),
+            del("never", "TXT"),
+            add("@", "A", &["10.0.0.10"]),
+        ],
+    );
+    let expected = format!(
+        "; Zone example.com. written by the gordon dns.zonefile plugin.\n\
+         ; At start-up it reads back the SOA serial and the records section only.\n\
+         $ORIGIN example.com.\n\
+         $TTL 300\n\
+         {}\n\
+         @ 300 IN SOA ns1.example.com. hostmaster.example.com. {} 3600 900 1209600 300\n\
+         @ 300 IN NS ns1.example.com.\n\
+         ns1 300 IN A 127.0.0.1\n\
+         {RECORDS_MARK}\n\
+         @ 300 IN A 10.0.0.10\n\
+         @ 300 IN MX 10 mail.example.com.\n\
+         _sip._tcp 300 IN SRV 0 5 5060 sip.example.com.\n\
+         alias 300 IN CNAME www.example.com.\n\
+         a.b 300 IN TXT \"hello\"\n\
+         sip 300 IN AAAA 2001:db8::5\n\
+         www 300 IN A 10.0.0.3\n",
+        zone_format::MANAGED_MARK,
+        s0 + 2
+    );
+    // DNS canonical order: labels compared right to left, bytewise ('_' < 'a').
+    assert_eq!(fs::read_to_string(&path).unwrap(), expected);
+    assert!(!path.with_file_name("example.com.zone.tmp").exists());
+}
+
+#[test]
+fn serial_is_date_based_and_bumped_once_per_batch() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    let s0 = serial(&path);
+    assert_eq!(s0, today_serial());
+    let text = s0.to_string();
+    assert_eq!(text.len(), 10, "{text}");
+    assert!(text.ends_with("00") && text.starts_with("20"), "{text}");
+    let (month, day): (u32, u32) = (text[4..6].parse().unwrap(), text[6..8].parse().unwrap());
+    assert!(
+        (1..=12).contains(&month) && (1..=31).contains(&day),
+        "{text}"
+    );
+    apply(
+        &h,
+        vec![
+            add("a", "A", &["10.0.0.1"]),
+            add("b", "A", &["10.0.0.2"]),
+            add("c", "A", &["10.0.0.3"]),
+        ],
+    );
+    assert_eq!(serial(&path), s0 + 1);
+    apply(&h, vec![add("d", "A", &["10.0.0.4"])]);
+    assert_eq!(serial(&path), s0 + 2);
+    // Nothing changed: no new serial, no write.
+    apply(&h, vec![del("absent", "A"), add("d", "A", &["10.0.0.4"])]);
+    assert_eq!(serial(&path), s0 + 2);
+    // Only failures: no new serial either.
+    assert!(h.handle(add("other.org.", "A", &["10.0.0.1"])).is_err());
+    assert_eq!(serial(&path), s0 + 2);
+    // Serial arithmetic: a new day jumps ahead, an old day only adds one.
+    assert_eq!(next_serial(2_026_010_105, 2_026_010_200), 2_026_010_200);
+    assert_eq!(next_serial(2_026_010_299, 2_026_010_200), 2_026_010_300);
+    assert_eq!(next_serial(7, 0), 8);
+}
+
+#[test]
+fn txt_data_is_quoted_escaped_and_split() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    let long = format!("{}{}", "a".repeat(254), "é");
+    apply(
+        &h,
+        vec![
+            add(
+                "t",
+                "TXT",
+                &[r#"say "hi" \ there"#, "\"quoted by producer\"", "tab\there"],
+            ),
+            add("long", "TXT", &[&long]),
+            add("empty", "TXT", &[""]),
+        ],
+    );
+    assert_eq!(
+        records(&path),
+        [
+            r#"empty 300 IN TXT """#.to_owned(),
+            format!(r#"long 300 IN TXT "{}\195" "\169""#, "a".repeat(254)),
+            r#"t 300 IN TXT "say \"hi\" \\ there""#.to_owned(),
+            r#"t 300 IN TXT "quoted by producer""#.to_owned(),
+            r#"t 300 IN TXT "tab\009here""#.to_owned(),
+        ]
+    );
+    // Read back at restart, byte for byte.
+    drop(h);
+    let before = fs::read_to_string(&path).unwrap();
+    let _again = zonefile(&path, "");
+    assert_eq!(fs::read_to_string(&path).unwrap(), before);
+}
+
+#[test]
+fn a_restart_keeps_records_and_serial() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    apply(
+        &h,
+        vec![add("www", "A", &["10.0.0.1"]), add("@", "MX", &["10 www"])],
+    );
+    apply(&h, vec![add("x", "TXT", &["v=1; \"q\""])]);
+    drop(h);
+    let before = fs::read_to_string(&path).unwrap();
+    let s = serial(&path);
+    let h = zonefile(&path, "");
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        before,
+        "unchanged config rewrites nothing"
+    );
+    apply(&h, vec![add("new", "A", &["10.0.0.2"])]);
+    assert_eq!(serial(&path), s + 1);
+    assert_eq!(
+        records(&path),
+        [
+            "@ 300 IN MX 10 www.example.com.",
+            "new 300 IN A 10.0.0.2",
+            "www 300 IN A 10.0.0.1",
+            r#"x 300 IN TXT "v=1; \"q\"""#,
+        ]
+    );
+    drop(h);
+    // A changed configuration rewrites the managed part with a new serial.
+    let _h = zonefile(&path, "ns = [\"ns1\", \"ns.provider.net.\"]");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\n@ 300 IN NS ns.provider.net.\n"), "{text}");
+    assert_eq!(serial(&path), s + 2);
+    assert_eq!(records(&path).len(), 4);
+}
+
+#[test]
+fn a_failed_write_fails_every_message_and_rolls_back() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    apply(&h, vec![add("keep", "A", &["10.0.0.1"])]);
+    let before = fs::read_to_string(&path).unwrap();
+    // A directory where the temporary file must go: even root cannot write it.
+    let tmp = path.with_file_name("example.com.zone.tmp");
+    fs::create_dir(&tmp).unwrap();
+    let out = h.handle_batch(vec![
+        add("a", "A", &["10.0.0.2"]),
+        add("bad", "A", &["nope"]),
+        del("keep", "A"),
+    ]);
+    for (i, r) in out.iter().enumerate() {
+        let e = r.as_ref().unwrap_err().message().to_owned();
+        if i == 1 {
+            assert!(e.contains("not an IPv4 address"), "{e}");
+        } else {
+            assert!(e.starts_with("cannot write zone file "), "{e}");
+        }
+    }
+    assert_eq!(fs::read_to_string(&path).unwrap(), before);
+    fs::remove_dir(&tmp).unwrap();
+    // The failed batch left no trace in memory either.
+    apply(&h, vec![add("b", "A", &["10.0.0.3"])]);
+    assert_eq!(
+        records(&path),
+        ["b 300 IN A 10.0.0.3", "keep 300 IN A 10.0.0.1"]
+    );
+    assert_eq!(serial(&path), today_serial() + 2);
+}
+
+/// The error constructing a zone file with `cfg`.
+fn ctor_err(cfg: &str) -> PluginError {
+    match testing::handler::<ZoneFile>(cfg) {
+        Ok(_) => panic!("constructed with {cfg}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn an_unwritable_path_fails_at_construction() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    fs::write(&file, "").unwrap();
+    let e = ctor_err(&config(&file.join("zone"), ""));
+    assert!(e.message().starts_with("cannot "), "{e}");
+    // A file that is not a zone file of ours is not overwritten.
+    fs::write(dir.path().join("junk"), "$ORIGIN other.org.\n").unwrap();
+    let e = ctor_err(&config(&dir.path().join("junk"), ""));
+    assert!(
+        e.message()
+            .contains("it is for other.org., not zone example.com."),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_messages_fail_alone() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    let out = h.handle_batch(vec![
+        add("other.org.", "A", &["10.0.0.1"]),
+        add("@", "SOA", &["ns1 hostmaster 1 2 3 4 5"]),
+        add("@", "NS", &["ns9.example.net."]),
+        add("ok", "A", &["10.0.0.1"]),
+        del("@", "SOA"),
+        add("bad\nline", "A", &["10.0.0.1"]),
+        add(
+            "inject",
+            "MX",
+            &["10 a.example.com.\nevil 300 IN A 1.2.3.4"],
+        ),
+    ]);
+    let errors: Vec<String> = out
+        .iter()
+        .map(|r| r.as_ref().err().map(|e| e.to_string()).unwrap_or_default())
+        .collect();
+    assert_eq!(errors[0], "name other.org. is outside zone example.com.");
+    assert!(errors[1].contains("SOA records are managed by the zone publisher"));
+    assert!(errors[2].contains("apex NS records of example.com. come from the configuration"));
+    assert_eq!(errors[3], "");
+    assert!(errors[4].contains("SOA"));
+    assert!(errors[5].contains("invalid name"), "{}", errors[5]);
+    assert!(errors[6].contains("invalid MX rrdata"), "{}", errors[6]);
+    assert_eq!(records(&path), ["ok 300 IN A 10.0.0.1"]);
+}
+
+#[test]
+fn cname_does_not_coexist_with_other_data() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    apply(
+        &h,
+        vec![add("www", "A", &["10.0.0.1"]), add("c", "CNAME", &["www"])],
+    );
+    let e = h.handle(add("www", "CNAME", &["c"])).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "cannot add a CNAME at www.example.com.: the name has A records"
+    );
+    let e = h.handle(add("c", "TXT", &["x"])).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "cannot add TXT records at c.example.com.: the name has a CNAME record"
+    );
+    assert!(h
+        .handle(add("@", "CNAME", &["www"]))
+        .unwrap_err()
+        .message()
+        .contains("zone apex"));
+    assert!(h
+        .handle(add("ns1", "CNAME", &["www"]))
+        .unwrap_err()
+        .message()
+        .contains("name server"));
+    // Replacing a CNAME by a CNAME is fine, and so is swapping within one batch.
+    apply(&h, vec![add("c", "CNAME", &["other.org."])]);
+    apply(&h, vec![del("www", "A"), add("www", "CNAME", &["c"])]);
+    assert_eq!(
+        records(&path),
+        [
+            "c 300 IN CNAME other.org.",
+            "www 300 IN CNAME c.example.com."
+        ]
+    );
+}
+
+#[test]
+fn glue_comes_from_the_configuration_unless_events_give_addresses() {
+    let (_dir, path) = temp();
+    let h = zonefile(
+        &path,
+        "primary_ns = \"ns1\"\nhostmaster = \"dns-admin@example.org\"\n\
+         ns = [\"ns1\", \"ns2.example.com.\", \"ns.other.net.\"]\n\
+         ns_addresses = { \"ns2\" = \"2001:DB8::53\" }\nrefresh = 7200\nminimum = 60\n",
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    for line in [
+        format!(
+            "@ 300 IN SOA ns1.example.com. dns-admin.example.org. {} 7200 900 1209600 60",
+            serial(&path)
+        ),
+        "@ 300 IN NS ns1.example.com.".into(),
+        "@ 300 IN NS ns2.example.com.".into(),
+        "@ 300 IN NS ns.other.net.".into(),
+        "ns1 300 IN A 127.0.0.1".into(),
+        "ns2 300 IN AAAA 2001:db8::53".into(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    apply(&h, vec![add("ns1", "A", &["192.0.2.1"])]);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("127.0.0.1"), "{text}");
+    assert_eq!(records(&path), ["ns1 300 IN A 192.0.2.1"]);
+    apply(&h, vec![del("ns1", "A")]);
+    assert!(fs::read_to_string(&path)
+        .unwrap()
+        .contains("\nns1 300 IN A 127.0.0.1\n"));
+}
+
+#[test]
+fn batches_from_several_threads_are_serialised() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    let s0 = serial(&path);
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let h = &h;
+            scope.spawn(move || {
+                for i in 0..10 {
+                    apply(
+                        h,
+                        vec![add(&format!("h{t}-{i}"), "A", &[&format!("10.0.{t}.{i}")])],
+                    );
+                }
+            });
+        }
+    });
+    assert_eq!(records(&path).len(), 40);
+    assert_eq!(serial(&path), s0 + 40);
+}
+
+#[test]
+fn configuration_is_validated() {
+    let p = Path::new("/tmp/unused.zone");
+    let check =
+        |extra: &str| testing::validate::<ZoneFile>(&config(p, extra)).map_err(|e| e.to_string());
+    assert!(check("default_ttl = 600\nns = [\"ns1\", \"ns2\"]").is_ok());
+    let cases = [
+        ("default_ttl = 59", "`default_ttl`"),
+        ("refresh = 0", "`refresh`"),
+        ("expire = 100", "`expire`"),
+        ("minimum = 90000", "`minimum`"),
+        ("ns = []", "`ns`"),
+        (
+            "ns = [\"a\", \"A.example.com.\"]",
+            "`ns` lists a.example.com. twice",
+        ),
+        ("primary_ns = \"_ns\"", "`primary_ns`"),
+        ("hostmaster = \"a.b@example.com\"", "`hostmaster`"),
+        (
+            "ns_addresses = { \"ns9\" = \"10.0.0.1\" }",
+            "not listed in `ns`",
+        ),
+        (
+            "ns_addresses = { \"ns1\" = \"nope\" }",
+            "not an IPv4 or IPv6 address",
+        ),
+        (
+            "ns = [\"ns.other.net.\"]\nns_addresses = { \"ns.other.net.\" = \"10.0.0.1\" }",
+            "needs no glue",
+        ),
+        ("enricher_key = 1", "unknown field `enricher_key`"),
+    ];
+    for (extra, want) in cases {
+        let e = check(extra).unwrap_err();
+        assert!(e.contains(want), "{extra}: {e}");
+    }
+    let e = testing::validate::<ZoneFile>("zone = \"example.com.\"").unwrap_err();
+    assert!(e.message().contains("path"), "{e}");
+    let e = testing::validate::<ZoneFile>("zone = \"example.com\"\npath = \"x\"").unwrap_err();
+    assert!(e.message().contains("`zone`"), "{e}");
+}
