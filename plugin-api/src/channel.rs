@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,7 @@ impl<T> std::error::Error for Closed<T> {}
 #[sabi(bound(T: 'static))]
 pub struct SenderVTable<T> {
     send: unsafe extern "C" fn(*const c_void, RVec<T>, bool) -> RResult<(), RVec<T>>,
+    send_one: unsafe extern "C" fn(*const c_void, T) -> RResult<(), T>,
     clone: unsafe extern "C" fn(*const c_void),
     drop: unsafe extern "C" fn(*const c_void),
     is_closed: unsafe extern "C" fn(*const c_void) -> bool,
@@ -93,12 +95,10 @@ impl<T: Send + 'static> Sender<T> {
     /// # Errors
     /// [`Closed`] with the item once the receiver has closed.
     pub fn send(&self, item: T) -> Result<(), Closed<T>> {
-        let mut one = RVec::with_capacity(1);
-        one.push(item);
         // SAFETY: as in `send_batch`.
-        unsafe { (self.vtable.send)(self.shared, one, true) }
+        unsafe { (self.vtable.send_one)(self.shared, item) }
             .into_result()
-            .map_err(|rest| Closed(rest.into_vec()))
+            .map_err(|item| Closed(vec![item]))
     }
 
     /// Sends as much of a batch as fits without blocking; returns what did not fit
@@ -173,6 +173,9 @@ struct Shared<T> {
     not_empty: Condvar,
     not_full: Condvar,
     capacity: usize,
+    // Items queued, readable without the lock: a receiver about to sleep spins on it
+    // briefly first, because waking a sleeping thread costs microseconds.
+    queued: AtomicUsize,
 }
 
 impl<T> Shared<T> {
@@ -188,6 +191,7 @@ struct VTableFor<T>(PhantomData<T>);
 impl<T: Send + 'static> VTableFor<T> {
     const VTABLE: &'static SenderVTable<T> = &SenderVTable {
         send: send_shim::<T>,
+        send_one: send_one_shim::<T>,
         clone: clone_shim::<T>,
         drop: drop_shim::<T>,
         is_closed: is_closed_shim::<T>,
@@ -221,6 +225,7 @@ unsafe extern "C" fn send_shim<T: Send>(
         if room > 0 {
             let before = state.items.len();
             state.items.extend(rest.by_ref().take(room));
+            shared.queued.store(state.items.len(), Ordering::Release);
             if state.items.len() > before && state.waiting_receivers > 0 {
                 shared.not_empty.notify_one();
             }
@@ -230,6 +235,31 @@ unsafe extern "C" fn send_shim<T: Send>(
         }
         if !block {
             return RResult::RErr(rest.collect());
+        }
+        state.waiting_senders += 1;
+        state = shared
+            .not_full
+            .wait(state)
+            .unwrap_or_else(|p| p.into_inner());
+        state.waiting_senders -= 1;
+    }
+}
+
+unsafe extern "C" fn send_one_shim<T: Send>(ptr: *const c_void, item: T) -> RResult<(), T> {
+    // SAFETY: called through a live `Sender<T>` built by `bounded::<T>`.
+    let shared = unsafe { shared::<T>(ptr) };
+    let mut state = shared.lock();
+    loop {
+        if state.closed {
+            return RResult::RErr(item);
+        }
+        if state.items.len() < shared.capacity {
+            state.items.push_back(item);
+            shared.queued.store(state.items.len(), Ordering::Release);
+            if state.waiting_receivers > 0 {
+                shared.not_empty.notify_one();
+            }
+            return RResult::ROk(());
         }
         state.waiting_senders += 1;
         state = shared
@@ -274,6 +304,9 @@ unsafe extern "C" fn capacity_shim<T>(ptr: *const c_void) -> usize {
     unsafe { shared::<T>(ptr).capacity }
 }
 
+/// Spin iterations (a few microseconds) a receiver waits for an item before sleeping.
+const SPINS: u32 = 2_000;
+
 /// The receiving half: not FFI-safe, it stays with whoever created the channel.
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
@@ -303,6 +336,9 @@ impl<T> Receiver<T> {
             if !state.items.is_empty() {
                 let n = state.items.len().min(max.max(1));
                 buf.extend(state.items.drain(..n));
+                self.shared
+                    .queued
+                    .store(state.items.len(), Ordering::Release);
                 if !state.items.is_empty() && state.waiting_receivers > 0 {
                     // Let another receiver take the rest.
                     self.shared.not_empty.notify_one();
@@ -324,6 +360,18 @@ impl<T> Receiver<T> {
                     _ => return Recv::Timeout,
                 },
             };
+            // Spin a little before sleeping: under steady traffic the next item is
+            // usually microseconds away. Bounded, so an idle receiver still sleeps.
+            drop(state);
+            let mut spins = 0;
+            while spins < SPINS && self.shared.queued.load(Ordering::Acquire) == 0 {
+                std::hint::spin_loop();
+                spins += 1;
+            }
+            state = self.shared.lock();
+            if !state.items.is_empty() || state.senders == 0 || state.closed {
+                continue;
+            }
             state.waiting_receivers += 1;
             state = match timeout {
                 None => self
@@ -388,6 +436,7 @@ pub fn bounded<T: Send + 'static>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         not_empty: Condvar::new(),
         not_full: Condvar::new(),
         capacity: capacity.max(1),
+        queued: AtomicUsize::new(0),
     });
     let receiver = Receiver {
         shared: Arc::clone(&shared),

@@ -10,4 +10,6 @@ mod check;
 mod routing;
 // Metric relays seen from outside: Prometheus scrape, ffwd datagrams.
 mod metrics;
+// The default pipeline end to end: HTTP in, zone file out.
+mod e2e;
 mod util;

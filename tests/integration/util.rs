@@ -30,6 +30,8 @@ const PACKAGES: &[&str] = &[
     "gordon-fixture-beta",
     "gordon-fixture-ctor-panic",
     "gordon-fixture-not-a-plugin",
+    "gordon-plugin-http",
+    "gordon-plugin-dns",
 ];
 
 fn run_cargo(mut cmd: Command, what: &str) {
@@ -60,6 +62,14 @@ pub fn build() {
 pub fn gordon_bin() -> PathBuf {
     build();
     target_dir().join("debug").join("gordon")
+}
+
+/// A sample plugin library built from `sample-plugins/<name>`.
+pub fn sample(name: &str) -> PathBuf {
+    build();
+    target_dir()
+        .join("debug")
+        .join(format!("libgordon_plugin_{name}.so"))
 }
 
 /// A fixture library built from `tests/fixtures/<name>`.
@@ -338,4 +348,40 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; returns the status and the JSON body.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("null");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// `named-checkzone`, if installed. In CI (`CI=true`) its absence fails the test.
+pub fn named_checkzone() -> Option<PathBuf> {
+    let found = ["/usr/bin/named-checkzone", "/usr/sbin/named-checkzone"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "named-checkzone is missing (Debian package bind9); CI must install it"
+        );
+        eprintln!("skipping the named-checkzone check: install the Debian package bind9");
+    }
+    found
 }
