@@ -16,16 +16,25 @@ use std::time::{Duration, Instant};
 /// Finds a server binary on the usual paths. `None` (with a message on stderr) when
 /// it is missing and `CI` is not `true`; panics when it is missing in CI.
 pub fn require(binary: &str, package: &str) -> Option<PathBuf> {
-    let found = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin", "/bin"]
-        .iter()
-        .map(|d| PathBuf::from(d).join(binary))
-        .find(|p| p.exists());
+    let found = [
+        "/usr/sbin",
+        "/usr/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/sbin",
+        "/bin",
+    ]
+    .iter()
+    .map(|d| PathBuf::from(d).join(binary))
+    .find(|p| p.exists());
     if found.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "{binary} is missing (Debian package {package}); CI must install it"
         );
-        eprintln!("SKIPPED: {binary} not found; install the Debian package {package} to run this test");
+        eprintln!(
+            "SKIPPED: {binary} not found; install the Debian package {package} to run this test"
+        );
     }
     found
 }
@@ -40,7 +49,10 @@ pub fn free_port() -> u16 {
 pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ready() {
-        assert!(Instant::now() < deadline, "{what} was not ready within {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} was not ready within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
