@@ -10,7 +10,8 @@ use abi_stable::library::RootModule;
 use anyhow::Context as _;
 use gordon::config::RouterConfig;
 use gordon::plugins::instance::{self, Instance};
-use gordon::plugins::{hostlink, loader, PluginInfo};
+use gordon::plugins::loader::{self, Entry};
+use gordon::plugins::{hostlink, PluginInfo};
 use gordon::service::pipeline::{Pipeline, Source};
 use gordon::service::router::HandlerSlot;
 use gordon_plugin_api::abi::LibraryRef;
@@ -31,41 +32,42 @@ fn route() -> BTreeMap<String, String> {
     .collect()
 }
 
-fn dynamic_module() -> anyhow::Result<LibraryRef> {
+fn dynamic_module() -> anyhow::Result<Vec<Entry>> {
     let path = crate::artifacts()?.join("libgordon_bench_plugins.so");
     gordon::plugins::inspect::inspect(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(loader::load(&path)
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .module)
+        .entries)
 }
 
-fn static_module() -> anyhow::Result<LibraryRef> {
-    let module = gordon_bench_plugins::__GORDON_LIB_HEADER
-        .init_root_module::<LibraryRef>()
+fn static_module() -> anyhow::Result<Vec<Entry>> {
+    let header = &gordon_bench_plugins::__GORDON_LIB_HEADER;
+    let module = loader::from_header(header, LibraryRef::VERSION_STRINGS.version.as_str())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let _ = (module.init())(hostlink::services());
-    let _ = LibraryRef::NAME;
-    Ok(module)
+    if let loader::Versioned::Current(m) = &module {
+        let _ = (m.init())(hostlink::services());
+    }
+    Ok(module.entries())
 }
 
 /// Creates the three bench plugins from a module and starts a pipeline.
 fn start(
-    module: LibraryRef,
+    entries: &[Entry],
     source_cfg: &serde_json::Value,
     workers: usize,
 ) -> anyhow::Result<Pipeline> {
     let mut sources = Vec::new();
     let mut handlers = Vec::new();
-    for entry in module.plugins().iter() {
+    for entry in entries {
         let info = PluginInfo {
-            name: entry.name().to_string(),
-            kind: entry.kind().to_string(),
-            phase: entry.phase().to_string(),
-            version: entry.version().to_string(),
+            name: entry.name.clone(),
+            kind: entry.kind.clone(),
+            phase: entry.phase.clone(),
+            version: entry.version.clone(),
             description: String::new(),
             library: Path::new("bench").into(),
             api_version: String::new(),
-            entry: *entry,
+            fns: entry.fns,
         };
         let cfg = if info.kind == "runnable" {
             source_cfg.to_string()
@@ -84,7 +86,7 @@ fn start(
                 phase: Phase::intern(&info.phase).as_str(),
                 obj,
             }),
-            Instance::Relay(_) => {}
+            _ => {}
         }
     }
     let router = RouterConfig {
@@ -95,7 +97,7 @@ fn start(
     Pipeline::start(sources, handlers, &route(), &router, false)
 }
 
-fn run_once(module: LibraryRef, count: u64) -> anyhow::Result<f64> {
+fn run_once(module: &[Entry], count: u64) -> anyhow::Result<f64> {
     let started = Instant::now();
     let pipeline = start(module, &json!({"count": count, "batch": 256}), 2)?;
     pipeline.wait_until_sources_end();
@@ -109,12 +111,12 @@ pub fn throughput() -> anyhow::Result<()> {
     let dynamic = dynamic_module().context("loading the bench plugins")?;
     let statik = static_module()?;
     // Warm up both (page faults, allocator arenas).
-    run_once(dynamic, 200_000)?;
-    run_once(statik, 200_000)?;
+    run_once(&dynamic, 200_000)?;
+    run_once(&statik, 200_000)?;
     let (mut d, mut s) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        d.push(run_once(dynamic, COUNT)?);
-        s.push(run_once(statik, COUNT)?);
+        d.push(run_once(&dynamic, COUNT)?);
+        s.push(run_once(&statik, COUNT)?);
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -142,7 +144,7 @@ pub fn latency() -> anyhow::Result<()> {
     let report = dir.path().join("latency.json");
     let count = 50_000;
     let cfg = json!({"count": count, "rate": 10_000, "report": report});
-    let pipeline = start(module, &cfg, 2)?;
+    let pipeline = start(&module, &cfg, 2)?;
     pipeline.wait_until_sources_end();
     pipeline.shutdown(Duration::from_secs(5));
     let text = std::fs::read_to_string(&report).context("no latency report")?;

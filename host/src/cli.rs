@@ -35,6 +35,19 @@ pub enum Command {
     /// Load configuration and plugins, validate every active plugin's configuration,
     /// start nothing; print every problem and exit non-zero if there is any.
     Check,
+    /// Run the janitor: authority -> reconciler -> publisher, reading
+    /// gordon-janitor.toml (+ gordon-janitor-user.toml).
+    Janitor {
+        /// Print the plan (additions and deletions per zone) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// One run, then exit (the default).
+        #[arg(long, conflicts_with = "interval")]
+        once: bool,
+        /// Run every SECS seconds until SIGINT/SIGTERM.
+        #[arg(long, value_name = "SECS")]
+        interval: Option<f64>,
+    },
     /// Inspect installed plugins.
     Plugins {
         /// What to do with them.

@@ -64,6 +64,10 @@ pub struct CoreConfig {
     /// Seconds allowed for draining and for each plugin's shutdown.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: f64,
+    /// `gordon janitor`: seconds one run may take before it is abandoned and
+    /// reported as failed, naming the plugins still running.
+    #[serde(default = "default_run_timeout")]
+    pub run_timeout: f64,
     /// Phase -> next phase.
     #[serde(default = "default_route")]
     pub route: BTreeMap<String, String>,
@@ -138,6 +142,9 @@ fn default_plugin_dirs() -> Vec<PathBuf> {
 }
 const fn default_shutdown_timeout() -> f64 {
     10.0
+}
+const fn default_run_timeout() -> f64 {
+    600.0
 }
 fn default_route() -> BTreeMap<String, String> {
     [
@@ -319,6 +326,12 @@ fn validate_core(path: &Path, core: &CoreConfig) -> Result<(), ConfigError> {
         key: key.into(),
         message,
     };
+    if !(core.run_timeout.is_finite() && core.run_timeout > 0.0) {
+        return Err(invalid(
+            "core.run_timeout",
+            format!("must be a number of seconds > 0, got {}", core.run_timeout),
+        ));
+    }
     if !(core.shutdown_timeout.is_finite() && core.shutdown_timeout >= 0.0) {
         return Err(invalid(
             "core.shutdown_timeout",

@@ -9,6 +9,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None | Some(Command::Run) => commands::run::run(&cli.global).map(|()| true),
         Some(Command::Check) => commands::check::run(&cli.global),
+        Some(Command::Janitor {
+            dry_run, interval, ..
+        }) => gordon::janitor::run(&cli.global, *dry_run, *interval),
         Some(Command::Plugins {
             command: PluginsCommand::List { json },
         }) => commands::list::run(&cli.global, *json).map(|()| true),

@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -176,9 +176,68 @@ struct Shared<T> {
     // Items queued, readable without the lock: a receiver about to sleep spins on it
     // briefly first, because waking a sleeping thread costs microseconds.
     queued: AtomicUsize,
+    sent_total: AtomicU64,
 }
 
 impl<T> Shared<T> {
+    fn recv_batch(&self, buf: &mut Vec<T>, max: usize, timeout: Option<Duration>) -> Recv {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.lock();
+        loop {
+            if !state.items.is_empty() {
+                let n = state.items.len().min(max.max(1));
+                buf.extend(state.items.drain(..n));
+                self.queued.store(state.items.len(), Ordering::Release);
+                if !state.items.is_empty() && state.waiting_receivers > 0 {
+                    // Let another receiver take the rest.
+                    self.not_empty.notify_one();
+                }
+                let wake_senders = state.waiting_senders > 0;
+                drop(state);
+                if wake_senders {
+                    self.not_full.notify_all();
+                }
+                return Recv::Items;
+            }
+            if state.senders == 0 || state.closed {
+                return Recv::Ended;
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Recv::Timeout,
+                },
+            };
+            // Spin a little before sleeping: under steady traffic the next item is
+            // usually microseconds away. Bounded, so an idle receiver still sleeps.
+            drop(state);
+            let mut spins = 0;
+            while spins < SPINS && self.queued.load(Ordering::Acquire) == 0 {
+                std::hint::spin_loop();
+                spins += 1;
+            }
+            state = self.lock();
+            if !state.items.is_empty() || state.senders == 0 || state.closed {
+                continue;
+            }
+            state.waiting_receivers += 1;
+            state = match timeout {
+                None => self
+                    .not_empty
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner()),
+                Some(left) => {
+                    self.not_empty
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+            state.waiting_receivers -= 1;
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A poisoned lock means a panic while holding it; the queue itself is
         // always left consistent (pushes and drains are single calls), so go on.
@@ -225,6 +284,9 @@ unsafe extern "C" fn send_shim<T: Send>(
         if room > 0 {
             let before = state.items.len();
             state.items.extend(rest.by_ref().take(room));
+            shared
+                .sent_total
+                .fetch_add((state.items.len() - before) as u64, Ordering::Relaxed);
             shared.queued.store(state.items.len(), Ordering::Release);
             if state.items.len() > before && state.waiting_receivers > 0 {
                 shared.not_empty.notify_one();
@@ -255,6 +317,7 @@ unsafe extern "C" fn send_one_shim<T: Send>(ptr: *const c_void, item: T) -> RRes
         }
         if state.items.len() < shared.capacity {
             state.items.push_back(item);
+            shared.sent_total.fetch_add(1, Ordering::Relaxed);
             shared.queued.store(state.items.len(), Ordering::Release);
             if state.waiting_receivers > 0 {
                 shared.not_empty.notify_one();
@@ -330,65 +393,7 @@ impl<T> Receiver<T> {
     /// the channel was closed.
     /// `None` waits without a timeout. Waiting uses no CPU.
     pub fn recv_batch(&self, buf: &mut Vec<T>, max: usize, timeout: Option<Duration>) -> Recv {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut state = self.shared.lock();
-        loop {
-            if !state.items.is_empty() {
-                let n = state.items.len().min(max.max(1));
-                buf.extend(state.items.drain(..n));
-                self.shared
-                    .queued
-                    .store(state.items.len(), Ordering::Release);
-                if !state.items.is_empty() && state.waiting_receivers > 0 {
-                    // Let another receiver take the rest.
-                    self.shared.not_empty.notify_one();
-                }
-                let wake_senders = state.waiting_senders > 0;
-                drop(state);
-                if wake_senders {
-                    self.shared.not_full.notify_all();
-                }
-                return Recv::Items;
-            }
-            if state.senders == 0 || state.closed {
-                return Recv::Ended;
-            }
-            let timeout = match deadline {
-                None => None,
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Recv::Timeout,
-                },
-            };
-            // Spin a little before sleeping: under steady traffic the next item is
-            // usually microseconds away. Bounded, so an idle receiver still sleeps.
-            drop(state);
-            let mut spins = 0;
-            while spins < SPINS && self.shared.queued.load(Ordering::Acquire) == 0 {
-                std::hint::spin_loop();
-                spins += 1;
-            }
-            state = self.shared.lock();
-            if !state.items.is_empty() || state.senders == 0 || state.closed {
-                continue;
-            }
-            state.waiting_receivers += 1;
-            state = match timeout {
-                None => self
-                    .shared
-                    .not_empty
-                    .wait(state)
-                    .unwrap_or_else(|p| p.into_inner()),
-                Some(left) => {
-                    self.shared
-                        .not_empty
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-            state.waiting_receivers -= 1;
-        }
+        self.shared.recv_batch(buf, max, timeout)
     }
 
     /// Closes the channel for senders: further sends fail and hand their items back.
@@ -423,6 +428,118 @@ impl<T> Clone for Receiver<T> {
     }
 }
 
+/// The table of functions behind an [`FfiReceiver`]. Part of the ABI: append only.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(bound(T: 'static))]
+pub struct ReceiverVTable<T> {
+    recv: unsafe extern "C" fn(*const c_void, usize, u64, &mut RVec<T>) -> u8,
+    drop: unsafe extern "C" fn(*const c_void),
+}
+
+/// The receiving half handed across a library boundary (the janitor's rrset and
+/// change channels): a plugin reads what the host, or another plugin, sends.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(bound(T: 'static))]
+pub struct FfiReceiver<T: 'static> {
+    shared: *const c_void,
+    vtable: &'static ReceiverVTable<T>,
+    _items: PhantomData<RVec<T>>,
+}
+
+// SAFETY: as for `Sender`: the shared state is behind a mutex and the vtable
+// functions are thread-safe.
+unsafe impl<T: Send> Send for FfiReceiver<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for FfiReceiver<T> {}
+
+const RECV_ITEMS: u8 = 0;
+const RECV_TIMEOUT: u8 = 1;
+const RECV_ENDED: u8 = 2;
+
+impl<T: 'static> FfiReceiver<T> {
+    /// Waits for at least one item and appends up to `max` to `buf`, like
+    /// [`Receiver::recv_batch`].
+    pub fn recv_batch(&self, buf: &mut Vec<T>, max: usize, timeout: Option<Duration>) -> Recv {
+        let mut out = RVec::new();
+        let ms = timeout.map_or(u64::MAX, |t| {
+            t.as_millis().min(u128::from(u64::MAX - 1)) as u64
+        });
+        // SAFETY: `shared` is kept alive by this receiver; the vtable matches `T`.
+        let status = unsafe { (self.vtable.recv)(self.shared, max, ms, &mut out) };
+        buf.extend(out);
+        match status {
+            RECV_ITEMS => Recv::Items,
+            RECV_TIMEOUT => Recv::Timeout,
+            _ => Recv::Ended,
+        }
+    }
+}
+
+impl<T: 'static> Drop for FfiReceiver<T> {
+    fn drop(&mut self) {
+        // SAFETY: this receiver owns one count of the `Arc`, given back here once.
+        unsafe { (self.vtable.drop)(self.shared) }
+    }
+}
+
+impl<T: 'static> fmt::Debug for FfiReceiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FfiReceiver { .. }")
+    }
+}
+
+struct ReceiverVTableFor<T>(PhantomData<T>);
+
+impl<T: Send + 'static> ReceiverVTableFor<T> {
+    const VTABLE: &'static ReceiverVTable<T> = &ReceiverVTable {
+        recv: ffi_recv_shim::<T>,
+        drop: ffi_receiver_drop_shim::<T>,
+    };
+}
+
+unsafe extern "C" fn ffi_recv_shim<T>(
+    ptr: *const c_void,
+    max: usize,
+    timeout_ms: u64,
+    out: &mut RVec<T>,
+) -> u8 {
+    // SAFETY: `ptr` comes from `Arc::into_raw` in `Receiver::into_ffi` and the
+    // calling `FfiReceiver` holds that count for the length of the call.
+    let shared = unsafe { &*(ptr as *const Shared<T>) };
+    let timeout = (timeout_ms != u64::MAX).then(|| Duration::from_millis(timeout_ms));
+    let mut buf = Vec::new();
+    let status = shared.recv_batch(&mut buf, max, timeout);
+    out.extend(buf);
+    match status {
+        Recv::Items => RECV_ITEMS,
+        Recv::Timeout => RECV_TIMEOUT,
+        Recv::Ended => RECV_ENDED,
+    }
+}
+
+unsafe extern "C" fn ffi_receiver_drop_shim<T>(ptr: *const c_void) {
+    // SAFETY: the dropping `FfiReceiver` owns exactly one count.
+    unsafe { Arc::decrement_strong_count(ptr as *const Shared<T>) };
+}
+
+impl<T: Send + 'static> Receiver<T> {
+    /// Turns this receiver into one that can be handed to a plugin.
+    pub fn into_ffi(self) -> FfiReceiver<T> {
+        FfiReceiver {
+            shared: Arc::into_raw(self.shared) as *const c_void,
+            vtable: ReceiverVTableFor::<T>::VTABLE,
+            _items: PhantomData,
+        }
+    }
+
+    /// Items sent on the channel so far (for run reports).
+    pub fn sent_total(&self) -> u64 {
+        self.shared.sent_total.load(Ordering::Relaxed)
+    }
+}
+
 /// Creates a channel holding at most `capacity` items (at least 1).
 pub fn bounded<T: Send + 'static>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
@@ -437,6 +554,7 @@ pub fn bounded<T: Send + 'static>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         not_full: Condvar::new(),
         capacity: capacity.max(1),
         queued: AtomicUsize::new(0),
+        sent_total: AtomicU64::new(0),
     });
     let receiver = Receiver {
         shared: Arc::clone(&shared),

@@ -15,15 +15,21 @@ use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut, RStr, RVec};
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
+    AuthorityBox, AuthorityObj, AuthorityObj_TO, PublisherBox, PublisherObj, PublisherObj_TO,
+    ReconcilerBox, ReconcilerObj, ReconcilerObj_TO, KIND_AUTHORITY, KIND_PUBLISHER,
+    KIND_RECONCILER,
+};
+use crate::abi::{
     Failure, HandlerBox, HandlerObj, HandlerObj_TO, HostServicesRef, Library, LibraryRef,
     MetricEvent, MetricKind, PluginEntry, PluginEntryRef, RelayBox, RelayObj, RelayObj_TO,
     RunnableBox, RunnableObj, RunnableObj_TO, KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY,
     KIND_RUNNABLE,
 };
-use crate::channel::Sender;
+use crate::channel::{FfiReceiver, Sender};
 use crate::context::{EventSender, PluginContext, RunContext, Shutdown};
 use crate::error::{FfiError, PluginError};
 use crate::hostlink;
+use crate::janitor::{Authority, Inbox, Outbox, Publisher, Reconciler, ZoneRecords};
 use crate::message::{EventMessage, Phase};
 use crate::plugin::{Failures, MessageHandler, MetricRelay, Plugin, Runnable};
 
@@ -270,6 +276,9 @@ fn base_entry<P: Plugin>(
         new_runnable: ROption::RNone,
         new_handler: ROption::RNone,
         new_relay: ROption::RNone,
+        new_authority: ROption::RNone,
+        new_reconciler: ROption::RNone,
+        new_publisher: ROption::RNone,
     }
 }
 
@@ -294,6 +303,119 @@ pub fn handler_entry<P: MessageHandler>(version: &'static str) -> PluginEntryRef
 pub fn relay_entry<P: MetricRelay>(version: &'static str) -> PluginEntryRef {
     let mut e = base_entry::<P>(KIND_METRIC_RELAY, "", version);
     e.new_relay = ROption::RSome(new_relay::<P>);
+    leak_entry(e)
+}
+
+/// Runs a janitor plugin's async `run` or `cleanup` on its runtime, guarded.
+fn block<P: Plugin, F: std::future::Future<Output = Result<(), PluginError>>>(
+    ctx: &PluginContext,
+    what: &str,
+    fut: impl FnOnce() -> F,
+) -> RResult<(), FfiError> {
+    to_ffi(guard(P::NAME, what, || ctx.runtime_owned().block_on(fut())))
+}
+
+fn block_with_deadline<P: Plugin, F: std::future::Future<Output = Result<(), PluginError>>>(
+    ctx: &PluginContext,
+    deadline_ms: u64,
+    fut: impl FnOnce() -> F,
+) -> RResult<(), FfiError> {
+    let deadline = Duration::from_millis(deadline_ms);
+    block::<P, _>(ctx, "cleanup", || async move {
+        tokio::time::timeout(deadline, fut())
+            .await
+            .unwrap_or_else(|_| {
+                Err(PluginError::new(format!(
+                    "cleanup did not finish within {deadline_ms} ms"
+                )))
+            })
+    })
+}
+
+struct JanitorAdapter<P> {
+    plugin: Arc<P>,
+    ctx: PluginContext,
+}
+
+impl<P: Authority> AuthorityObj for JanitorAdapter<P> {
+    fn run(&self, rrsets: Sender<ZoneRecords>) -> RResult<(), FfiError> {
+        block::<P, _>(&self.ctx, "run", || self.plugin.run(Outbox::new(rrsets)))
+    }
+    fn cleanup(&self, deadline_ms: u64) -> RResult<(), FfiError> {
+        block_with_deadline::<P, _>(&self.ctx, deadline_ms, || Authority::cleanup(&*self.plugin))
+    }
+}
+
+impl<P: Reconciler> ReconcilerObj for JanitorAdapter<P> {
+    fn run(
+        &self,
+        rrsets: FfiReceiver<ZoneRecords>,
+        changes: Sender<EventMessage>,
+    ) -> RResult<(), FfiError> {
+        block::<P, _>(&self.ctx, "run", || {
+            self.plugin.run(Inbox::new(rrsets), Outbox::new(changes))
+        })
+    }
+    fn cleanup(&self, deadline_ms: u64) -> RResult<(), FfiError> {
+        block_with_deadline::<P, _>(&self.ctx, deadline_ms, || {
+            Reconciler::cleanup(&*self.plugin)
+        })
+    }
+}
+
+impl<P: Publisher> PublisherObj for JanitorAdapter<P> {
+    fn run(&self, changes: FfiReceiver<EventMessage>) -> RResult<(), FfiError> {
+        block::<P, _>(&self.ctx, "run", || self.plugin.run(Inbox::new(changes)))
+    }
+    fn cleanup(&self, deadline_ms: u64) -> RResult<(), FfiError> {
+        block_with_deadline::<P, _>(&self.ctx, deadline_ms, || Publisher::cleanup(&*self.plugin))
+    }
+}
+
+#[doc(hidden)]
+pub extern "C" fn new_authority<P: Authority>(config: RStr<'_>) -> RResult<AuthorityBox, FfiError> {
+    to_ffi(construct::<P>(config.as_str()).map(|(plugin, ctx)| {
+        AuthorityObj_TO::from_value(JanitorAdapter { plugin, ctx }, TD_Opaque)
+    }))
+}
+
+#[doc(hidden)]
+pub extern "C" fn new_reconciler<P: Reconciler>(
+    config: RStr<'_>,
+) -> RResult<ReconcilerBox, FfiError> {
+    to_ffi(construct::<P>(config.as_str()).map(|(plugin, ctx)| {
+        ReconcilerObj_TO::from_value(JanitorAdapter { plugin, ctx }, TD_Opaque)
+    }))
+}
+
+#[doc(hidden)]
+pub extern "C" fn new_publisher<P: Publisher>(config: RStr<'_>) -> RResult<PublisherBox, FfiError> {
+    to_ffi(construct::<P>(config.as_str()).map(|(plugin, ctx)| {
+        PublisherObj_TO::from_value(JanitorAdapter { plugin, ctx }, TD_Opaque)
+    }))
+}
+
+/// The entry of a janitor authority plugin.
+#[doc(hidden)]
+pub fn authority_entry<P: Authority>(version: &'static str) -> PluginEntryRef {
+    let mut e = base_entry::<P>(KIND_AUTHORITY, "", version);
+    e.new_authority = ROption::RSome(new_authority::<P>);
+    leak_entry(e)
+}
+
+/// The entry of a janitor reconciler plugin.
+#[doc(hidden)]
+pub fn reconciler_entry<P: Reconciler>(version: &'static str) -> PluginEntryRef {
+    let mut e = base_entry::<P>(KIND_RECONCILER, "", version);
+    e.new_reconciler = ROption::RSome(new_reconciler::<P>);
+    leak_entry(e)
+}
+
+/// The entry of a janitor publisher plugin.
+#[doc(hidden)]
+pub fn publisher_entry<P: Publisher>(version: &'static str) -> PluginEntryRef {
+    let mut e = base_entry::<P>(KIND_PUBLISHER, "", version);
+    e.new_publisher = ROption::RSome(new_publisher::<P>);
     leak_entry(e)
 }
 
@@ -342,7 +464,8 @@ pub fn library(
 
 /// Exports a library's plugins: the one macro a vendor calls, once per cdylib.
 ///
-/// List each plugin type with its kind (`runnable`, `handler` or `relay`).
+/// List each plugin type with its kind (`runnable`, `handler`, `relay`, or, for the
+/// janitor, `authority`, `reconciler`, `publisher`).
 /// Optionally start with `init = path::to::fn;`, a `fn()` run once when the host
 /// loads the library (a panic there refuses the library with a clear message).
 ///
@@ -408,6 +531,15 @@ macro_rules! __export_entry {
     };
     (relay $ty:ty) => {
         $crate::export::relay_entry::<$ty>(env!("CARGO_PKG_VERSION"))
+    };
+    (authority $ty:ty) => {
+        $crate::export::authority_entry::<$ty>(env!("CARGO_PKG_VERSION"))
+    };
+    (reconciler $ty:ty) => {
+        $crate::export::reconciler_entry::<$ty>(env!("CARGO_PKG_VERSION"))
+    };
+    (publisher $ty:ty) => {
+        $crate::export::publisher_entry::<$ty>(env!("CARGO_PKG_VERSION"))
     };
 }
 

@@ -103,6 +103,7 @@ pub mod event_json;
 #[doc(hidden)]
 pub mod export;
 mod hostlink;
+mod janitor;
 mod message;
 mod plugin;
 #[cfg(feature = "testing")]
@@ -111,6 +112,7 @@ pub mod testing;
 pub use crate::channel::Closed;
 pub use crate::context::{EventSender, Metrics, PluginContext, RunContext, Shutdown};
 pub use crate::error::{FfiError, PluginError};
+pub use crate::janitor::{Authority, Inbox, Outbox, Publisher, Reconciler, ZoneRecords};
 pub use crate::message::{
     format_rfc3339, now_ns, Action, EventMessage, HistoryEntry, MsgId, Phase, RecordType,
     ResourceRecord, Rrdatas,

@@ -1,4 +1,4 @@
-use crate::util::{drifted_fixture, fixture, refusal_for, set_mode, text, Drift, Env};
+use crate::util::{api_version, drifted_fixture, fixture, refusal_for, set_mode, text, Drift, Env};
 
 const ALL_ACTIVE: &str = "[core]\nplugins = []\n";
 
@@ -31,7 +31,7 @@ fn several_libraries_with_several_plugins_are_listed() {
         .unwrap();
     assert_eq!(source["kind"], "runnable");
     assert_eq!(source["phase"], "consume");
-    assert_eq!(source["api_version"], "1.0.0");
+    assert_eq!(source["api_version"], api_version().as_str());
     assert!(source["library"]
         .as_str()
         .unwrap()
@@ -57,7 +57,13 @@ fn table_output_names_kind_phase_and_library() {
         .lines()
         .find(|l| l.starts_with("beta.publish"))
         .expect(&stdout);
-    for field in ["message_handler", "publish", "0.3.0", "1.0.0", "libbeta.so"] {
+    for field in [
+        "message_handler",
+        "publish",
+        "0.3.0",
+        &api_version(),
+        "libbeta.so",
+    ] {
         assert!(line.contains(field), "{line}");
     }
 }
@@ -79,14 +85,19 @@ fn every_bad_library_is_refused_with_a_one_line_reason() {
     env.install(&drifted_fixture(Drift::Layout), "liblayout.so");
 
     let list = env.list_json();
+    let (v, major2) = (api_version(), format!("2.{}", &api_version()[2..]));
+    let major_msg = format!(
+        "built against plugin-api {major2}; this host supports plugin-api 1.x (it has {v})"
+    );
+    let layout_msg = format!("type layout mismatch with this host's plugin-api {v}");
     let expect = [
         ("libscript.so", "not a shared object: no ELF or Mach-O header"),
         ("libtruncated.so", "truncated or corrupt shared object"),
         ("libnotaplugin.so", "no gordon root module (symbol `_1as_0lib_1header_0root_bmodule_bloader` is not exported)"),
         ("libctorpanic.so", "root module constructor panicked: fixture constructor exploded"),
         ("libwritable.so", "is writable by group or others (mode 0666)"),
-        ("libmajor.so", "built against plugin-api 2.0.0; this host supports plugin-api 1.x"),
-        ("liblayout.so", "type layout mismatch with this host's plugin-api 1.0.0"),
+        ("libmajor.so", major_msg.as_str()),
+        ("liblayout.so", layout_msg.as_str()),
     ];
     for (file, needle) in expect {
         let reason =
@@ -200,4 +211,26 @@ fn debug_mode_turns_refusals_into_warnings() {
         "{stdout}"
     );
     assert!(stdout.contains("ok: beta.publish"), "{stdout}");
+}
+
+#[test]
+fn a_plugin_built_against_released_1_0_still_loads_and_runs() {
+    let env = Env::new();
+    env.install(&drifted_fixture(Drift::Released1_0), "libold.so");
+    env.install(&fixture("alpha"), "libalpha.so");
+    env.config(&format!(
+        "[core]\nplugins = [\"alpha.source\", \"drift.handler\"]\n[core.route]\nconsume = \"enrich\"\n[\"alpha.source\"]\ncount = 50\nreport = \"{}\"\n",
+        env.file("report.json")
+    ));
+    let list = env.list_json();
+    let old = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "drift.handler")
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(old["api_version"], "1.0.0");
+    let (out, report) = env.run_to_report();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(report["by_phase"]["cleanup"], 50, "{report}");
 }

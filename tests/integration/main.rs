@@ -12,4 +12,6 @@ mod routing;
 mod metrics;
 // The default pipeline end to end: HTTP in, zone file out.
 mod e2e;
+// `gordon janitor`: runs, dry runs, failures that never hang.
+mod janitor;
 mod util;

@@ -30,6 +30,7 @@ const PACKAGES: &[&str] = &[
     "gordon-fixture-beta",
     "gordon-fixture-ctor-panic",
     "gordon-fixture-not-a-plugin",
+    "gordon-fixture-gamma",
     "gordon-plugin-http",
     "gordon-plugin-dns",
 ];
@@ -86,6 +87,9 @@ pub enum Drift {
     Major,
     /// Two fields of `ResourceRecord` swapped: same version, different layout.
     Layout,
+    /// Not drifted at all: the released plugin-api 1.0.0 (`tests/compat`), which the
+    /// current host must keep loading.
+    Released1_0,
 }
 
 /// A plugin built against a drifted copy of plugin-api (see `tests/abi-drift`).
@@ -96,10 +100,15 @@ pub fn drifted_fixture(drift: Drift) -> PathBuf {
     let variant = match drift {
         Drift::Major => "major",
         Drift::Layout => "layout",
+        Drift::Released1_0 => "released-1.0",
     };
     let ws = base.join(variant);
     let _ = std::fs::remove_dir_all(&ws);
-    copy_dir(&root().join("plugin-api"), &ws.join("plugin-api"));
+    let api = match drift {
+        Drift::Released1_0 => root().join("tests/compat/plugin-api-1.0.0"),
+        _ => root().join("plugin-api"),
+    };
+    copy_dir(&api, &ws.join("plugin-api"));
     copy_dir(&root().join("tests/abi-drift"), &ws.join("fixture"));
     std::fs::copy(root().join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
     std::fs::write(ws.join("Cargo.toml"), drift_workspace_manifest()).unwrap();
@@ -114,6 +123,7 @@ pub fn drifted_fixture(drift: Drift) -> PathBuf {
             "    rtype: RecordType,\n    ttl: u32,\n",
             "    ttl: u32,\n    rtype: RecordType,\n",
         ),
+        Drift::Released1_0 => {}
     }
     let mut cmd = cargo();
     cmd.current_dir(&ws)
@@ -217,6 +227,12 @@ impl Env {
     /// Writes `gordon.toml`.
     pub fn config(&self, text: &str) -> &Self {
         std::fs::write(self.path().join("gordon.toml"), text).unwrap();
+        self
+    }
+
+    /// Writes `gordon-janitor.toml`.
+    pub fn janitor_config(&self, text: &str) -> &Self {
+        std::fs::write(self.path().join("gordon-janitor.toml"), text).unwrap();
         self
     }
 
@@ -384,4 +400,11 @@ pub fn named_checkzone() -> Option<PathBuf> {
         eprintln!("skipping the named-checkzone check: install the Debian package bind9");
     }
     found
+}
+
+/// The plugin-api version of this workspace (what the host reports).
+pub fn api_version() -> String {
+    let text = std::fs::read_to_string(root().join("plugin-api/Cargo.toml")).unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    doc["package"]["version"].as_str().unwrap().to_owned()
 }

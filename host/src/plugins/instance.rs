@@ -2,7 +2,8 @@
 
 use abi_stable::std_types::RStr;
 use gordon_plugin_api::abi::{
-    HandlerBox, RelayBox, RunnableBox, KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY, KIND_RUNNABLE,
+    AuthorityBox, HandlerBox, PublisherBox, ReconcilerBox, RelayBox, RunnableBox, KIND_AUTHORITY,
+    KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY, KIND_PUBLISHER, KIND_RECONCILER, KIND_RUNNABLE,
 };
 use gordon_plugin_api::PluginError;
 
@@ -16,6 +17,12 @@ pub enum Instance {
     Handler(HandlerBox),
     /// A metric relay.
     Relay(RelayBox),
+    /// A janitor authority.
+    Authority(AuthorityBox),
+    /// A janitor reconciler.
+    Reconciler(ReconcilerBox),
+    /// A janitor publisher.
+    Publisher(PublisherBox),
 }
 
 /// Runs the plugin's `validate_config` on its configuration (JSON object text).
@@ -23,7 +30,7 @@ pub enum Instance {
 /// # Errors
 /// The plugin's error, or its caught panic.
 pub fn validate(info: &PluginInfo, config_json: &str) -> Result<(), PluginError> {
-    (info.entry.validate_config())(RStr::from_str(config_json))
+    (info.fns.validate_config)(RStr::from_str(config_json))
         .into_result()
         .map_err(Into::into)
 }
@@ -37,28 +44,46 @@ pub fn instantiate(info: &PluginInfo, config_json: &str) -> Result<Instance, Plu
     let missing = || PluginError::new(format!("kind `{}` has no constructor", info.kind));
     match info.kind.as_str() {
         KIND_RUNNABLE => {
-            let new = info
-                .entry
-                .new_runnable()
-                .into_option()
-                .ok_or_else(missing)?;
+            let new = info.fns.new_runnable.ok_or_else(missing)?;
             new(cfg)
                 .into_result()
                 .map(Instance::Runnable)
                 .map_err(Into::into)
         }
         KIND_MESSAGE_HANDLER => {
-            let new = info.entry.new_handler().into_option().ok_or_else(missing)?;
+            let new = info.fns.new_handler.ok_or_else(missing)?;
             new(cfg)
                 .into_result()
                 .map(Instance::Handler)
                 .map_err(Into::into)
         }
         KIND_METRIC_RELAY => {
-            let new = info.entry.new_relay().into_option().ok_or_else(missing)?;
+            let new = info.fns.new_relay.ok_or_else(missing)?;
             new(cfg)
                 .into_result()
                 .map(Instance::Relay)
+                .map_err(Into::into)
+        }
+        // Appended in 1.1: a 1.0 library has no such field (`None`).
+        KIND_AUTHORITY => {
+            let new = info.fns.new_authority.ok_or_else(missing)?;
+            new(cfg)
+                .into_result()
+                .map(Instance::Authority)
+                .map_err(Into::into)
+        }
+        KIND_RECONCILER => {
+            let new = info.fns.new_reconciler.ok_or_else(missing)?;
+            new(cfg)
+                .into_result()
+                .map(Instance::Reconciler)
+                .map_err(Into::into)
+        }
+        KIND_PUBLISHER => {
+            let new = info.fns.new_publisher.ok_or_else(missing)?;
+            new(cfg)
+                .into_result()
+                .map(Instance::Publisher)
                 .map_err(Into::into)
         }
         other => Err(PluginError::new(format!(

@@ -7,17 +7,60 @@
 
 use std::path::{Path, PathBuf};
 
-use abi_stable::library::{lib_header_from_path, LibraryError, RootModule, RootModuleError};
-use gordon_plugin_api::abi::LibraryRef;
+use abi_stable::library::{
+    lib_header_from_path, LibHeader, LibraryError, RootModule, RootModuleError,
+};
+use abi_stable::std_types::{RResult, RStr};
+use gordon_plugin_api::abi::{
+    v1_0, AuthorityBox, HandlerBox, LibraryRef, PublisherBox, ReconcilerBox, RelayBox, RunnableBox,
+};
+use gordon_plugin_api::FfiError;
 
 use super::hostlink;
 use super::refusal::{Reason, Refused};
 
-/// A loaded, checked and initialised plugin library.
+type Ctor<T> = extern "C" fn(RStr<'_>) -> RResult<T, FfiError>;
+
+/// The functions of one plugin entry, whichever minor version wrote it.
 #[derive(Clone, Copy)]
+pub struct EntryFns {
+    /// Checks a configuration.
+    pub validate_config: extern "C" fn(RStr<'_>) -> RResult<(), FfiError>,
+    /// Runnable constructor.
+    pub new_runnable: Option<Ctor<RunnableBox>>,
+    /// Handler constructor.
+    pub new_handler: Option<Ctor<HandlerBox>>,
+    /// Relay constructor.
+    pub new_relay: Option<Ctor<RelayBox>>,
+    /// Authority constructor (1.1+).
+    pub new_authority: Option<Ctor<AuthorityBox>>,
+    /// Reconciler constructor (1.1+).
+    pub new_reconciler: Option<Ctor<ReconcilerBox>>,
+    /// Publisher constructor (1.1+).
+    pub new_publisher: Option<Ctor<PublisherBox>>,
+}
+
+/// One plugin of a loaded library.
+#[derive(Clone)]
+pub struct Entry {
+    /// Dotted name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Phase or start phase.
+    pub phase: String,
+    /// Version of the crate that built it.
+    pub version: String,
+    /// One line.
+    pub description: String,
+    /// Its functions.
+    pub fns: EntryFns,
+}
+
+/// A loaded, checked and initialised plugin library.
 pub struct Library {
-    /// The library's root module.
-    pub module: LibraryRef,
+    /// Its plugins.
+    pub entries: Vec<Entry>,
     /// The plugin-api version the library was built against.
     pub api_version: &'static str,
 }
@@ -35,16 +78,108 @@ pub fn load(path: &Path) -> Result<Library, Refused> {
         return Err(refuse(Reason::NoLayout));
     }
     let api_version = header.version_strings().version.as_str();
-    let module = header
-        .init_root_module::<LibraryRef>()
-        .map_err(|e| refusal(path, e))?;
-    (module.init())(hostlink::services())
+    let library = from_header(header, api_version).map_err(|e| refusal(path, e))?;
+    let init = match &library {
+        Versioned::V1_0(m) => m.init(),
+        Versioned::Current(m) => m.init(),
+    };
+    init(hostlink::services())
         .into_result()
         .map_err(|e| refuse(Reason::InitFailed(e.message.into())))?;
     Ok(Library {
-        module,
+        entries: library.entries(),
         api_version,
     })
+}
+
+/// A root module, checked against the types of the minor version that wrote it.
+pub enum Versioned {
+    /// Built against plugin-api 1.0.
+    V1_0(v1_0::LibraryRef),
+    /// Built against this host's minor version or a later one.
+    Current(LibraryRef),
+}
+
+/// Checks a library's version and layout and builds its root module.
+///
+/// # Errors
+/// abi_stable's error: version, layout or constructor.
+pub fn from_header(header: &LibHeader, api_version: &str) -> Result<Versioned, LibraryError> {
+    let minor = api_version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok());
+    if api_version.starts_with("1.") && minor == Some(0) {
+        header
+            .init_root_module::<v1_0::LibraryRef>()
+            .map(Versioned::V1_0)
+    } else {
+        header
+            .init_root_module::<LibraryRef>()
+            .map(Versioned::Current)
+    }
+}
+
+impl Versioned {
+    /// The plugins, whichever version wrote them.
+    pub fn entries(&self) -> Vec<Entry> {
+        let meta = |n: RStr<'_>, k: RStr<'_>, p: RStr<'_>, v: RStr<'_>, d: RStr<'_>, fns| Entry {
+            name: n.to_string(),
+            kind: k.to_string(),
+            phase: p.to_string(),
+            version: v.to_string(),
+            description: d.to_string(),
+            fns,
+        };
+        match self {
+            Versioned::V1_0(m) => m
+                .plugins()
+                .iter()
+                .map(|e| {
+                    let fns = EntryFns {
+                        validate_config: e.validate_config(),
+                        new_runnable: e.new_runnable().into_option(),
+                        new_handler: e.new_handler().into_option(),
+                        new_relay: e.new_relay().into_option(),
+                        new_authority: None,
+                        new_reconciler: None,
+                        new_publisher: None,
+                    };
+                    meta(
+                        e.name(),
+                        e.kind(),
+                        e.phase(),
+                        e.version(),
+                        e.description(),
+                        fns,
+                    )
+                })
+                .collect(),
+            Versioned::Current(m) => m
+                .plugins()
+                .iter()
+                .map(|e| {
+                    let fns = EntryFns {
+                        validate_config: e.validate_config(),
+                        new_runnable: e.new_runnable().into_option(),
+                        new_handler: e.new_handler().into_option(),
+                        new_relay: e.new_relay().into_option(),
+                        new_authority: e.new_authority().and_then(|f| f.into_option()),
+                        new_reconciler: e.new_reconciler().and_then(|f| f.into_option()),
+                        new_publisher: e.new_publisher().and_then(|f| f.into_option()),
+                    };
+                    meta(
+                        e.name(),
+                        e.kind(),
+                        e.phase(),
+                        e.version(),
+                        e.description(),
+                        fns,
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 fn refusal(path: &Path, err: LibraryError) -> Refused {

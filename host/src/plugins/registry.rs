@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gordon_plugin_api::abi::PluginEntryRef;
-
 use super::refusal::Refused;
 use super::{discovery, inspect, loader};
 
@@ -26,8 +24,8 @@ pub struct PluginInfo {
     pub library: PathBuf,
     /// The plugin-api version the library was built against.
     pub api_version: String,
-    /// Its entry in the library.
-    pub entry: PluginEntryRef,
+    /// Its functions in the library.
+    pub fns: loader::EntryFns,
 }
 
 impl std::fmt::Debug for PluginInfo {
@@ -120,18 +118,17 @@ fn load_one(path: &Path) -> Result<Vec<PluginInfo>, Refused> {
     inspect::inspect(path).map_err(|reason| Refused::new(path.to_path_buf(), reason))?;
     let lib = loader::load(path)?;
     Ok(lib
-        .module
-        .plugins()
-        .iter()
-        .map(|entry| PluginInfo {
-            name: entry.name().to_string(),
-            kind: entry.kind().to_string(),
-            phase: entry.phase().to_string(),
-            version: entry.version().to_string(),
-            description: entry.description().to_string(),
+        .entries
+        .into_iter()
+        .map(|e| PluginInfo {
+            name: e.name,
+            kind: e.kind,
+            phase: e.phase,
+            version: e.version,
+            description: e.description,
             library: path.to_path_buf(),
             api_version: lib.api_version.to_string(),
-            entry: *entry,
+            fns: e.fns,
         })
         .collect())
 }

@@ -56,6 +56,9 @@ fn build(session: &Session) -> anyhow::Result<Built> {
                     tracing::warn!(plugin = %info.name, "Metric relay is active but core.metrics does not name it; ignoring it.");
                 }
             }
+            Ok(_) => {
+                tracing::warn!(plugin = %info.name, kind = %info.kind, "Janitor plugin is active in the service; ignoring it (it runs under `gordon janitor`).")
+            }
             Err(e) => errors.push(failure(info, &e.to_string())),
         }
     }
@@ -81,7 +84,7 @@ fn failure(info: &PluginInfo, error: &str) -> String {
 }
 
 /// Chooses the metric relay named by `core.metrics`.
-fn install_relay(
+pub(crate) fn install_relay(
     session: &Session,
     plugin: Option<(&'static str, RelayBox)>,
 ) -> anyhow::Result<()> {

@@ -237,7 +237,7 @@ impl Drop for ExitSignal {
 /// Runs a plugin's shutdown on its own thread; names the plugin if it errs or is
 /// still running at the deadline (the thread is then abandoned: the library is never
 /// unloaded, so its code stays valid).
-fn with_deadline(
+pub fn with_deadline(
     name: &'static str,
     deadline: Duration,
     f: impl FnOnce() -> Result<(), String> + Send + 'static,

@@ -8,10 +8,17 @@
 //! # Evolution rule
 //!
 //! Every struct here that may grow is an abi_stable *prefix type*: fields may only be
-//! **appended**, after the field marked `#[sabi(last_prefix_field)]`, and a host
-//! reading an older library sees the appended fields as `None`. The same holds for
-//! the methods of the `#[sabi_trait]` objects. Anything else is a new major version
-//! of `plugin-api`, which hosts refuse to load.
+//! **appended**, after the field marked `#[sabi(last_prefix_field)]`. The same holds
+//! for the methods of the `#[sabi_trait]` objects. Anything else is a new major
+//! version of `plugin-api`, which hosts refuse to load.
+//!
+//! abi_stable's layout check lets a reader know *fewer* fields of a prefix type than
+//! its writer has, not more. That suits the types the host writes and the library
+//! reads ([`HostServices`]), but a host must also read root modules written by
+//! libraries built against every earlier minor version. So each released minor
+//! version's library-written types ([`Library`], [`PluginEntry`]) are kept, frozen,
+//! in a module of their own ([`v1_0`]), and the host checks a library against the
+//! types of the minor version the library says it was built with.
 
 #![allow(non_local_definitions)] // `#[sabi_trait]` expands to impls inside a const block.
 
@@ -19,8 +26,11 @@ use abi_stable::sabi_trait;
 use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RSliceMut, RStr, RVec};
 use abi_stable::StableAbi;
 
-use crate::channel::Sender;
+pub mod v1_0;
+
+use crate::channel::{FfiReceiver, Sender};
 use crate::error::FfiError;
+use crate::janitor::ZoneRecords;
 use crate::message::EventMessage;
 
 /// The kind name of a [`Runnable`](crate::Runnable) plugin.
@@ -29,6 +39,12 @@ pub const KIND_RUNNABLE: &str = "runnable";
 pub const KIND_MESSAGE_HANDLER: &str = "message_handler";
 /// The kind name of a [`MetricRelay`](crate::MetricRelay) plugin.
 pub const KIND_METRIC_RELAY: &str = "metric_relay";
+/// The kind name of an [`Authority`](crate::Authority) plugin (since 1.1).
+pub const KIND_AUTHORITY: &str = "authority";
+/// The kind name of a [`Reconciler`](crate::Reconciler) plugin (since 1.1).
+pub const KIND_RECONCILER: &str = "reconciler";
+/// The kind name of a [`Publisher`](crate::Publisher) plugin (since 1.1).
+pub const KIND_PUBLISHER: &str = "publisher";
 
 /// The root module of a plugin library: the one symbol the host looks up.
 #[repr(C)]
@@ -74,9 +90,17 @@ pub struct PluginEntry {
     pub new_runnable: ROption<extern "C" fn(config: RStr<'_>) -> RResult<RunnableBox, FfiError>>,
     /// Creates a message handler, if the plugin is one.
     pub new_handler: ROption<extern "C" fn(config: RStr<'_>) -> RResult<HandlerBox, FfiError>>,
-    /// Creates a metric relay, if the plugin is one.
+    /// Creates a metric relay, if the plugin is one. The last field of 1.0: fields
+    /// below were appended later, and read as `None` from a 1.0 library.
     #[sabi(last_prefix_field)]
     pub new_relay: ROption<extern "C" fn(config: RStr<'_>) -> RResult<RelayBox, FfiError>>,
+    /// Creates a janitor authority, if the plugin is one (since 1.1).
+    pub new_authority: ROption<extern "C" fn(config: RStr<'_>) -> RResult<AuthorityBox, FfiError>>,
+    /// Creates a janitor reconciler, if the plugin is one (since 1.1).
+    pub new_reconciler:
+        ROption<extern "C" fn(config: RStr<'_>) -> RResult<ReconcilerBox, FfiError>>,
+    /// Creates a janitor publisher, if the plugin is one (since 1.1).
+    pub new_publisher: ROption<extern "C" fn(config: RStr<'_>) -> RResult<PublisherBox, FfiError>>,
 }
 
 /// What the host offers every plugin library.
@@ -191,6 +215,48 @@ pub trait RelayObj: Send + Sync {
     #[sabi(last_prefix_field)]
     fn cleanup(&self, deadline_ms: u64) -> RResult<(), FfiError>;
 }
+
+/// The FFI face of an [`Authority`](crate::Authority).
+#[sabi_trait]
+pub trait AuthorityObj: Send + Sync {
+    /// Puts one message per zone on `rrsets`; returns when done. Returning (or
+    /// failing) drops `rrsets`, which ends the stream.
+    fn run(&self, rrsets: Sender<ZoneRecords>) -> RResult<(), FfiError>;
+    /// Lets outstanding work finish; the host waits at most `deadline_ms`.
+    #[sabi(last_prefix_field)]
+    fn cleanup(&self, deadline_ms: u64) -> RResult<(), FfiError>;
+}
+
+/// The FFI face of a [`Reconciler`](crate::Reconciler).
+#[sabi_trait]
+pub trait ReconcilerObj: Send + Sync {
+    /// Consumes `rrsets` until it ends, putting corrections on `changes`.
+    fn run(
+        &self,
+        rrsets: FfiReceiver<ZoneRecords>,
+        changes: Sender<EventMessage>,
+    ) -> RResult<(), FfiError>;
+    /// Lets outstanding work finish; the host waits at most `deadline_ms`.
+    #[sabi(last_prefix_field)]
+    fn cleanup(&self, deadline_ms: u64) -> RResult<(), FfiError>;
+}
+
+/// The FFI face of a [`Publisher`](crate::Publisher).
+#[sabi_trait]
+pub trait PublisherObj: Send + Sync {
+    /// Consumes `changes` until it ends, publishing each.
+    fn run(&self, changes: FfiReceiver<EventMessage>) -> RResult<(), FfiError>;
+    /// Lets outstanding work finish; the host waits at most `deadline_ms`.
+    #[sabi(last_prefix_field)]
+    fn cleanup(&self, deadline_ms: u64) -> RResult<(), FfiError>;
+}
+
+/// An owned authority object.
+pub type AuthorityBox = AuthorityObj_TO<'static, RBox<()>>;
+/// An owned reconciler object.
+pub type ReconcilerBox = ReconcilerObj_TO<'static, RBox<()>>;
+/// An owned publisher object.
+pub type PublisherBox = PublisherObj_TO<'static, RBox<()>>;
 
 /// An owned runnable object.
 pub type RunnableBox = RunnableObj_TO<'static, RBox<()>>;

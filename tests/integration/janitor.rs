@@ -1,0 +1,161 @@
+use std::time::{Duration, Instant};
+
+use crate::util::{fixture, text, Env};
+
+fn janitor_env(extra: &str) -> Env {
+    let env = Env::new();
+    env.install(&fixture("gamma"), "libgamma.so");
+    env.install(&fixture("beta"), "libbeta.so");
+    env.janitor_config(&format!(
+        r#"[core]
+plugins = ["gamma.authority", "gamma.reconciler", "gamma.publisher"]
+run_timeout = 20
+["gamma.authority".zones]
+"example.com." = ["www.example.com. A 10.0.0.1", "api.example.com. A 10.0.0.2"]
+["gamma.reconciler".actual]
+"example.com." = ["www.example.com. A 10.0.0.1", "old.example.com. A 10.0.0.9"]
+["gamma.publisher"]
+out = "{}"
+{extra}
+"#,
+        env.file("published.jsonl")
+    ));
+    env
+}
+
+fn published(env: &Env) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(env.path().join("published.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_run_publishes_deletions_then_additions() {
+    let env = janitor_env("");
+    let out = env.gordon(&["janitor", "--once"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = published(&env);
+    let summary: Vec<String> = got
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["action"].as_str().unwrap(),
+                c["resourceRecords"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        ["deletions old.example.com.", "additions api.example.com."]
+    );
+    assert!(
+        text(&out.stderr).contains("Janitor run ended."),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let env = janitor_env("");
+    let out = env.gordon(&["janitor", "--dry-run"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("zone example.com.: 1 addition(s), 1 deletion(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-  old.example.com.  A  300  10.0.0.9"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+  api.example.com.  A  300  10.0.0.2"),
+        "{stdout}"
+    );
+    assert!(published(&env).is_empty(), "a dry run published");
+}
+
+#[test]
+fn a_failing_authority_fails_the_run_by_name_and_deletes_nothing() {
+    let env = janitor_env("");
+    env.user_config("");
+    std::fs::write(
+        env.path().join("gordon-janitor-user.toml"),
+        "[\"gamma.authority\"]\nfail = \"inventory unreadable\"\n",
+    )
+    .unwrap();
+    let out = env.gordon(&["janitor"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("plugin `gamma.authority` failed: inventory unreadable"),
+        "{stderr}"
+    );
+    assert!(
+        published(&env).is_empty(),
+        "changes were published after the authority failed"
+    );
+    assert!(
+        stderr.contains("run-ended") || stderr.contains("Janitor run failed."),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_hanging_plugin_is_named_and_the_run_ends() {
+    let env = janitor_env("");
+    std::fs::write(
+        env.path().join("gordon-janitor-user.toml"),
+        "[core]\nrun_timeout = 1\n[\"gamma.reconciler\"]\nhang = true\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = env.gordon(&["janitor"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the run did not end at its timeout"
+    );
+    assert!(
+        stderr.contains("plugin `gamma.reconciler` did not finish within 1 s"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_plugin_ends_the_run_even_in_debug_mode() {
+    let env = janitor_env("");
+    std::fs::write(
+        env.path().join("gordon-janitor-user.toml"),
+        "[core]\ndebug = true\nplugins = [\"gamma.authority\", \"gamma.reconciler\", \"nats.publisher\"]\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = env.gordon(&["janitor"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(stderr.contains("nats.publisher"), "{stderr}");
+}
+
+#[test]
+fn the_run_ended_metric_carries_status_and_counts() {
+    let env = janitor_env(&format!("[\"beta.relay\"]\nreport = \"{}\"\n", "RELAY"));
+    let cfg = std::fs::read_to_string(env.path().join("gordon-janitor.toml"))
+        .unwrap()
+        .replace("RELAY", &env.file("relay.json"))
+        .replace(
+            "plugins = [\"gamma.authority\", \"gamma.reconciler\", \"gamma.publisher\"]",
+            "plugins = [\"gamma.authority\", \"gamma.reconciler\", \"gamma.publisher\", \"beta.relay\"]\nmetrics = \"beta.relay\"",
+        );
+    env.janitor_config(&cfg);
+    let out = env.gordon(&["janitor"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let relay = std::fs::read_to_string(env.path().join("relay.json")).unwrap_or_default();
+    assert!(relay.contains("gordon.janitor.run-ended"), "{relay}");
+}
