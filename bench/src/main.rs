@@ -1,13 +1,14 @@
 //! `gordon-bench`: the measurements behind `docs/BENCHMARKS.md`.
 //!
 //! ```text
-//! cargo run --release -p gordon-bench -- [all|startup|pipeline|latency|memory|idle|channel]
+//! cargo run --release -p gordon-bench -- [all|startup|pipeline|latency|memory|idle|channel|nats]
 //! ```
 //!
 //! It builds the release host and plugins first, then prints one JSON object per
 //! measurement. Ratios (dynamic vs static, ours vs crossbeam) are measured in the
 //! same run, alternating, so machine noise hits both sides alike.
 
+mod backends;
 mod channel;
 mod pipeline;
 mod process;
@@ -36,6 +37,10 @@ fn build_release() -> anyhow::Result<()> {
             "gordon-bench-plugins",
             "-p",
             "gordon-plugin-http",
+            "-p",
+            "gordon-plugin-nats",
+            "-p",
+            "gordon-plugin-dns",
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .status()
@@ -50,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let all = what == "all";
     if ![
-        "all", "startup", "pipeline", "latency", "memory", "idle", "channel",
+        "all", "startup", "pipeline", "latency", "memory", "idle", "channel", "nats",
     ]
     .contains(&what.as_str())
     {
@@ -78,6 +83,9 @@ fn main() -> anyhow::Result<()> {
     }
     if all || what == "idle" {
         process::idle()?;
+    }
+    if all || what == "nats" {
+        backends::nats_to_zonefile()?;
     }
     Ok(())
 }

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde_json::json;
 
-fn gordon() -> anyhow::Result<PathBuf> {
+pub fn gordon() -> anyhow::Result<PathBuf> {
     Ok(crate::artifacts()?.join("gordon"))
 }
 
 /// A config root with `plugins.d/` holding `libs` (file name -> source path).
-fn config_root(libs: &[(String, PathBuf)], config: &str) -> anyhow::Result<tempfile::TempDir> {
+pub fn config_root(libs: &[(String, PathBuf)], config: &str) -> anyhow::Result<tempfile::TempDir> {
     let dir = tempfile::tempdir()?;
     let plugins = dir.path().join("plugins.d");
     std::fs::create_dir(&plugins)?;

@@ -14,4 +14,6 @@ mod metrics;
 mod e2e;
 // `gordon janitor`: runs, dry runs, failures that never hang.
 mod janitor;
+// NATS JetStream -> pipeline -> BIND over RFC 2136, with real servers.
+mod backends;
 mod util;

@@ -33,6 +33,9 @@ const PACKAGES: &[&str] = &[
     "gordon-fixture-gamma",
     "gordon-plugin-http",
     "gordon-plugin-dns",
+    "gordon-plugin-nats",
+    "gordon-plugin-rfc2136",
+    "gordon-plugin-inventory",
 ];
 
 fn run_cargo(mut cmd: Command, what: &str) {

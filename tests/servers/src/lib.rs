@@ -8,6 +8,7 @@
 pub mod bind;
 pub mod knot;
 pub mod nats;
+pub mod nats_client;
 
 use std::path::PathBuf;
 use std::process::Child;

@@ -1,0 +1,316 @@
+//! From event messages to UPDATE messages: validating each event into an [`Edit`],
+//! folding a batch's edits per record set into [`Change`]s (the last one wins),
+//! cutting the changes into UPDATE-sized chunks, and writing an UPDATE.
+//!
+//! Ownership layout: the owner record of record set `(name, type)` is a TXT record
+//! set with the single string `heritage=gordon,owner=<owner_id>`, named by prefixing
+//! the name's first label with `_gordon-<type>-` (`www.example.com.` A ->
+//! `_gordon-a-www.example.com.`); at the apex the name is `_gordon-<type>.<zone>`.
+//! It is a sibling of the record, never the record's own name, so it cannot collide
+//! with user TXT data at that name, and it is never below the name, which might be
+//! a delegation point.
+
+use std::collections::HashMap;
+
+use gordon_plugin_api::{Action, EventMessage, PluginError, RecordType};
+
+use crate::wire::{self, Name, Section, Writer, CLASS_ANY, CLASS_IN, CLASS_NONE, OPCODE_UPDATE};
+
+/// The label prefix of owner records.
+pub(crate) const OWNER_PREFIX: &str = "_gordon-";
+/// The most bytes of records one UPDATE carries (a DNS message is at most 65535
+/// bytes; this leaves room for the header, zone and TSIG).
+pub(crate) const MAX_UPDATE_BYTES: usize = 64_000;
+
+/// The record types the plugin publishes.
+const SUPPORTED: [RecordType; 8] = [
+    RecordType::A,
+    RecordType::AAAA,
+    RecordType::CNAME,
+    RecordType::MX,
+    RecordType::NS,
+    RecordType::PTR,
+    RecordType::SRV,
+    RecordType::TXT,
+];
+
+/// What one event asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Replace the record set with these records (canonical wire rdata).
+    Replace { ttl: u32, rdatas: Vec<Vec<u8>> },
+    /// Remove the record set.
+    Delete,
+}
+
+/// One event, validated: the message's index in its batch and the change it asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Edit {
+    pub(crate) msg: usize,
+    pub(crate) name: Name,
+    pub(crate) rtype: RecordType,
+    pub(crate) op: Op,
+    /// The owner record's name, when ownership is on.
+    pub(crate) owner: Option<Name>,
+}
+
+/// The edits of one batch for one record set, in message order; the last one is the
+/// one sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) edits: Vec<Edit>,
+}
+
+impl Change {
+    /// The edit that takes effect.
+    pub(crate) fn effective(&self) -> &Edit {
+        // A change is never empty: `fold` creates each with one edit.
+        &self.edits[self.edits.len() - 1]
+    }
+
+    /// The batch indices of the messages folded into this change.
+    pub(crate) fn msgs(&self) -> impl Iterator<Item = usize> + '_ {
+        self.edits.iter().map(|e| e.msg)
+    }
+
+    /// A generous estimate of the change's size in an UPDATE (names uncompressed).
+    pub(crate) fn size(&self, owner_value: usize) -> usize {
+        let e = self.effective();
+        let rr = e.name.wire().len() + 10;
+        let data = match &e.op {
+            Op::Replace { rdatas, .. } => rdatas.iter().map(|r| rr + r.len()).sum::<usize>(),
+            Op::Delete => 0,
+        };
+        let owner = e
+            .owner
+            .as_ref()
+            .map_or(0, |o| 4 * (o.wire().len() + 10) + 2 * owner_value + rr);
+        2 * rr + data + owner
+    }
+}
+
+/// The owner record name of `(name, rtype)` in `zone` (see the module docs).
+pub(crate) fn owner_name(name: &Name, rtype: RecordType, zone: &Name) -> Result<Name, String> {
+    let t = rtype.name().to_ascii_lowercase();
+    let mut labels = name.labels();
+    let first = if name == zone {
+        format!("{OWNER_PREFIX}{t}").into_bytes()
+    } else {
+        let label = labels.next().ok_or("the root has no owner record")?;
+        [format!("{OWNER_PREFIX}{t}-").as_bytes(), label].concat()
+    };
+    if first.len() > 63 {
+        return Err(format!(
+            "the first label of {name} is too long for its owner record"
+        ));
+    }
+    let rest: Vec<&[u8]> = labels.collect();
+    Name::from_labels(std::iter::once(first.as_slice()).chain(rest))
+}
+
+/// The owner record's TXT record data for `owner_id`.
+pub(crate) fn owner_rdata(owner_id: &str) -> Vec<u8> {
+    wire::txt_rdata(format!("heritage=gordon,owner={owner_id}").as_bytes())
+}
+
+/// What `validate` needs to know of the configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rules<'a> {
+    pub(crate) zone: &'a Name,
+    pub(crate) default_ttl: u32,
+    pub(crate) ownership: bool,
+}
+
+/// Validates message `index` into an edit, or says why it cannot be published.
+pub(crate) fn validate(
+    index: usize,
+    msg: &EventMessage,
+    rules: Rules<'_>,
+) -> Result<Edit, PluginError> {
+    let record = msg.record();
+    let (zone, rtype, raw) = (rules.zone, record.rtype(), record.name());
+    let fail = |text: String| PluginError::new(text);
+    let name = Name::qualify(raw, zone).map_err(|e| fail(format!("invalid name {raw:?}: {e}")))?;
+    if rtype == RecordType::SOA {
+        return Err(fail(format!(
+            "cannot change the SOA of {name}: the server manages it"
+        )));
+    }
+    if !SUPPORTED.contains(&rtype) {
+        return Err(fail(format!("unsupported record type {rtype} for {name}")));
+    }
+    if !name.is_in(zone) {
+        return Err(fail(format!("name {name} is outside zone {zone}")));
+    }
+    if rtype == RecordType::NS && name == *zone {
+        return Err(fail(format!(
+            "the apex NS records of {zone} are managed on the server, not by events"
+        )));
+    }
+    let owner = if rules.ownership {
+        let reserved = name
+            .labels()
+            .next()
+            .is_some_and(|l| l.starts_with(OWNER_PREFIX.as_bytes()));
+        if reserved {
+            return Err(fail(format!(
+                "name {name} is reserved for gordon's owner records ({OWNER_PREFIX}*)"
+            )));
+        }
+        Some(owner_name(&name, rtype, zone).map_err(fail)?)
+    } else {
+        None
+    };
+    let op = match msg.action() {
+        Action::Deletions => Op::Delete,
+        Action::Additions => {
+            let mut rdatas: Vec<Vec<u8>> = Vec::with_capacity(record.rrdatas().len());
+            for data in record.rrdatas() {
+                let wire = wire::encode_rdata(rtype, data, zone).map_err(|why| {
+                    fail(format!("invalid {rtype} rrdata {data:?} for {name}: {why}"))
+                })?;
+                if !rdatas.contains(&wire) {
+                    rdatas.push(wire);
+                }
+            }
+            if rdatas.is_empty() {
+                return Err(fail(format!("no rrdatas for {name} {rtype}")));
+            }
+            if rtype == RecordType::CNAME && rdatas.len() != 1 {
+                return Err(fail(format!(
+                    "CNAME {name} must have exactly one rrdata, got {}",
+                    rdatas.len()
+                )));
+            }
+            let ttl = match record.ttl() {
+                0 => rules.default_ttl,
+                t if t <= i32::MAX as u32 => t,
+                t => {
+                    return Err(fail(format!(
+                        "ttl {t} of {name} {rtype} is above 2147483647"
+                    )))
+                }
+            };
+            Op::Replace { ttl, rdatas }
+        }
+    };
+    Ok(Edit {
+        msg: index,
+        name,
+        rtype,
+        op,
+        owner,
+    })
+}
+
+/// Folds edits (in message order) into one change per record set, ordered by each
+/// change's last edit: applying the changes in that order has the same effect as
+/// applying the messages one by one.
+pub(crate) fn fold(edits: Vec<Edit>) -> Vec<Change> {
+    let mut at: HashMap<(Name, RecordType), usize> = HashMap::with_capacity(edits.len());
+    let mut changes: Vec<Option<Change>> = Vec::with_capacity(edits.len());
+    for edit in edits {
+        let key = (edit.name.clone(), edit.rtype);
+        let mut change = match at.get(&key) {
+            Some(&i) => changes[i].take().unwrap_or(Change { edits: Vec::new() }),
+            None => Change { edits: Vec::new() },
+        };
+        change.edits.push(edit);
+        at.insert(key, changes.len());
+        changes.push(Some(change));
+    }
+    changes.into_iter().flatten().collect()
+}
+
+/// Cuts changes (in order) into chunks of at most `max` changes and
+/// [`MAX_UPDATE_BYTES`]. A change too large for any UPDATE is returned apart.
+pub(crate) fn chunks(
+    changes: Vec<Change>,
+    max: usize,
+    owner_value: usize,
+) -> (Vec<Vec<Change>>, Vec<Change>) {
+    let (mut out, mut too_large) = (Vec::new(), Vec::new());
+    let (mut chunk, mut bytes): (Vec<Change>, usize) = (Vec::new(), 0);
+    for change in changes {
+        let size = change.size(owner_value);
+        if size > MAX_UPDATE_BYTES {
+            too_large.push(change);
+            continue;
+        }
+        if chunk.len() >= max || bytes + size > MAX_UPDATE_BYTES {
+            out.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push(change);
+    }
+    if !chunk.is_empty() {
+        out.push(chunk);
+    }
+    (out, too_large)
+}
+
+/// How a change's ownership is asserted in its UPDATE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// Ownership is off: no prerequisites.
+    None,
+    /// The owner record holds exactly our value: require that it still does.
+    Ours,
+    /// Neither the record set nor an owner record exists: require that, and create
+    /// the owner record with the records.
+    New,
+}
+
+/// Writes one UPDATE for `changes` with their claims; `value` is the owner record
+/// data. The id is 0: the client fills it in.
+pub(crate) fn update_message(zone: &Name, changes: &[(&Edit, Claim)], value: &[u8]) -> Vec<u8> {
+    type Rr<'a> = (&'a Name, u16, u16, u32, &'a [u8]);
+    let txt = RecordType::TXT.0;
+    let mut prereqs: Vec<Rr<'_>> = Vec::new();
+    let mut updates: Vec<Rr<'_>> = Vec::new();
+    for (e, claim) in changes {
+        let t = e.rtype.0;
+        let owner = e.owner.as_ref().filter(|_| *claim != Claim::None);
+        match (claim, owner) {
+            (Claim::Ours, Some(o)) => prereqs.push((o, txt, CLASS_IN, 0, value)),
+            (Claim::New, Some(o)) => {
+                prereqs.push((&e.name, t, CLASS_NONE, 0, &[]));
+                prereqs.push((o, txt, CLASS_NONE, 0, &[]));
+            }
+            _ => {}
+        }
+        match &e.op {
+            Op::Replace { ttl, rdatas } => {
+                match (claim, owner) {
+                    (Claim::New, Some(o)) => updates.push((o, txt, CLASS_IN, *ttl, value)),
+                    _ => updates.push((&e.name, t, CLASS_ANY, 0, &[])),
+                }
+                updates.extend(
+                    rdatas
+                        .iter()
+                        .map(|r| (&e.name, t, CLASS_IN, *ttl, r.as_slice())),
+                );
+            }
+            Op::Delete => {
+                if *claim != Claim::New {
+                    updates.push((&e.name, t, CLASS_ANY, 0, &[]));
+                }
+                if let (Claim::Ours, Some(o)) = (claim, owner) {
+                    updates.push((o, txt, CLASS_ANY, 0, &[]));
+                }
+            }
+        }
+    }
+    let mut w = Writer::new(0, OPCODE_UPDATE);
+    w.question(zone, RecordType::SOA.0, CLASS_IN);
+    for (section, rrs) in [(Section::Answer, prereqs), (Section::Authority, updates)] {
+        for (name, rtype, class, ttl, rdata) in rrs {
+            w.record(section, name, rtype, class, ttl, rdata);
+        }
+    }
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,373 @@
+//! Signed exchanges with the server: UPDATE, queries and AXFR, over UDP or TCP, with
+//! retries and exponential backoff for transient failures.
+//!
+//! Every request is signed with the TSIG key, and every answer that reports success
+//! must carry a valid signature chained to the request's: an unsigned "NOERROR"
+//! could be forged, so it counts as an authentication failure. Error answers are
+//! accepted unsigned (a server cannot sign with a key it does not know), because
+//! they only ever make a message fail.
+//!
+//! A message goes over UDP when it fits in 512 bytes and TCP otherwise; a truncated
+//! UDP answer is asked again over TCP. Each attempt gets a new id and signature.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gordon_plugin_api::tokio::io::{AsyncReadExt, AsyncWriteExt};
+use gordon_plugin_api::tokio::net::{TcpStream, UdpSocket};
+use gordon_plugin_api::tokio::time::{sleep, timeout, timeout_at, Instant};
+use gordon_plugin_api::{tracing, Metrics, RecordType};
+
+use crate::error::{rcode, Failure, Scope};
+use crate::tsig::{self, Key};
+use crate::wire::{
+    self, Message, Name, Writer, CLASS_IN, FLAG_QR, FLAG_TC, OPCODE_UPDATE, TYPE_AXFR,
+};
+
+/// Messages up to this size go over UDP (the classic limit; updates send no EDNS).
+const UDP_LIMIT: usize = 512;
+/// The most unsigned messages a signed transfer may have in a row (RFC 8945 5.3.1).
+const MAX_UNSIGNED_RUN: usize = 99;
+
+/// A record read from the server: owner, type, TTL and canonical record data.
+pub(crate) type ServedRecord = (Name, u16, u32, Vec<u8>);
+
+/// How to reach the server, and how hard to try.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub(crate) server: SocketAddr,
+    pub(crate) zone: Name,
+    /// The zone as text, for messages and metric tags.
+    pub(crate) zone_text: String,
+    pub(crate) key: Key,
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) tcp_only: bool,
+    pub(crate) metrics: Metrics,
+}
+
+fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn io_failure(e: std::io::Error) -> Failure {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => Failure::ConnectionRefused,
+        _ => Failure::Io(e.to_string()),
+    }
+}
+
+/// A signed request: the message as sent and its MAC.
+struct Signed {
+    bytes: Vec<u8>,
+    mac: Vec<u8>,
+}
+
+impl Client {
+    /// The metric tags.
+    pub(crate) fn tags(&self) -> [(&'static str, &str); 1] {
+        [("zone", self.zone_text.as_str())]
+    }
+
+    fn sign(&self, unsigned: &[u8]) -> Signed {
+        let mut bytes = unsigned.to_vec();
+        bytes[..2].copy_from_slice(&(random_u64() as u16).to_be_bytes());
+        let mac = self.key.sign(&mut bytes, now_secs());
+        Signed { bytes, mac }
+    }
+
+    async fn udp(&self, msg: &[u8]) -> Result<Vec<u8>, Failure> {
+        let local: SocketAddr = match self.server {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let sock = UdpSocket::bind(local).await.map_err(io_failure)?;
+        sock.connect(self.server).await.map_err(io_failure)?;
+        sock.send(msg).await.map_err(io_failure)?;
+        let deadline = Instant::now() + self.timeout;
+        let mut buf = vec![0u8; wire::MAX_MESSAGE];
+        loop {
+            let read = timeout_at(deadline, sock.recv(&mut buf)).await;
+            let n = read
+                .map_err(|_| Failure::Timeout(self.timeout))?
+                .map_err(io_failure)?;
+            // Anything not for our id is a stray or forged datagram: keep waiting.
+            if n >= 12 && buf[..2] == msg[..2] {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<TcpStream, Failure> {
+        let stream = timeout(self.timeout, TcpStream::connect(self.server))
+            .await
+            .map_err(|_| Failure::Timeout(self.timeout))?
+            .map_err(io_failure)?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn send_tcp(&self, stream: &mut TcpStream, msg: &[u8]) -> Result<(), Failure> {
+        let mut framed = Vec::with_capacity(msg.len() + 2);
+        framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+        framed.extend_from_slice(msg);
+        let write = timeout(self.timeout, stream.write_all(&framed)).await;
+        write
+            .map_err(|_| Failure::Timeout(self.timeout))?
+            .map_err(io_failure)
+    }
+
+    async fn read_tcp(&self, stream: &mut TcpStream) -> Result<Vec<u8>, Failure> {
+        let read = async {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await?;
+            let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            stream.read_exact(&mut buf).await?;
+            Ok::<_, std::io::Error>(buf)
+        };
+        timeout(self.timeout, read)
+            .await
+            .map_err(|_| Failure::Timeout(self.timeout))?
+            .map_err(io_failure)
+    }
+
+    /// Parses an answer to `req` and checks its id and signature. An answer whose
+    /// TSIG reports an error becomes that error.
+    fn check(
+        &self,
+        req: &Signed,
+        buf: &[u8],
+        prior: &[u8],
+        unsigned: &[u8],
+        first: bool,
+    ) -> Result<Message, Failure> {
+        let msg = wire::parse(buf).map_err(Failure::Malformed)?;
+        if msg.id != u16::from_be_bytes([req.bytes[0], req.bytes[1]]) || msg.flags & FLAG_QR == 0 {
+            return Err(Failure::Malformed(
+                "the answer does not match the request".to_owned(),
+            ));
+        }
+        match tsig::find(buf, &msg).map_err(Failure::Malformed)? {
+            Some(t) if t.error != 0 => Err(Failure::Rcode {
+                rcode: msg.rcode(),
+                tsig_error: t.error,
+            }),
+            Some(t) => {
+                let timers_only = !first;
+                self.key
+                    .verify(buf, &t, prior, unsigned, timers_only, now_secs())
+                    .map_err(Failure::Unauthenticated)?;
+                Ok(msg)
+            }
+            None if msg.rcode() != rcode::NOERROR && first => Ok(msg),
+            None => Err(Failure::Unauthenticated(
+                "the answer is not signed".to_owned(),
+            )),
+        }
+    }
+
+    /// One signed request and its answer; SERVFAIL is returned as a failure, and
+    /// `None` when a UDP answer is truncated (whether signed or not: it is only a
+    /// hint to ask again over TCP).
+    async fn attempt(
+        &self,
+        unsigned: &[u8],
+        tcp: bool,
+    ) -> Result<Option<(Vec<u8>, Message)>, Failure> {
+        let req = self.sign(unsigned);
+        let buf = if tcp {
+            let mut stream = self.connect().await?;
+            self.send_tcp(&mut stream, &req.bytes).await?;
+            self.read_tcp(&mut stream).await?
+        } else {
+            let buf = self.udp(&req.bytes).await?;
+            if wire::parse(&buf).is_ok_and(|m| m.flags & FLAG_TC != 0) {
+                return Ok(None);
+            }
+            buf
+        };
+        let msg = self.check(&req, &buf, &req.mac, &[], true)?;
+        if msg.rcode() == rcode::SERVFAIL {
+            return Err(Failure::Rcode {
+                rcode: rcode::SERVFAIL,
+                tsig_error: 0,
+            });
+        }
+        Ok(Some((buf, msg)))
+    }
+
+    /// Waits before retry number `n` (from 0): `backoff * 2^n`, ±25 % jitter.
+    async fn pause(&self, n: u32) {
+        let base = self
+            .backoff
+            .saturating_mul(1 << n.min(16))
+            .min(Duration::from_secs(60));
+        let jitter = 0.75 + (random_u64() % 1000) as f64 / 2000.0;
+        sleep(base.mul_f64(jitter)).await;
+    }
+
+    /// Sends `unsigned` (id and signature are filled in per attempt), retrying
+    /// transient failures; a truncated UDP answer is asked again over TCP.
+    async fn request(&self, unsigned: &[u8], what: &str) -> Result<(Vec<u8>, Message), Failure> {
+        let mut tcp = self.tcp_only || unsigned.len() + 200 > UDP_LIMIT;
+        let mut tries = 0;
+        loop {
+            let started = Instant::now();
+            let result = self.attempt(unsigned, tcp).await;
+            let tags = self.tags();
+            self.metrics.timer(
+                "rfc2136.request_seconds",
+                started.elapsed().as_secs_f64(),
+                &tags,
+            );
+            match result {
+                Ok(None) => {
+                    tracing::debug!(server = %self.server, zone = %self.zone, "Truncated answer to a {what}; asking again over TCP.");
+                    tcp = true;
+                }
+                Ok(Some(answer)) => return Ok(answer),
+                Err(f) if f.scope() == Scope::Transient && tries < self.retries => {
+                    tracing::debug!(server = %self.server, zone = %self.zone, error = %f.label(), "Retrying a {what}.");
+                    self.metrics.incr("rfc2136.retries", 1.0, &tags);
+                    self.pause(tries).await;
+                    tries += 1;
+                }
+                Err(f) => return Err(f),
+            }
+        }
+    }
+
+    /// Sends one UPDATE (built with [`Writer`], id 0, zone section first) and
+    /// returns when the server has applied it.
+    pub(crate) async fn update(&self, unsigned: &[u8]) -> Result<(), Failure> {
+        let (_, msg) = self.request(unsigned, "update").await?;
+        match msg.rcode() {
+            rcode::NOERROR => Ok(()),
+            rcode => Err(Failure::Rcode {
+                rcode,
+                tsig_error: 0,
+            }),
+        }
+    }
+
+    /// An UPDATE with no prerequisites and no changes: answers whether the server
+    /// lets this key update the zone at all.
+    pub(crate) async fn probe_update(&self) -> Result<(), Failure> {
+        let mut w = Writer::new(0, OPCODE_UPDATE);
+        w.question(&self.zone, RecordType::SOA.0, CLASS_IN);
+        self.update(&w.finish()).await
+    }
+
+    /// The records of `name` and `rtype` the server serves: (TTL, canonical rdata).
+    pub(crate) async fn query(
+        &self,
+        name: &Name,
+        rtype: u16,
+    ) -> Result<Vec<(u32, Vec<u8>)>, Failure> {
+        let mut w = Writer::new(0, 0);
+        w.question(name, rtype, CLASS_IN);
+        let (buf, msg) = self.request(&w.finish(), "query").await?;
+        if !matches!(msg.rcode(), rcode::NOERROR | rcode::NXDOMAIN) {
+            return Err(Failure::Rcode {
+                rcode: msg.rcode(),
+                tsig_error: 0,
+            });
+        }
+        let mine = msg
+            .answers
+            .iter()
+            .filter(|r| r.name == *name && r.rtype == rtype && r.class == CLASS_IN);
+        mine.map(|r| {
+            Ok((
+                r.ttl,
+                wire::canonical_rdata(&buf, r).map_err(Failure::Malformed)?,
+            ))
+        })
+        .collect()
+    }
+
+    /// The whole zone by AXFR over TCP, every message's signature checked.
+    pub(crate) async fn axfr(&self) -> Result<Vec<ServedRecord>, Failure> {
+        let mut tries = 0;
+        loop {
+            match self.axfr_once().await {
+                Err(f) if f.scope() == Scope::Transient && tries < self.retries => {
+                    self.pause(tries).await;
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn axfr_once(&self) -> Result<Vec<ServedRecord>, Failure> {
+        let mut w = Writer::new(0, 0);
+        w.question(&self.zone, TYPE_AXFR, CLASS_IN);
+        let req = self.sign(&w.finish());
+        let mut stream = self.connect().await?;
+        self.send_tcp(&mut stream, &req.bytes).await?;
+        let (mut prior, mut unsigned, mut run) = (req.mac.clone(), Vec::new(), 0);
+        let (mut records, mut soas) = (Vec::new(), 0);
+        let mut first = true;
+        while soas < 2 {
+            let buf = self.read_tcp(&mut stream).await?;
+            let msg = wire::parse(&buf).map_err(Failure::Malformed)?;
+            let signed = tsig::find(&buf, &msg).map_err(Failure::Malformed)?;
+            let msg = match signed {
+                Some(t) if t.error == 0 => {
+                    let m = self.check(&req, &buf, &prior, &unsigned, first)?;
+                    (prior, run) = (t.mac, 0);
+                    unsigned.clear();
+                    m
+                }
+                None if !first && run < MAX_UNSIGNED_RUN => {
+                    unsigned.extend_from_slice(&buf);
+                    run += 1;
+                    msg
+                }
+                _ => self.check(&req, &buf, &prior, &unsigned, first)?,
+            };
+            first = false;
+            if msg.rcode() != rcode::NOERROR {
+                return Err(Failure::Rcode {
+                    rcode: msg.rcode(),
+                    tsig_error: 0,
+                });
+            }
+            for r in msg.answers.iter().filter(|r| r.rtype != wire::TYPE_TSIG) {
+                if r.rtype == RecordType::SOA.0 {
+                    soas += 1;
+                    if soas == 2 {
+                        break;
+                    }
+                } else if soas == 0 {
+                    return Err(Failure::Malformed(
+                        "the transfer does not start with the SOA".to_owned(),
+                    ));
+                }
+                let rdata = wire::canonical_rdata(&buf, r).map_err(Failure::Malformed)?;
+                records.push((r.name.clone(), r.rtype, r.ttl, rdata));
+            }
+        }
+        if !unsigned.is_empty() {
+            return Err(Failure::Unauthenticated(
+                "the last message of the transfer is not signed".to_owned(),
+            ));
+        }
+        Ok(records)
+    }
+}

@@ -1,0 +1,251 @@
+//! `dns.rfc2136` (phase `publish`): publishes DNS events to a primary server (BIND,
+//! Knot, PowerDNS, ...) as RFC 2136 dynamic updates signed with TSIG.
+//!
+//! - An **addition replaces** the record set of its name and type (one UPDATE with
+//!   "delete RRset" then "add RR" for each rrdata, applied atomically by the
+//!   server); a **deletion removes** the record set. A TTL of 0 ("not set") becomes
+//!   `default_ttl`. Names may be relative to `zone` (the `dns.enricher` makes them
+//!   absolute); SOA and apex NS records are refused, as are names outside `zone`.
+//!   TXT rrdatas are raw text (one pair of surrounding quotes is dropped), split
+//!   into strings of 255 bytes.
+//! - **Batches.** All messages of a batch go out as one UPDATE per `max_batch`
+//!   record sets (and at most 64 000 bytes). Messages for the same name and type
+//!   are folded: the last one wins, and order is kept. When the server rejects an
+//!   UPDATE for something a record may have caused (FORMERR, REFUSED by a per-name
+//!   policy, NOTZONE, a failed prerequisite), the UPDATE is split in halves and
+//!   resent until each bad record set stands alone, so one bad record fails only its
+//!   own message(s); folded messages are then retried one by one.
+//! - **Retries.** Timeouts, refused connections, I/O errors and SERVFAIL are retried
+//!   `retries` times with exponential backoff (`retry_backoff_ms`, doubling, ±25 %
+//!   jitter); other failures are not. Every retry has a new id and signature.
+//! - **Errors** name the server and the zone: REFUSED ("server 127.0.0.1:53
+//!   refused the update for zone example.com.: check allow-update / the key's
+//!   permissions (REFUSED)"), NOTAUTH, NOTZONE, FORMERR, and "TSIG authentication
+//!   failed with server ... for zone ...: wrong key name, secret or algorithm
+//!   (BADSIG)" for BADSIG, BADKEY (Knot also answers BADKEY when its ACL does not let
+//!   the key update the zone) and BADTIME. Such zone-wide failures fail every message
+//!   of the UPDATE and change nothing.
+//! - **Verification** (`verify`): after an UPDATE succeeded, `query` asks for every
+//!   changed record set, `axfr` transfers the zone once; a message fails when the
+//!   server does not serve exactly the records and TTL sent (BIND silently ignores,
+//!   for example, an address record added next to a CNAME).
+//! - **Ownership** (`owner_id`, external-dns style): each managed record set
+//!   `(name, type)` gets a TXT owner record `heritage=gordon,owner=<owner_id>` at a
+//!   sibling name: the first label prefixed with `_gordon-<type>-`
+//!   (`_gordon-a-www.example.com.` for `www.example.com.` A, `_gordon-mx.example.com.`
+//!   for the apex MX). It never shares a name with user data. Before an UPDATE the
+//!   owner records are queried; the UPDATE then carries RFC 2136 prerequisites so
+//!   that nothing changed between the query and the UPDATE: "owner record set is
+//!   exactly ours" for a set we own, "neither the set nor an owner record exists" for
+//!   a new one (the owner record is created in the same UPDATE). A set that exists
+//!   without our owner record fails its message with "... is not owned by gordon
+//!   owner X ...", and nothing is touched. Deleting a set deletes its owner record.
+//!   Names whose first label starts with `_gordon-` are refused while ownership is
+//!   on.
+//! - **Security.** The secret comes from a key file or an environment variable; it
+//!   never appears in logs, errors or `Debug` output. Every answer reporting success
+//!   must be signed with the key (an unsigned NOERROR could be forged).
+//! - **Transport.** UDP for messages up to 512 bytes, TCP for larger ones (a batch
+//!   almost always) and when a UDP answer is truncated; `transport = "tcp"` always
+//!   uses TCP. All network I/O runs on the plugin's own tokio runtime.
+//! - **Metrics** (tag `zone`): `rfc2136.updates` (UPDATE messages sent),
+//!   `rfc2136.changes` (record sets changed), `rfc2136.failures` (failed messages,
+//!   tag `rcode`: `REFUSED`, `BADSIG`, `timeout`, `not_owned`, `mismatch`,
+//!   `invalid`, ...), `rfc2136.update_seconds` (per UPDATE, retries included),
+//!   `rfc2136.request_seconds` (per attempt), `rfc2136.retries`.
+//!
+//! The DNS wire format and TSIG are implemented here (`wire.rs`, `tsig.rs`,
+//! `client.rs`, on the `hmac` and `sha2` crates) rather than taken from hickory: the
+//! plugin needs only UPDATE, a query, AXFR and TSIG, and doing them itself gives
+//! exact control over error mapping (hickory reports a wrong key as a "truncated
+//! HMAC" error) and keeps the build small. The test suite checks every path against
+//! real BIND and Knot servers.
+//!
+//! # Configuration
+//!
+//! A plugin named `dns.rfc2136` gets the `["dns"]` table deep-merged with
+//! `["dns.rfc2136"]`.
+//!
+//! | key | default | meaning |
+//! | --- | --- | --- |
+//! | `zone` | required | shared: the zone, an absolute name ending in `.` |
+//! | `default_ttl` | `300` | shared: TTL of events with TTL 0; 60..=86400 |
+//! | `server` | required | the primary: `IP:port` or `[IPv6]:port`; port 53 if left out |
+//! | `tsig_key_file` | — | a BIND key file (`tsig-keygen` output); exactly one of this and `tsig_secret_env` |
+//! | `tsig_secret_env` | — | the name of an environment variable holding the base64 secret |
+//! | `tsig_key_name` | — | the key name; required with `tsig_secret_env`; selects the key of a file with several |
+//! | `tsig_algorithm` | `hmac-sha256` | `hmac-sha256`, `hmac-sha384` or `hmac-sha512`; with a key file, must match it |
+//! | `timeout_ms` | `5000` | how long to wait for each answer; 1..=600000 |
+//! | `retries` | `3` | retries of transient failures; 0..=20 |
+//! | `retry_backoff_ms` | `200` | the first retry's pause, doubled each retry; 0..=60000 |
+//! | `max_batch` | `500` | the most record-set changes in one UPDATE; 1..=10000 |
+//! | `verify` | `"none"` | `"none"`, `"query"` or `"axfr"` |
+//! | `owner_id` | — | turns ownership records on; 1..=64 printable characters without `,` `=` `"` `\` `;` |
+//! | `transport` | `"auto"` | `"auto"` or `"tcp"` |
+//!
+//! `gordon check` (`validate_config`) checks the address, the algorithm, that exactly
+//! one key source is given, and reads and parses the key file (or the variable).
+//!
+//! ```toml
+//! ["dns"]
+//! zone = "example.com."
+//! default_ttl = 300
+//!
+//! ["dns.rfc2136"]
+//! server = "192.0.2.53:53"
+//! tsig_key_file = "/etc/gordon/gordon-key.key"   # key "gordon-key" { algorithm hmac-sha256; secret "..."; };
+//! # or: tsig_secret_env = "GORDON_TSIG_SECRET", tsig_key_name = "gordon-key", tsig_algorithm = "hmac-sha512"
+//! max_batch = 500
+//! retries = 3
+//! verify = "query"
+//! owner_id = "gordon-1"
+//! ```
+//!
+//! On the server, allow the key to update the zone, e.g. BIND
+//! `allow-update { key "gordon-key"; };` and Knot
+//! `acl: [{ id: gordon, key: gordon-key, action: update }]`.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod changes;
+mod client;
+mod config;
+mod error;
+mod publish;
+mod tsig;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gordon_plugin_api::{
+    tracing, EventMessage, Failures, MessageHandler, Plugin, PluginContext, PluginError,
+};
+
+pub use config::{Rfc2136Config, Transport, Verify};
+
+use changes::Rules;
+use client::Client;
+use config::Settings;
+use publish::Publisher;
+
+gordon_plugin_api::export_plugins!(handler Rfc2136);
+
+/// `dns.rfc2136` (phase `publish`): sends each batch of events to the server as
+/// TSIG-signed RFC 2136 updates.
+#[derive(Debug)]
+pub struct Rfc2136 {
+    publisher: Publisher,
+    default_ttl: u32,
+    ctx: PluginContext,
+    note: String,
+}
+
+impl Plugin for Rfc2136 {
+    const NAME: &'static str = "dns.rfc2136";
+    const DESCRIPTION: &'static str =
+        "Publishes DNS events as RFC 2136 dynamic updates signed with TSIG";
+    type Config = Rfc2136Config;
+
+    fn validate_config(config: &Rfc2136Config) -> Result<(), PluginError> {
+        Settings::resolve(config).map(|_| ())
+    }
+
+    fn new(config: Rfc2136Config, ctx: PluginContext) -> Result<Self, PluginError> {
+        let s = Settings::resolve(&config)?;
+        tracing::info!(
+            server = %s.server,
+            zone = %s.zone,
+            key = %s.key.name(),
+            algorithm = s.key.algorithm().name(),
+            owner_id = s.owner_id.as_deref().unwrap_or(""),
+            "Publishing by RFC 2136 update."
+        );
+        let note = format!(
+            "Published to server {} zone {} by RFC 2136 update",
+            s.server, s.zone
+        );
+        let client = Client {
+            server: s.server,
+            zone_text: s.zone.to_string(),
+            zone: s.zone,
+            key: s.key,
+            timeout: s.timeout,
+            retries: s.retries,
+            backoff: s.backoff,
+            tcp_only: s.tcp_only,
+            metrics: ctx.metrics(),
+        };
+        let owner = s.owner_id.map(|id| {
+            let value = changes::owner_rdata(&id);
+            (id, value)
+        });
+        let publisher = Publisher {
+            client: Arc::new(client),
+            max_batch: s.max_batch,
+            verify: s.verify,
+            owner,
+        };
+        Ok(Rfc2136 {
+            publisher,
+            default_ttl: s.default_ttl,
+            ctx,
+            note,
+        })
+    }
+}
+
+impl MessageHandler for Rfc2136 {
+    const PHASE: &'static str = "publish";
+
+    fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
+        match self.process(std::slice::from_mut(msg)).into_iter().next() {
+            Some((_, error)) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn handle_batch(&self, msgs: &mut [EventMessage], failures: &mut Failures) {
+        for (index, error) in self.process(msgs) {
+            failures.push(index, error);
+        }
+    }
+}
+
+impl Rfc2136 {
+    /// Publishes a batch; returns the failed messages by index, in order.
+    fn process(&self, msgs: &mut [EventMessage]) -> Vec<(usize, PluginError)> {
+        let client = &self.publisher.client;
+        let rules = Rules {
+            zone: &client.zone,
+            default_ttl: self.default_ttl,
+            ownership: self.publisher.owner.is_some(),
+        };
+        let mut failed: HashMap<usize, PluginError> = HashMap::new();
+        let mut edits = Vec::with_capacity(msgs.len());
+        for (i, msg) in msgs.iter().enumerate() {
+            match changes::validate(i, msg, rules) {
+                Ok(edit) => edits.push(edit),
+                Err(error) => {
+                    tracing::warn!(msg_id = %msg.msg_id(), %error, "Refusing an event.");
+                    let tags = [("zone", client.zone_text.as_str()), ("rcode", "invalid")];
+                    client.metrics.incr("rfc2136.failures", 1.0, &tags);
+                    failed.insert(i, error);
+                }
+            }
+        }
+        let changes = changes::fold(edits);
+        if !changes.is_empty() {
+            let server_failed = self.ctx.block_on(self.publisher.publish(changes));
+            failed.extend(server_failed);
+        }
+        for (i, msg) in msgs.iter_mut().enumerate() {
+            if !failed.contains_key(&i) {
+                msg.append_to_history(&self.note, Self::NAME);
+            }
+        }
+        let mut failed: Vec<(usize, PluginError)> = failed.into_iter().collect();
+        failed.sort_by_key(|(i, _)| *i);
+        failed
+    }
+}

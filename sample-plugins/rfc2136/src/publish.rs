@@ -1,0 +1,437 @@
+//! Publishing a batch: one UPDATE per chunk of changes, split in halves when the
+//! server rejects it for something a record may have caused, until each failing
+//! change stands alone; ownership lookups and prerequisites; verification.
+//!
+//! Splitting instead of falling back to one UPDATE per message keeps a batch with
+//! one bad record at about `2 * log2(n)` extra UPDATEs instead of `n`. Order is kept:
+//! the halves are sent first half first, so the effect is that of applying the
+//! messages one by one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gordon_plugin_api::tokio::sync::Semaphore;
+use gordon_plugin_api::tokio::task::JoinSet;
+use gordon_plugin_api::{tracing, PluginError, RecordType};
+
+use crate::changes::{self, update_message, Change, Claim, Edit, Op};
+use crate::client::Client;
+use crate::config::Verify;
+use crate::error::{rcode, Failure, Scope};
+use crate::wire::{rdata_text, Name};
+
+/// The (TTL, canonical rdata) of each record of a record set.
+type Rrs = Vec<(u32, Vec<u8>)>;
+/// What a query found.
+type Served = Result<Rrs, Failure>;
+
+/// How many lookups or verification queries run at once.
+const PARALLEL_QUERIES: usize = 32;
+
+/// What the server holds at an owner record's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum OwnerState {
+    /// Exactly our owner record.
+    Ours,
+    /// No TXT record there.
+    Absent,
+    /// Something else, shown for the error message.
+    Foreign(String),
+}
+
+/// The parts of the plugin a publishing run needs.
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    pub(crate) client: Arc<Client>,
+    pub(crate) max_batch: usize,
+    pub(crate) verify: Verify,
+    /// The owner id and its owner record data, when ownership is on.
+    pub(crate) owner: Option<(String, Vec<u8>)>,
+}
+
+/// One `handle_batch` call's state.
+struct Run<'p> {
+    p: &'p Publisher,
+    server: String,
+    zone: String,
+    owners: HashMap<Name, OwnerState>,
+    /// Whether the server refuses this key any update of the zone (asked once).
+    zone_refused: Option<bool>,
+    failed: HashMap<usize, PluginError>,
+}
+
+impl Publisher {
+    /// Publishes the changes in order; returns the failed messages by batch index.
+    pub(crate) async fn publish(&self, changes: Vec<Change>) -> HashMap<usize, PluginError> {
+        let client = &self.client;
+        let mut run = Run {
+            p: self,
+            server: client.server.to_string(),
+            zone: client.zone_text.clone(),
+            owners: HashMap::new(),
+            zone_refused: None,
+            failed: HashMap::new(),
+        };
+        let value_len = self.owner.as_ref().map_or(0, |(_, v)| v.len());
+        let (chunks, too_large) = changes::chunks(changes, self.max_batch, value_len);
+        for c in too_large {
+            let e = c.effective();
+            let text = format!(
+                "record set {} {} is too large for one DNS message",
+                e.name, e.rtype
+            );
+            run.fail(&c, "too_large", text);
+        }
+        for chunk in chunks {
+            let mut stack = vec![chunk];
+            while let Some(part) = stack.pop() {
+                if let Err((failure, sent)) = run.apply(part).await {
+                    run.after_failure(sent, failure, &mut stack).await;
+                }
+            }
+        }
+        run.failed
+    }
+}
+
+impl Run<'_> {
+    /// Fails the messages of `change` with `text`; `label` tags the metric. Logged
+    /// at debug level: the host logs each failed message, and a failure of a whole
+    /// UPDATE is logged once where it is seen.
+    fn fail(&mut self, change: &Change, label: &str, text: String) {
+        let tags = [("zone", self.zone.as_str()), ("rcode", label)];
+        let e = change.effective();
+        tracing::debug!(name = %e.name, rtype = %e.rtype, error = %text, "Change failed.");
+        for msg in change.msgs() {
+            self.p.client.metrics.incr("rfc2136.failures", 1.0, &tags);
+            self.failed.insert(msg, PluginError::new(text.clone()));
+        }
+    }
+
+    fn fail_with(&mut self, change: &Change, failure: &Failure) {
+        let refused = matches!(
+            failure,
+            Failure::Rcode {
+                rcode: rcode::REFUSED,
+                tsig_error: 0
+            }
+        );
+        if refused && self.zone_refused == Some(false) && change.edits.len() == 1 {
+            // The zone takes updates from this key, just not this one.
+            let e = change.effective();
+            let text = format!(
+                "server {} refused the update of {} {} in zone {} (REFUSED): the key may not change this name, or the server's checks reject the record",
+                self.server, e.name, e.rtype, self.zone
+            );
+            return self.fail(change, "REFUSED", text);
+        }
+        let text = failure.describe(&self.server, &self.zone);
+        self.fail(change, &failure.label(), text);
+    }
+
+    fn succeed(&mut self, change: &Change) {
+        for msg in change.msgs() {
+            self.failed.remove(&msg);
+        }
+    }
+
+    /// Queries record sets, [`PARALLEL_QUERIES`] at a time; results in order.
+    async fn query_all(&self, keys: &[(Name, u16)]) -> Vec<Served> {
+        let limit = Arc::new(Semaphore::new(PARALLEL_QUERIES));
+        let mut tasks = JoinSet::new();
+        for (i, (name, rtype)) in keys.iter().enumerate() {
+            let (client, limit, name, rtype) =
+                (self.p.client.clone(), limit.clone(), name.clone(), *rtype);
+            tasks.spawn(async move {
+                let _permit = limit.acquire().await;
+                (i, client.query(&name, rtype).await)
+            });
+        }
+        let mut out: Vec<Served> = keys
+            .iter()
+            .map(|_| Err(Failure::Io("query task failed".to_owned())))
+            .collect();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((i, found)) = joined {
+                out[i] = found;
+            }
+        }
+        out
+    }
+
+    /// Looks up the owner records of `changes` not looked up yet in this run.
+    async fn look_up_owners(&mut self, changes: &[Change]) -> Result<(), Failure> {
+        let p = self.p;
+        let Some((_, value)) = &p.owner else {
+            return Ok(());
+        };
+        let txt = RecordType::TXT.0;
+        let wanted: Vec<(Name, u16)> = changes
+            .iter()
+            .filter_map(|c| c.effective().owner.clone())
+            .filter(|o| !self.owners.contains_key(o))
+            .map(|o| (o, txt))
+            .collect();
+        let found = self.query_all(&wanted).await;
+        for ((name, _), found) in wanted.into_iter().zip(found) {
+            let state = match found? {
+                rrs if rrs.is_empty() => OwnerState::Absent,
+                rrs if rrs.len() == 1 && rrs[0].1 == *value => OwnerState::Ours,
+                rrs => {
+                    let shown: Vec<String> = rrs.iter().map(|(_, r)| rdata_text(txt, r)).collect();
+                    OwnerState::Foreign(shown.join(", "))
+                }
+            };
+            self.owners.insert(name, state);
+        }
+        Ok(())
+    }
+
+    fn not_owned(&self, e: &Edit, found: &str) -> String {
+        let id = self.p.owner.as_ref().map_or("", |(id, _)| id.as_str());
+        let owner = e.owner.as_ref().map(Name::to_string).unwrap_or_default();
+        format!(
+            "{} {} is not owned by gordon owner {id} (owner record {owner} at server {} holds {found}): leaving it alone",
+            e.name, e.rtype, self.server
+        )
+    }
+
+    /// Sends one UPDATE for `part`. On a failure of the UPDATE as a whole, returns
+    /// it with the changes it carried; everything else is settled here.
+    async fn apply(&mut self, part: Vec<Change>) -> Result<(), (Failure, Vec<Change>)> {
+        if let Err(f) = self.look_up_owners(&part).await {
+            return Err((f, part));
+        }
+        let mut sent: Vec<(Change, Claim)> = Vec::with_capacity(part.len());
+        for change in part {
+            let e = change.effective();
+            let claim = match e.owner.as_ref().map(|o| self.owners.get(o)) {
+                None => Claim::None,
+                Some(Some(OwnerState::Ours)) => Claim::Ours,
+                Some(Some(OwnerState::Absent)) | Some(None) => Claim::New,
+                Some(Some(OwnerState::Foreign(found))) => {
+                    let text = self.not_owned(e, found);
+                    self.fail(&change, "not_owned", text);
+                    continue;
+                }
+            };
+            sent.push((change, claim));
+        }
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let p = self.p;
+        let value = p.owner.as_ref().map_or(&[][..], |(_, v)| v.as_slice());
+        let refs: Vec<(&Edit, Claim)> = sent
+            .iter()
+            .map(|(c, claim)| (c.effective(), *claim))
+            .collect();
+        let msg = update_message(&p.client.zone, &refs, value);
+        let client = &p.client;
+        let started = Instant::now();
+        let result = client.update(&msg).await;
+        let tags = client.tags();
+        client.metrics.incr("rfc2136.updates", 1.0, &tags);
+        client.metrics.timer(
+            "rfc2136.update_seconds",
+            started.elapsed().as_secs_f64(),
+            &tags,
+        );
+        tracing::debug!(server = %self.server, zone = %self.zone, changes = sent.len(), bytes = msg.len(), ok = result.is_ok(), "Sent an update.");
+        let changes: Vec<Change> = sent.into_iter().map(|(c, _)| c).collect();
+        if let Err(f) = result {
+            return Err((f, changes));
+        }
+        client
+            .metrics
+            .incr("rfc2136.changes", changes.len() as f64, &tags);
+        for c in &changes {
+            if let Some(o) = &c.effective().owner {
+                let now = if c.effective().op == Op::Delete {
+                    OwnerState::Absent
+                } else {
+                    OwnerState::Ours
+                };
+                self.owners.insert(o.clone(), now);
+            }
+        }
+        let problems = self.verify(&changes).await;
+        for c in &changes {
+            match problems.get(&c.effective().msg) {
+                Some(text) => self.fail(c, "mismatch", text.clone()),
+                None => self.succeed(c),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the server refuses every update of the zone with this key (an empty
+    /// UPDATE tells), so a REFUSED batch need not be split record by record.
+    async fn zone_refused(&mut self) -> bool {
+        if self.zone_refused.is_none() {
+            let probe = self.p.client.probe_update().await;
+            self.zone_refused = Some(matches!(
+                probe,
+                Err(Failure::Rcode {
+                    rcode: rcode::REFUSED,
+                    ..
+                })
+            ));
+        }
+        self.zone_refused == Some(true)
+    }
+
+    /// Decides what to do with changes whose UPDATE failed as a whole.
+    async fn after_failure(
+        &mut self,
+        mut sent: Vec<Change>,
+        f: Failure,
+        stack: &mut Vec<Vec<Change>>,
+    ) {
+        let record_level = match f.scope() {
+            Scope::Records | Scope::Prerequisite => {
+                !matches!(
+                    f,
+                    Failure::Rcode {
+                        rcode: rcode::REFUSED,
+                        ..
+                    }
+                ) || !self.zone_refused().await
+            }
+            Scope::Transient | Scope::Zone => false,
+        };
+        if !record_level {
+            let error = f.describe(&self.server, &self.zone);
+            tracing::warn!(changes = sent.len(), %error, "Update failed; failing its messages.");
+            for c in &sent {
+                self.fail_with(c, &f);
+            }
+        } else if sent.len() > 1 {
+            let second = sent.split_off(sent.len() / 2);
+            stack.push(second);
+            stack.push(sent);
+        } else if let Some(change) = sent.pop() {
+            self.alone(change, f).await;
+        }
+    }
+
+    /// A change that failed on its own. A failed prerequisite may come from a stale
+    /// lookup (or an earlier attempt that did land): look again and retry once. A
+    /// change folded from several messages is retried message by message, so only
+    /// the bad one fails.
+    async fn alone(&mut self, change: Change, f: Failure) {
+        let singles: Vec<(Change, Option<Failure>)> = if change.edits.len() > 1 {
+            change
+                .edits
+                .into_iter()
+                .map(|e| (Change { edits: vec![e] }, None))
+                .collect()
+        } else {
+            vec![(change, Some(f))]
+        };
+        for (single, known) in singles {
+            let mut outcome = match known {
+                Some(f) => Err(f),
+                None => self.apply(vec![single.clone()]).await.map_err(|(f, _)| f),
+            };
+            if let Err(f) = &outcome {
+                let owner = single.effective().owner.clone();
+                if let (Scope::Prerequisite, Some(o)) = (f.scope(), owner) {
+                    self.owners.remove(&o);
+                    outcome = self.apply(vec![single.clone()]).await.map_err(|(f, _)| f);
+                    if let Err(f) = &outcome {
+                        if f.scope() == Scope::Prerequisite {
+                            let found = match self.owners.get(&o) {
+                                Some(OwnerState::Absent) => {
+                                    "nothing, but the record set exists".to_owned()
+                                }
+                                Some(OwnerState::Foreign(s)) => s.clone(),
+                                _ => "a record that changed during the update".to_owned(),
+                            };
+                            let text = self.not_owned(single.effective(), &found);
+                            self.fail(&single, "not_owned", text);
+                            continue;
+                        }
+                    }
+                }
+            }
+            match outcome {
+                Ok(()) => {}
+                Err(f) => self.fail_with(&single, &f),
+            }
+        }
+    }
+
+    /// Checks what the server serves for `changes`; returns the problems found by
+    /// message index of each change's effective edit.
+    async fn verify(&self, changes: &[Change]) -> HashMap<usize, String> {
+        let keys: Vec<(Name, u16)> = changes
+            .iter()
+            .map(|c| (c.effective().name.clone(), c.effective().rtype.0))
+            .collect();
+        let served: Vec<Served> = match self.p.verify {
+            Verify::None => return HashMap::new(),
+            Verify::Query => self.query_all(&keys).await,
+            Verify::Axfr => match self.p.client.axfr().await {
+                Ok(records) => {
+                    let mut sets: HashMap<(Name, u16), Rrs> = HashMap::new();
+                    for (name, rtype, ttl, rdata) in records {
+                        sets.entry((name, rtype)).or_default().push((ttl, rdata));
+                    }
+                    keys.iter()
+                        .map(|k| Ok(sets.remove(k).unwrap_or_default()))
+                        .collect()
+                }
+                Err(f) => keys.iter().map(|_| Err(f.clone())).collect(),
+            },
+        };
+        let mut problems = HashMap::new();
+        for (c, served) in changes.iter().zip(served) {
+            let e = c.effective();
+            let problem = match served {
+                Err(f) => Some(format!(
+                    "cannot verify: {}",
+                    f.describe(&self.server, &self.zone)
+                )),
+                Ok(rrs) => mismatch(e, &rrs),
+            };
+            if let Some(problem) = problem {
+                let (server, zone) = (&self.server, &self.zone);
+                let what = format!(
+                    "server {server} does not serve what was sent for {} {} in zone {zone}",
+                    e.name, e.rtype
+                );
+                problems.insert(e.msg, format!("{what}: {problem}"));
+            }
+        }
+        problems
+    }
+}
+
+/// How the served records `rrs` differ from what `e` asked for, if they do.
+fn mismatch(e: &Edit, rrs: &[(u32, Vec<u8>)]) -> Option<String> {
+    let show = |set: &mut Vec<&Vec<u8>>| {
+        set.sort();
+        let texts: Vec<String> = set.iter().map(|r| rdata_text(e.rtype.0, r)).collect();
+        format!("[{}]", texts.join(", "))
+    };
+    let mut got: Vec<&Vec<u8>> = rrs.iter().map(|(_, r)| r).collect();
+    match &e.op {
+        Op::Delete if got.is_empty() => None,
+        Op::Delete => Some(format!("expected no records, got {}", show(&mut got))),
+        Op::Replace { ttl, rdatas } => {
+            let mut want: Vec<&Vec<u8>> = rdatas.iter().collect();
+            let ttls_ok = rrs.iter().all(|(t, _)| t == ttl);
+            let (w, g) = (show(&mut want), show(&mut got));
+            if w == g && ttls_ok {
+                None
+            } else {
+                let got_ttl = rrs
+                    .first()
+                    .map_or(String::new(), |(t, _)| format!(" (ttl {t})"));
+                Some(format!("expected {w} (ttl {ttl}), got {g}{got_ttl}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The publisher suite: every test runs once against BIND and once against Knot.
+
+use crate::util::{add, all_ok, del, key, outcomes, publisher, rrset, serial, start, Kind, ZONE};
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod bind {
+            $(#[test] fn $test() { super::$test(super::Kind::Bind) })*
+        }
+        mod knot {
+            $(#[test] fn $test() { super::$test(super::Kind::Knot) })*
+        }
+    };
+}
+
+suite!(
+    additions_appear_in_axfr,
+    an_addition_replaces_the_existing_rrset,
+    deletions_remove_the_rrset,
+    a_batch_of_200_changes_lands_in_one_update,
+    one_bad_record_fails_only_its_own_message,
+    a_wrong_key_fails_every_message_and_changes_nothing,
+    a_refused_zone_maps_to_a_clear_error,
+    ownership_leaves_records_created_behind_our_back_alone,
+    verify_query_catches_what_the_server_ignored,
+    verify_axfr_accepts_what_landed,
+);
+
+fn additions_appear_in_axfr(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let p = publisher(&s, &key, ZONE, "default_ttl = 120");
+    let mut www = add("www", "A", &["10.0.0.1", "10.0.0.2"]);
+    www.record_mut().set_ttl(0);
+    let results = p.batch(vec![
+        www,
+        add("mail.example.test.", "MX", &["10 mx.example.net."]),
+        add("txt", "TXT", &["hello \"quoted\" world"]),
+        add("v6", "AAAA", &["2001:db8::1"]),
+        add("alias", "CNAME", &["www"]),
+        add("_sip._tcp", "SRV", &["10 5 5060 www.example.test."]),
+    ]);
+    all_ok(&results);
+    let note = results[0]
+        .as_ref()
+        .map(|m| m.history().last().map(|h| h.message().into_owned()));
+    assert!(note
+        .unwrap()
+        .unwrap()
+        .starts_with(&format!("Published to server {} zone {ZONE}", s.addr())));
+    let zone = s.axfr();
+    for want in [
+        "www.example.test. 120 IN A 10.0.0.1",
+        "www.example.test. 120 IN A 10.0.0.2",
+        "mail.example.test. 300 IN MX 10 mx.example.net.",
+        "txt.example.test. 300 IN TXT \"hello \\\"quoted\\\" world\"",
+        "v6.example.test. 300 IN AAAA 2001:db8::1",
+        "alias.example.test. 300 IN CNAME www.example.test.",
+        "_sip._tcp.example.test. 300 IN SRV 10 5 5060 www.example.test.",
+    ] {
+        assert!(
+            zone.iter().any(|l| l == want),
+            "{want} missing from {zone:#?}"
+        );
+    }
+    assert_eq!(serial(&s), 2, "one batch, one UPDATE");
+    p.harness.handle(add("single", "A", &["10.0.0.9"])).unwrap();
+    assert_eq!(rrset(&s, "single.example.test.", "A"), ["300 10.0.0.9"]);
+}
+
+fn an_addition_replaces_the_existing_rrset(kind: Kind) {
+    let key = key("hmac-sha384");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    s.nsupdate(
+        ZONE,
+        "update add www.example.test. 60 A 10.9.9.9\nupdate add www.example.test. 60 A 10.9.9.8\n\
+         update add www.example.test. 60 TXT \"keep me\"",
+    )
+    .unwrap();
+    let p = publisher(&s, &key, ZONE, "");
+    all_ok(&p.batch(vec![add("www", "A", &["10.0.0.1"])]));
+    assert_eq!(rrset(&s, "www.example.test.", "A"), ["300 10.0.0.1"]);
+    let mut again = add("www", "A", &["10.0.0.3", "10.0.0.2"]);
+    again.record_mut().set_ttl(600);
+    all_ok(&p.batch(vec![again]));
+    assert_eq!(
+        rrset(&s, "www.example.test.", "A"),
+        ["600 10.0.0.2", "600 10.0.0.3"]
+    );
+    assert_eq!(
+        rrset(&s, "www.example.test.", "TXT"),
+        ["60 \"keep me\""],
+        "other types stay"
+    );
+}
+
+fn deletions_remove_the_rrset(kind: Kind) {
+    let key = key("hmac-sha512");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let p = publisher(&s, &key, ZONE, "");
+    all_ok(&p.batch(vec![
+        add("www", "A", &["10.0.0.1", "10.0.0.2"]),
+        add("www", "TXT", &["t"]),
+    ]));
+    all_ok(&p.batch(vec![del("www", "A"), del("never-there", "MX")]));
+    assert!(rrset(&s, "www.example.test.", "A").is_empty());
+    assert_eq!(rrset(&s, "www.example.test.", "TXT"), ["300 \"t\""]);
+}
+
+fn a_batch_of_200_changes_lands_in_one_update(kind: Kind) {
+    let key = key("hmac-sha512");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let old: String = (0..20)
+        .map(|i| format!("update add old{i}.example.test. 60 A 10.1.0.{i}\n"))
+        .collect();
+    s.nsupdate(ZONE, &old).unwrap();
+    let before = serial(&s);
+    // The secret comes from the environment this time.
+    let var = format!("GORDON_RFC2136_TEST_SECRET_{kind:?}").to_uppercase();
+    std::env::set_var(&var, &key.secret);
+    let extra = format!(
+        "tsig_secret_env = \"{var}\"\ntsig_key_name = \"gordon-key\"\ntsig_algorithm = \"hmac-sha512\"\n\
+         zone = \"{ZONE}\"\nserver = \"{}\"\nretries = 0",
+        s.addr()
+    );
+    let harness =
+        gordon_plugin_api::testing::handler::<gordon_plugin_rfc2136::Rfc2136>(&extra).unwrap();
+    let mut msgs = vec![add("h0", "A", &["10.9.9.9"])];
+    msgs.extend((0..150).map(|i| {
+        add(
+            &format!("h{i}"),
+            "A",
+            &[&format!("10.2.{}.{}", i / 256, i % 256)],
+        )
+    }));
+    msgs.extend((0..29).map(|i| add(&format!("t{i}"), "TXT", &[&format!("text {i}")])));
+    msgs.extend((0..20).map(|i| del(&format!("old{i}"), "A")));
+    assert_eq!(msgs.len(), 200);
+    all_ok(&harness.handle_batch(msgs));
+    assert_eq!(serial(&s), before + 1, "200 messages, one UPDATE");
+    let zone = s.axfr();
+    assert_eq!(
+        zone.iter()
+            .filter(|l| l.starts_with('h') && l.contains(" A "))
+            .count(),
+        150
+    );
+    assert_eq!(
+        zone.iter()
+            .filter(|l| l.starts_with('t') && l.contains(" TXT "))
+            .count(),
+        29
+    );
+    assert!(!zone.iter().any(|l| l.starts_with("old")));
+    assert_eq!(
+        rrset(&s, "h0.example.test.", "A"),
+        ["300 10.2.0.0"],
+        "the later message wins"
+    );
+}
+
+fn one_bad_record_fails_only_its_own_message(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let p = publisher(&s, &key, ZONE, "");
+    let mut msgs: Vec<_> = (0..40)
+        .map(|i| add(&format!("ok{i}"), "A", &["10.0.0.1"]))
+        .collect();
+    // BIND refuses an MX whose in-zone target has no address (its check-mx); Knot
+    // takes it.
+    msgs.insert(17, add("mail", "MX", &["10 nowhere"]));
+    let texts = outcomes(&p.batch(msgs));
+    let bad: Vec<(usize, &String)> = texts
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| *t != "ok")
+        .collect();
+    match kind {
+        Kind::Bind => {
+            let want = format!(
+                "server {} refused the update of mail.example.test. MX in zone {ZONE} (REFUSED): \
+                 the key may not change this name, or the server's checks reject the record",
+                s.addr()
+            );
+            assert_eq!(bad, [(17, &want)]);
+        }
+        Kind::Knot => assert!(bad.is_empty(), "{bad:?}"),
+    }
+    assert_eq!(s.axfr().iter().filter(|l| l.starts_with("ok")).count(), 40);
+}
+
+fn a_wrong_key_fails_every_message_and_changes_nothing(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let before = s.axfr();
+    let wrong_secret = gordon_test_servers::bind::Key::random("gordon-key", "hmac-sha256");
+    let wrong_name = gordon_test_servers::bind::Key::new("other-key", "hmac-sha256", &key.secret);
+    let wrong_alg = gordon_test_servers::bind::Key::new("gordon-key", "hmac-sha512", &key.secret);
+    for (wrong, tsig_error) in [
+        (wrong_secret, "BADSIG"),
+        (wrong_name, "BADKEY"),
+        (wrong_alg, "BAD"),
+    ] {
+        let p = publisher(&s, &wrong, ZONE, "");
+        let msgs = (0..5)
+            .map(|i| add(&format!("w{i}"), "A", &["10.0.0.1"]))
+            .collect();
+        let texts = outcomes(&p.batch(msgs));
+        for text in &texts {
+            assert!(
+                text.starts_with(&format!("TSIG authentication failed with server {} for zone {ZONE}: wrong key name, secret or algorithm", s.addr())),
+                "{text}"
+            );
+            assert!(text.contains(tsig_error), "{text}");
+        }
+    }
+    assert_eq!(s.axfr(), before);
+}
+
+fn a_refused_zone_maps_to_a_clear_error(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &["ro.test."], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let before = s.axfr_zone("ro.test.");
+    let p = publisher(&s, &key, "ro.test.", "");
+    let texts = outcomes(
+        &p.batch(
+            (0..3)
+                .map(|i| add(&format!("r{i}"), "A", &["10.0.0.1"]))
+                .collect(),
+        ),
+    );
+    let addr = s.addr();
+    let want = match kind {
+        Kind::Bind => format!(
+            "server {addr} refused the update for zone ro.test.: check allow-update / the key's permissions (REFUSED)"
+        ),
+        // Knot answers an update its ACL does not allow with NOTAUTH/BADKEY.
+        Kind::Knot => format!(
+            "TSIG authentication failed with server {addr} for zone ro.test.: wrong key name, secret or algorithm, or the key may not update this zone (BADKEY)"
+        ),
+    };
+    assert_eq!(texts, [want.clone(), want.clone(), want]);
+    assert_eq!(s.axfr_zone("ro.test."), before);
+    let p = publisher(&s, &key, "other.test.", "");
+    let text = p
+        .harness
+        .handle(add("x", "A", &["10.0.0.1"]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        text,
+        format!("server {addr} is not authoritative for zone other.test. (NOTAUTH)")
+    );
+}
+
+fn ownership_leaves_records_created_behind_our_back_alone(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    s.nsupdate(
+        ZONE,
+        "update add theirs.example.test. 60 A 10.9.9.9\nupdate add gone.example.test. 60 TXT \"theirs\"",
+    )
+    .unwrap();
+    let p = publisher(&s, &key, ZONE, "owner_id = \"gordon-1\"");
+    let mut msgs: Vec<_> = (0..8)
+        .map(|i| add(&format!("ours{i}"), "A", &["10.0.0.1"]))
+        .collect();
+    msgs.insert(3, add("theirs", "A", &["10.0.0.2"]));
+    msgs.push(del("gone", "TXT"));
+    let texts = outcomes(&p.batch(msgs));
+    for (i, text) in texts.iter().enumerate() {
+        if i == 3 || i == 9 {
+            assert!(
+                text.contains("is not owned by gordon owner gordon-1"),
+                "{i}: {text}"
+            );
+            assert!(text.contains(&s.addr()), "{text}");
+        } else {
+            assert_eq!(text, "ok", "message {i}");
+        }
+    }
+    assert_eq!(rrset(&s, "theirs.example.test.", "A"), ["60 10.9.9.9"]);
+    assert_eq!(rrset(&s, "gone.example.test.", "TXT"), ["60 \"theirs\""]);
+    assert_eq!(rrset(&s, "ours0.example.test.", "A"), ["300 10.0.0.1"]);
+    let owner = rrset(&s, "_gordon-a-ours0.example.test.", "TXT");
+    assert_eq!(owner, ["300 \"heritage=gordon,owner=gordon-1\""]);
+    // Ours can be replaced and deleted; another owner may not touch it.
+    all_ok(&p.batch(vec![add("ours0", "A", &["10.0.0.5"])]));
+    assert_eq!(rrset(&s, "ours0.example.test.", "A"), ["300 10.0.0.5"]);
+    let other = publisher(&s, &key, ZONE, "owner_id = \"gordon-2\"");
+    let text = other
+        .harness
+        .handle(del("ours0", "A"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("not owned by gordon owner gordon-2") && text.contains("owner=gordon-1"),
+        "{text}"
+    );
+    all_ok(&p.batch(vec![
+        del("ours0", "A"),
+        del("ours1", "A"),
+        del("never", "A"),
+    ]));
+    assert!(rrset(&s, "ours0.example.test.", "A").is_empty());
+    assert!(rrset(&s, "_gordon-a-ours0.example.test.", "TXT").is_empty());
+    assert!(rrset(&s, "_gordon-a-ours1.example.test.", "TXT").is_empty());
+    assert_eq!(rrset(&s, "_gordon-a-ours2.example.test.", "TXT").len(), 1);
+}
+
+fn verify_query_catches_what_the_server_ignored(kind: Kind) {
+    let key = key("hmac-sha384");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let p = publisher(&s, &key, ZONE, "verify = \"query\"");
+    // The big TXT set does not fit a UDP answer: its query is asked again over TCP.
+    let big = "x".repeat(2000);
+    all_ok(&p.batch(vec![
+        add("alias", "CNAME", &["www"]),
+        add("www", "A", &["10.0.0.1"]),
+        del("nothing", "A"),
+        add("big", "TXT", &[&big]),
+    ]));
+    // Both servers silently ignore an address record next to a CNAME.
+    let texts = outcomes(&p.batch(vec![
+        add("alias", "A", &["10.0.0.2"]),
+        add("fine", "A", &["10.0.0.3"]),
+    ]));
+    let want = format!(
+        "server {} does not serve what was sent for alias.example.test. A in zone {ZONE}: expected [10.0.0.2] (ttl 300), got []",
+        s.addr()
+    );
+    assert_eq!(texts, [want, "ok".to_owned()]);
+}
+
+fn verify_axfr_accepts_what_landed(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let p = publisher(&s, &key, ZONE, "verify = \"axfr\"\ntransport = \"tcp\"");
+    let mut msgs: Vec<_> = (0..200)
+        .map(|i| add(&format!("v{i}"), "TXT", &[&"long text ".repeat(40)]))
+        .collect();
+    msgs.push(del("v3", "TXT"));
+    all_ok(&p.batch(msgs));
+    assert!(rrset(&s, "v3.example.test.", "TXT").is_empty());
+    assert_eq!(rrset(&s, "v199.example.test.", "TXT").len(), 1);
+}
