@@ -112,6 +112,7 @@ mod client;
 mod config;
 mod error;
 mod publish;
+pub mod reconciler;
 mod tsig;
 mod wire;
 
@@ -129,7 +130,7 @@ use client::Client;
 use config::Settings;
 use publish::Publisher;
 
-gordon_plugin_api::export_plugins!(handler Rfc2136);
+gordon_plugin_api::export_plugins!(handler Rfc2136, reconciler reconciler::DnsReconciler);
 
 /// `dns.rfc2136` (phase `publish`): sends each batch of events to the server as
 /// TSIG-signed RFC 2136 updates.

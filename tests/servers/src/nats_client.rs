@@ -150,6 +150,13 @@ impl NatsConn {
         info["state"]["messages"].as_u64().unwrap_or(0)
     }
 
+    /// The sequence number of the last message a stream stored (0 if none): it
+    /// moves with every message ever published to it.
+    pub fn stream_last_seq(&mut self, name: &str) -> u64 {
+        let info = self.request(&format!("$JS.API.STREAM.INFO.{name}"), b"");
+        info["state"]["last_seq"].as_u64().unwrap_or(0)
+    }
+
     /// Publishes to a stream and waits for its acknowledgement.
     pub fn js_publish(&mut self, subject: &str, payload: &[u8]) {
         let reply = self.request(subject, payload);
