@@ -10,15 +10,15 @@ use gordon_test_servers::nats::Nats;
 use crate::util::{sample, signal, wait_exit, Env};
 use gordon_test_servers::nats_client::NatsConn;
 
-const ZONE: &str = "example.test.";
+pub const ZONE: &str = "example.test.";
 
-struct Backend {
-    bind: Bind,
-    nats: Nats,
-    key: Key,
+pub struct Backend {
+    pub bind: Bind,
+    pub nats: Nats,
+    pub key: Key,
 }
 
-fn backend() -> Option<Backend> {
+pub fn backend() -> Option<Backend> {
     let key = Key::random("gordon-key", "hmac-sha256");
     let bind = Bind::start(ZONE, std::slice::from_ref(&key))?;
     let nats = Nats::start()?;
@@ -28,7 +28,7 @@ fn backend() -> Option<Backend> {
 }
 
 /// A config root running nats.events -> dns.enricher -> dns.rfc2136.
-fn gordon_env(b: &Backend, key: &Key, extra: &str) -> Env {
+pub fn gordon_env(b: &Backend, key: &Key, extra: &str) -> Env {
     let env = Env::new();
     env.install(&sample("nats"), "libgordon_plugin_nats.so");
     env.install(&sample("dns"), "libgordon_plugin_dns.so");
@@ -105,7 +105,7 @@ fn wait_served(b: &Backend, n: usize, timeout: Duration) -> Duration {
     }
 }
 
-fn stop(env: &Env, mut child: std::process::Child) {
+pub fn stop(env: &Env, mut child: std::process::Child) {
     signal(&child, libc::SIGTERM);
     let status = wait_exit(&mut child, Duration::from_secs(60));
     assert!(status.success(), "{status:?}\n{}", env.log());

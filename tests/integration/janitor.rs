@@ -159,3 +159,23 @@ fn the_run_ended_metric_carries_status_and_counts() {
     let relay = std::fs::read_to_string(env.path().join("relay.json")).unwrap_or_default();
     assert!(relay.contains("gordon.janitor.run-ended"), "{relay}");
 }
+
+#[test]
+fn interval_runs_repeat_until_a_signal() {
+    let env = janitor_env("");
+    let mut child = env.spawn(&["janitor", "--interval", "0.1"]);
+    // Each run publishes the same two corrections (the fixture's "actual" never
+    // changes): wait for three runs' worth.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while published(&env).len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "runs did not repeat:\n{}",
+            env.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::util::signal(&child, libc::SIGTERM);
+    let status = crate::util::wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{}", env.log());
+}

@@ -16,4 +16,6 @@ mod e2e;
 mod janitor;
 // NATS JetStream -> pipeline -> BIND over RFC 2136, with real servers.
 mod backends;
+// The janitor against BIND and NATS, repairing drift through the service.
+mod janitor_e2e;
 mod util;

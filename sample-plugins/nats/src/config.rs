@@ -6,6 +6,10 @@ use gordon_plugin_api::PluginError;
 use serde::Deserialize;
 
 /// `["nats.events"]` configuration (see the crate documentation for every key).
+///
+/// `servers`, `credentials_file` and `credentials_env` are shared with
+/// [`NatsPublisherConfig`] (they may sit in the `["nats"]` package table): keep
+/// their declarations and checks the same in both.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsEventsConfig {
@@ -101,23 +105,97 @@ impl NakBackoff {
     }
 }
 
+/// `["nats.publisher"]` configuration (see the crate documentation for every key).
+///
+/// `servers`, `credentials_file` and `credentials_env` are declared exactly as in
+/// [`NatsEventsConfig`]: they may sit in the `["nats"]` package table, which both
+/// plugins receive. Every other key belongs in the plugin's own table, since
+/// `deny_unknown_fields` makes the other plugin refuse it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsPublisherConfig {
+    /// NATS server URLs; the client connects to one and fails over to the others.
+    #[serde(default = "default_servers")]
+    pub servers: Vec<String>,
+    /// The literal subject changes are published to (the one `nats.events` consumes).
+    pub subject: String,
+    /// Seconds to wait for each publish acknowledgement (and JetStream API reply).
+    #[serde(default = "default_publish_timeout")]
+    pub timeout: f64,
+    /// Seconds to keep retrying the connection before the run fails.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: f64,
+    /// Publishes awaiting their acknowledgement at once.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Changes per message: 1 publishes each change as one event object; more sends
+    /// JSON arrays of up to this many events.
+    #[serde(default = "default_events_per_message")]
+    pub events_per_message: usize,
+    /// A NATS credentials (`.creds`) file.
+    pub credentials_file: Option<String>,
+    /// An environment variable holding credentials, an nkey seed or a token.
+    pub credentials_env: Option<String>,
+}
+
+const fn default_publish_timeout() -> f64 {
+    10.0
+}
+const fn default_connect_timeout() -> f64 {
+    30.0
+}
+const fn default_max_in_flight() -> usize {
+    256
+}
+const fn default_events_per_message() -> usize {
+    1
+}
+
+/// The most publishes `max_in_flight` allows.
+pub const MAX_IN_FLIGHT: usize = 65_536;
+/// The most changes `events_per_message` allows in one message.
+pub const MAX_EVENTS_PER_PUBLISH: usize = 10_000;
+
+/// Checks every `["nats.publisher"]` key beyond what deserialising checks; the error
+/// names the key.
+pub fn validate_publisher(cfg: &NatsPublisherConfig) -> Result<(), PluginError> {
+    validate_servers(&cfg.servers)?;
+    check_subject("subject", &cfg.subject, false)?;
+    for (key, value, max) in [
+        ("timeout", cfg.timeout, 3_600.0),
+        ("connect_timeout", cfg.connect_timeout, 86_400.0),
+    ] {
+        if !(value.is_finite() && value > 0.0 && value <= max) {
+            return Err(err(format!(
+                "`{key}` must be more than 0 and at most {max} seconds, got {value}"
+            )));
+        }
+    }
+    if cfg.max_in_flight == 0 || cfg.max_in_flight > MAX_IN_FLIGHT {
+        return Err(err(format!(
+            "`max_in_flight` must be from 1 to {MAX_IN_FLIGHT}, got {}",
+            cfg.max_in_flight
+        )));
+    }
+    if cfg.events_per_message == 0 || cfg.events_per_message > MAX_EVENTS_PER_PUBLISH {
+        return Err(err(format!(
+            "`events_per_message` must be from 1 to {MAX_EVENTS_PER_PUBLISH}, got {}",
+            cfg.events_per_message
+        )));
+    }
+    validate_credentials(
+        cfg.credentials_file.as_deref(),
+        cfg.credentials_env.as_deref(),
+    )
+}
+
 fn err(msg: String) -> PluginError {
     PluginError::new(msg)
 }
 
 /// Checks every key beyond what deserialising checks; the error names the key.
 pub fn validate(cfg: &NatsEventsConfig) -> Result<(), PluginError> {
-    if cfg.servers.is_empty() {
-        return Err(err("`servers` must list at least one server URL".into()));
-    }
-    for server in &cfg.servers {
-        server.parse::<async_nats::ServerAddr>().map_err(|e| {
-            err(format!(
-                "`servers`: {:?} is not a NATS server URL: {e}",
-                redact_url(server)
-            ))
-        })?;
-    }
+    validate_servers(&cfg.servers)?;
     check_name("stream", &cfg.stream)?;
     check_name("durable", &cfg.durable)?;
     check_subject("subject", &cfg.subject, true)?;
@@ -145,28 +223,54 @@ pub fn validate(cfg: &NatsEventsConfig) -> Result<(), PluginError> {
             )));
         }
     }
-    if cfg.credentials_file.is_some() && cfg.credentials_env.is_some() {
-        return Err(err(
-            "set `credentials_file` or `credentials_env`, not both".into()
-        ));
-    }
-    if let Some(file) = &cfg.credentials_file {
-        if file.trim().is_empty() {
-            return Err(err("`credentials_file` must not be empty".into()));
-        }
-    }
-    if let Some(var) = &cfg.credentials_env {
-        if var.is_empty() || var.contains('=') || var.contains('\0') {
-            return Err(err(format!(
-                "`credentials_env` must name an environment variable, got {var:?}"
-            )));
-        }
-    }
+    validate_credentials(
+        cfg.credentials_file.as_deref(),
+        cfg.credentials_env.as_deref(),
+    )?;
     if let NakBackoff::List(list) = &cfg.nak_backoff_ms {
         if list.is_empty() {
             return Err(err(
                 "`nak_backoff_ms` must be a number or a non-empty list of milliseconds".into(),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `servers`, a key shared by every plugin of the `["nats"]` package.
+pub fn validate_servers(servers: &[String]) -> Result<(), PluginError> {
+    if servers.is_empty() {
+        return Err(err("`servers` must list at least one server URL".into()));
+    }
+    for server in servers {
+        server.parse::<async_nats::ServerAddr>().map_err(|e| {
+            err(format!(
+                "`servers`: {:?} is not a NATS server URL: {e}",
+                redact_url(server)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks `credentials_file` and `credentials_env`, keys shared by every plugin of
+/// the `["nats"]` package.
+pub fn validate_credentials(file: Option<&str>, env: Option<&str>) -> Result<(), PluginError> {
+    if file.is_some() && env.is_some() {
+        return Err(err(
+            "set `credentials_file` or `credentials_env`, not both".into()
+        ));
+    }
+    if let Some(file) = file {
+        if file.trim().is_empty() {
+            return Err(err("`credentials_file` must not be empty".into()));
+        }
+    }
+    if let Some(var) = env {
+        if var.is_empty() || var.contains('=') || var.contains('\0') {
+            return Err(err(format!(
+                "`credentials_env` must name an environment variable, got {var:?}"
+            )));
         }
     }
     Ok(())

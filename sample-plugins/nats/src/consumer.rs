@@ -64,8 +64,37 @@ impl Backoff {
     }
 }
 
-/// Builds the connection options, with credentials if configured.
-fn options(secret: Option<&Secret>) -> Result<ConnectOptions, PluginError> {
+/// Reads the secret of `credentials_file` or `credentials_env` (keys shared by the
+/// package's plugins), so that a missing file or variable fails start-up with an
+/// error naming the key.
+pub fn load_secret(
+    credentials_file: Option<&str>,
+    credentials_env: Option<&str>,
+) -> Result<Option<Secret>, PluginError> {
+    if let Some(path) = credentials_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PluginError::new(format!("cannot read `credentials_file` {path}: {e}")))?;
+        Ok(Some(Secret(text)))
+    } else if let Some(var) = credentials_env {
+        let value = std::env::var(var).map_err(|_| {
+            PluginError::new(format!(
+                "`credentials_env`: environment variable {var} is not set (or not UTF-8)"
+            ))
+        })?;
+        if value.trim().is_empty() {
+            return Err(PluginError::new(format!(
+                "`credentials_env`: environment variable {var} is empty"
+            )));
+        }
+        Ok(Some(Secret(value.trim().to_owned())))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Builds the connection options, with credentials if configured; `client_name` is
+/// what the server shows for the connection.
+fn options(secret: Option<&Secret>, client_name: &str) -> Result<ConnectOptions, PluginError> {
     let opts = match secret {
         None => ConnectOptions::new(),
         Some(Secret(s)) if s.contains("BEGIN NATS USER JWT") => ConnectOptions::with_credentials(s)
@@ -78,7 +107,7 @@ fn options(secret: Option<&Secret>) -> Result<ConnectOptions, PluginError> {
         Some(Secret(s)) => ConnectOptions::with_token(s.clone()),
     };
     Ok(opts
-        .name("gordon nats.events")
+        .name(client_name)
         .connection_timeout(REQUEST_TIMEOUT)
         .request_timeout(Some(REQUEST_TIMEOUT))
         .max_reconnects(None)
@@ -119,28 +148,64 @@ pub async fn connect(
     secret: Option<&Secret>,
     shutdown: &Shutdown,
 ) -> Result<Option<async_nats::Client>, PluginError> {
-    let servers: Vec<ServerAddr> = cfg
-        .servers
+    let outcome = connect_until(
+        &cfg.servers,
+        secret,
+        "gordon nats.events",
+        shutdown.requested(),
+    )
+    .await?;
+    Ok(match outcome {
+        Connected::Client(client) => Some(client),
+        Connected::GaveUp { .. } => None,
+    })
+}
+
+/// What [`connect_until`] ended with.
+pub enum Connected {
+    /// A connection.
+    Client(async_nats::Client),
+    /// `give_up` completed first.
+    GaveUp {
+        /// Connection attempts made.
+        attempts: u32,
+        /// Why the last one failed (empty if none finished).
+        last_error: String,
+    },
+}
+
+/// Connects to `servers`, retrying with backoff until it succeeds or `give_up`
+/// completes (which also cuts an attempt short). Bad credentials or addresses are
+/// errors: retrying cannot fix them.
+pub async fn connect_until(
+    servers: &[String],
+    secret: Option<&Secret>,
+    client_name: &str,
+    give_up: impl std::future::Future<Output = ()>,
+) -> Result<Connected, PluginError> {
+    let addrs: Vec<ServerAddr> = servers
         .iter()
         .map(|s| {
             s.parse()
                 .map_err(|e| PluginError::new(format!("`servers`: {:?}: {e}", redact_url(s))))
         })
         .collect::<Result<_, _>>()?;
-    let shown: Vec<String> = cfg.servers.iter().map(|s| redact_url(s)).collect();
+    let shown = shown_servers(servers);
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut attempt = 0u32;
+    let mut last_error = String::new();
+    tokio::pin!(give_up);
     loop {
         attempt += 1;
-        let connecting = options(secret)?.connect(servers.clone());
+        let connecting = options(secret, client_name)?.connect(addrs.clone());
         let result = tokio::select! {
-            _ = shutdown.requested() => return Ok(None),
+            _ = &mut give_up => return Ok(Connected::GaveUp { attempts: attempt - 1, last_error }),
             r = connecting => r,
         };
         match result {
             Ok(client) => {
                 tracing::debug!(servers = ?shown, "Connected to NATS.");
-                return Ok(Some(client));
+                return Ok(Connected::Client(client));
             }
             Err(error)
                 if matches!(
@@ -163,12 +228,19 @@ pub async fn connect(
                     retry_in_ms = delay.as_millis() as u64,
                     "Cannot connect to NATS; retrying."
                 );
-                if shutdown.sleep(delay).await {
-                    return Ok(None);
+                last_error = error.to_string();
+                tokio::select! {
+                    _ = &mut give_up => return Ok(Connected::GaveUp { attempts: attempt, last_error }),
+                    _ = tokio::time::sleep(delay) => {}
                 }
             }
         }
     }
+}
+
+/// The server URLs without passwords, for logs and errors.
+pub fn shown_servers(servers: &[String]) -> Vec<String> {
+    servers.iter().map(|s| redact_url(s)).collect()
 }
 
 /// Why the consumer could not be set up.

@@ -1,5 +1,16 @@
-//! `nats.events`: a gordon event source reading a NATS JetStream stream through a
-//! durable pull consumer.
+//! NATS JetStream plugins for gordon:
+//!
+//! - `nats.events` (runnable): an event source reading a JetStream stream through a
+//!   durable pull consumer;
+//! - `nats.publisher` (janitor publisher): publishes the janitor's corrections, in
+//!   the event JSON format, to the subject `nats.events` consumes, and waits for
+//!   JetStream's acknowledgements (see its section below).
+//!
+//! Both read the `["nats"]` package table deep-merged with their own
+//! (`["nats.events"]`, `["nats.publisher"]`); see "The `["nats"]` table" below for
+//! which keys may go there.
+//!
+//! # `nats.events`
 //!
 //! Every gordon process configured with the same `stream` and `durable` pulls from
 //! the same consumer, so they split the work (work-queue scale-out). A message is
@@ -109,10 +120,90 @@
 //! backoff. A message held longer than the consumer's ack wait (a slow route) is
 //! redelivered, possibly to another process: set `ack_wait` above the route's worst
 //! latency. Duplicates are harmless (DNS updates are idempotent).
+//!
+//! # `nats.publisher`
+//!
+//! A janitor publisher (`gordon janitor`): each change the reconciler sends is
+//! published, as its event object (`{"action", "resourceRecords", "timestamp"?,
+//! ...extra}`, exactly what `nats.events` accepts; a TTL of 0, "not set", is left
+//! out), to `subject` through JetStream. `run` returns success only once the stream
+//! acknowledged every change.
+//!
+//! ```toml
+//! ["nats.publisher"]
+//! servers = ["nats://127.0.0.1:4222"]  # server URLs (default: this one)
+//! subject = "dns.events.janitor"       # literal subject a stream captures, inside the
+//!                                      # `subject` of nats.events (required)
+//! timeout = 10                         # seconds to wait for each acknowledgement
+//! connect_timeout = 30                 # seconds to keep retrying the connection
+//! max_in_flight = 256                  # publishes awaiting their acknowledgement at once
+//! events_per_message = 1               # >1: JSON arrays of up to this many events
+//! credentials_file = "/etc/gordon/nats.creds"  # optional, as for nats.events
+//! # credentials_env = "GORDON_NATS_CREDS"      # optional, instead
+//! ```
+//!
+//! | key | default | meaning |
+//! | --- | --- | --- |
+//! | `servers` | `["nats://127.0.0.1:4222"]` | NATS URLs, as for `nats.events` |
+//! | `subject` | required | the literal subject (no wildcards) changes are published to |
+//! | `timeout` | `10` | seconds (fractions allowed, at most 3600) to wait for each publish acknowledgement and JetStream API reply |
+//! | `connect_timeout` | `30` | seconds (at most 86400) to keep retrying the connection, with backoff, before the run fails |
+//! | `max_in_flight` | `256` | publishes awaiting their acknowledgement at once (1..=65536) |
+//! | `events_per_message` | `1` | changes per message: `1` publishes one event object per change; more publishes JSON arrays of up to that many events (1..=10000), split further to stay within the server's `max_payload` |
+//! | `credentials_file` | none | a `.creds` file, read at start-up |
+//! | `credentials_env` | none | an environment variable with `.creds` content, an nkey seed or a token, read at start-up; never logged |
+//!
+//! A run connects (or reuses the previous run's connection while it is up),
+//! retrying with backoff for `connect_timeout`; then it checks that a stream captures
+//! `subject` (a clear error when none does: publishing there would only get "no
+//! responders"), and publishes while reading the changes, keeping up to
+//! `max_in_flight` publishes waiting for their acknowledgement (`PubAck`) rather than
+//! one round trip per change. Messages go out in the order the changes came.
+//!
+//! The run fails, with an error naming `subject` and how many changes were not
+//! confirmed, when any change was not acknowledged (timeout, no stream, a server
+//! error), could not be sent, or is not a valid event (checked with the same
+//! validator `nats.events` uses, before sending). After the first publish that is not
+//! acknowledged nothing more is sent (the next would fail the same way); the
+//! remaining changes are still read, and counted as not sent, so the reconciler
+//! finishes normally. Failing to connect within `connect_timeout` fails the run with
+//! an error naming the servers. Changes are not retried within a run: the next
+//! janitor run reconciles again. A change's `timestamp`, when the reconciler sets
+//! one, must be recent enough for the consumer's `max_msg_age`, or `nats.events`
+//! rejects it on arrival.
+//!
+//! Metrics, counted in changes and tagged `subject`: `nats.published` (acknowledged),
+//! `nats.publish_failures` (not confirmed, for any of the reasons above). Each run
+//! logs a summary (info; error when changes were lost). `cleanup` flushes and drains
+//! the connection.
+//!
+//! # The `["nats"]` table
+//!
+//! `nats.events` and `nats.publisher` both receive the `["nats"]` table, merged under
+//! their own. Both accept the shared keys `servers`, `credentials_file` and
+//! `credentials_env` (and `subject`, when one literal subject suits both), so these
+//! may go there. Every other key belongs in the table of the plugin that has it: both
+//! refuse unknown keys, naming them, so `stream = ...` in `["nats"]` would stop
+//! `nats.publisher`, and `timeout = ...` there would stop `nats.events`.
+//!
+//! ```toml
+//! [nats]
+//! servers = ["nats://nats-1:4222", "nats://nats-2:4222"]
+//! credentials_file = "/etc/gordon/nats.creds"
+//!
+//! ["nats.events"]
+//! stream = "DNS_EVENTS"
+//! subject = "dns.events.>"
+//! durable = "gordon"
+//!
+//! ["nats.publisher"]
+//! subject = "dns.events.janitor"
+//! ```
 
 mod acks;
 mod config;
 mod consumer;
+mod publisher;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -127,8 +218,9 @@ use gordon_plugin_api::{
 
 pub use crate::acks::Stats;
 use crate::acks::{Command, Counters, Dropped};
-pub use crate::config::{NakBackoff, NatsEventsConfig};
+pub use crate::config::{NakBackoff, NatsEventsConfig, NatsPublisherConfig};
 use crate::consumer::{Backoff, Ended, Puller, Secret, SetupError};
+pub use crate::publisher::{event_body, NatsPublisher, PublisherStats};
 
 /// How long `shutdown` waits for the connection to drain.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -257,26 +349,10 @@ impl Plugin for NatsEvents {
     fn new(cfg: NatsEventsConfig, ctx: PluginContext) -> Result<Self, PluginError> {
         Self::validate_config(&cfg)?;
         // Read secrets now, so a missing file or variable fails start-up clearly.
-        let secret = if let Some(path) = &cfg.credentials_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                PluginError::new(format!("cannot read `credentials_file` {path}: {e}"))
-            })?;
-            Some(Secret(text))
-        } else if let Some(var) = &cfg.credentials_env {
-            let value = std::env::var(var).map_err(|_| {
-                PluginError::new(format!(
-                    "`credentials_env`: environment variable {var} is not set (or not UTF-8)"
-                ))
-            })?;
-            if value.trim().is_empty() {
-                return Err(PluginError::new(format!(
-                    "`credentials_env`: environment variable {var} is empty"
-                )));
-            }
-            Some(Secret(value.trim().to_owned()))
-        } else {
-            None
-        };
+        let secret = consumer::load_secret(
+            cfg.credentials_file.as_deref(),
+            cfg.credentials_env.as_deref(),
+        )?;
         let (acks, acks_rx) = mpsc::unbounded_channel();
         Ok(NatsEvents {
             max_deliver: Arc::new(AtomicU64::new(u64::from(cfg.max_deliver))),
@@ -364,4 +440,4 @@ impl Runnable for NatsEvents {
     }
 }
 
-export_plugins!(runnable NatsEvents);
+export_plugins!(runnable NatsEvents, publisher NatsPublisher);

@@ -3,7 +3,8 @@
 //!
 //! Record sets are keyed by (lowercase owner name, type) and compared as sets of
 //! canonical rrdata (order never matters; names compare case-insensitively, TXT
-//! exactly), plus the TTL. The zone's SOA and apex NS are never compared.
+//! exactly), plus the TTL. The zone's SOA, apex NS and the addresses of its
+//! in-zone name servers (glue) are never compared.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -157,9 +158,20 @@ pub fn diff(
     policy: Policy,
     owned: &dyn Fn(&str, RecordType) -> bool,
 ) -> Diff {
+    let apex_ns =
+        |r: &ResourceRecord| r.rtype() == RecordType::NS && r.name().eq_ignore_ascii_case(zone);
+    // The addresses of the zone's own name servers (glue) belong with the apex NS
+    // records: infrastructure, not data, so they are never compared either.
+    let glue: Vec<&str> = actual
+        .iter()
+        .filter(|r| apex_ns(r))
+        .flat_map(|r| r.rrdatas())
+        .collect();
     let skip = |r: &ResourceRecord| {
         r.rtype() == RecordType::SOA
-            || (r.rtype() == RecordType::NS && r.name().eq_ignore_ascii_case(zone))
+            || apex_ns(r)
+            || (matches!(r.rtype(), RecordType::A | RecordType::AAAA)
+                && glue.iter().any(|ns| ns.eq_ignore_ascii_case(r.name())))
     };
     // Desired record sets by key; several sources for one key are merged.
     let mut wanted: Map<'_, usize> =
@@ -301,6 +313,8 @@ mod tests {
                 300,
             ),
             rr("example.com.", RecordType::NS, &["ns1.example.com."], 300),
+            rr("ns1.example.com.", RecordType::A, &["192.0.2.53"], 300),
+            rr("ns1.example.com.", RecordType::A, &["192.0.2.53"], 300),
             rr(
                 "WWW.example.com.",
                 RecordType::A,

@@ -1,0 +1,154 @@
+//! The janitor against real servers: inventory.authority -> dns.reconciler (AXFR
+//! from BIND) -> nats.publisher -> NATS -> the running gordon service -> BIND.
+
+use std::time::{Duration, Instant};
+
+use crate::backends::{backend, gordon_env, stop, Backend, ZONE};
+use gordon_test_servers::nats_client::NatsConn;
+
+use crate::util::{sample, text, Env};
+
+fn published_so_far(b: &Backend) -> u64 {
+    NatsConn::connect(b.nats.port()).stream_last_seq("EVENTS")
+}
+
+/// A janitor config root reading `inventory` (a path relative to the root).
+fn janitor_env(b: &Backend, inventory: &str) -> Env {
+    let env = Env::new();
+    env.install(&sample("inventory"), "libgordon_plugin_inventory.so");
+    env.install(&sample("rfc2136"), "libgordon_plugin_rfc2136.so");
+    env.install(&sample("nats"), "libgordon_plugin_nats.so");
+    std::fs::write(env.path().join("tsig.key"), b.key.bind_stanza()).unwrap();
+    std::fs::write(
+        env.path().join("hosts.toml"),
+        "[[host]]\nname = \"www\"\naddresses = [\"10.0.0.1\"]\n\n[[host]]\nname = \"api\"\naddresses = [\"10.0.0.2\"]\n\n[[host]]\nname = \"db\"\naddresses = [\"10.0.0.3\"]\n",
+    )
+    .unwrap();
+    env.janitor_config(&format!(
+        r#"[core]
+plugins = ["inventory.authority", "dns.reconciler", "nats.publisher"]
+run_timeout = 60
+["inventory.authority"]
+zones = ["{ZONE}"]
+files = ["{inv}"]
+["dns"]
+zone = "{ZONE}"
+["dns.reconciler"]
+server = "{server}"
+tsig_key_file = "{key}"
+policy = "sync"
+["nats"]
+servers = ["nats://127.0.0.1:{nats}"]
+["nats.publisher"]
+subject = "dns.events"
+"#,
+        inv = env.file(inventory),
+        server = b.bind.addr(),
+        key = env.file("tsig.key"),
+        nats = b.nats.port(),
+    ));
+    env
+}
+
+/// `name address` of every host A record BIND serves, sorted.
+fn a_records(b: &Backend) -> Vec<String> {
+    let mut v: Vec<String> = b
+        .bind
+        .axfr()
+        .iter()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 5 && f[3] == "A" && !f[0].starts_with("ns"))
+                .then(|| format!("{} {}", f[0], f[4]))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn drift(b: &Backend) {
+    b.bind
+        .nsupdate(
+            ZONE,
+            &format!(
+                "update add www.{ZONE} 300 A 10.0.0.1\nupdate add rogue.{ZONE} 300 A 10.6.6.6\nupdate add db.{ZONE} 300 A 10.0.0.99\nsend\n"
+            ),
+        )
+        .unwrap();
+}
+
+#[test]
+fn drift_is_put_right_by_one_janitor_run_and_the_service() {
+    let Some(b) = backend() else { return };
+    let service = gordon_env(&b, &b.key, "");
+    let child = service.spawn(&[]);
+    drift(&b);
+    let before = a_records(&b);
+    let janitor = janitor_env(&b, "hosts.toml");
+    let seq = published_so_far(&b);
+
+    // A dry run prints the plan and changes nothing: nothing is even published.
+    let out = janitor.gordon(&["janitor", "--dry-run"]);
+    let plan = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        plan.contains(&format!("zone {ZONE}: 2 addition(s), 1 deletion(s)")),
+        "{plan}"
+    );
+    assert!(plan.contains(&format!("-  rogue.{ZONE}")), "{plan}");
+    assert!(
+        plan.contains(&format!("+  api.{ZONE}")) && plan.contains(&format!("+  db.{ZONE}")),
+        "{plan}"
+    );
+    assert_eq!(published_so_far(&b), seq, "a dry run published changes");
+    assert_eq!(a_records(&b), before, "a dry run changed DNS");
+
+    // One real run, then the service applies the corrections.
+    let out = janitor.gordon(&["janitor", "--once"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let want = vec![
+        format!("api.{ZONE} 10.0.0.2"),
+        format!("db.{ZONE} 10.0.0.3"),
+        format!("www.{ZONE} 10.0.0.1"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a_records(&b) != want {
+        assert!(
+            Instant::now() < deadline,
+            "DNS not repaired: {:?}\n{}",
+            a_records(&b),
+            service.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(&service, child);
+}
+
+#[test]
+fn an_unreadable_inventory_deletes_nothing() {
+    let Some(b) = backend() else { return };
+    let service = gordon_env(&b, &b.key, "");
+    let child = service.spawn(&[]);
+    drift(&b);
+    let before = a_records(&b);
+    let janitor = janitor_env(&b, "missing-inventory.toml");
+    let seq = published_so_far(&b);
+    let out = janitor.gordon(&["janitor", "--once"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("inventory.authority") && stderr.contains("cannot read inventory file"),
+        "{stderr}"
+    );
+    assert_eq!(
+        published_so_far(&b),
+        seq,
+        "changes were published after the authority failed"
+    );
+    assert_eq!(
+        a_records(&b),
+        before,
+        "records changed after the authority failed"
+    );
+    stop(&service, child);
+}
