@@ -22,6 +22,7 @@ use gordon_plugin_api::{EventMessage, ZoneRecords};
 use crate::cli::Global;
 use crate::metrics;
 use crate::plugins::instance::{self, Instance};
+use crate::plugins::intern;
 use crate::service::pipeline::with_deadline;
 use crate::session::Session;
 
@@ -41,10 +42,6 @@ pub struct RunReport {
     pub changes: u64,
     /// One line per plugin that failed or overran, naming it.
     pub failures: Vec<String>,
-}
-
-fn intern(name: &str) -> &'static str {
-    gordon_plugin_api::Phase::intern(name).as_str()
 }
 
 /// Creates exactly one plugin of each janitor kind from `core.plugins`.

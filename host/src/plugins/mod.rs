@@ -13,4 +13,4 @@ pub mod refusal;
 pub mod registry;
 
 pub use refusal::{Reason, Refused};
-pub use registry::{Catalog, PluginInfo};
+pub use registry::{intern, Catalog, PluginInfo};

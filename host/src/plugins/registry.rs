@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use super::refusal::Refused;
 use super::{discovery, inspect, loader};
 
+/// A plugin name as a `&'static str`, as messages' histories and metric tags need
+/// it. Each call leaks one small string: call it once per plugin, at start-up.
+pub fn intern(name: &str) -> &'static str {
+    gordon_plugin_api::Phase::intern(name).as_str()
+}
+
 /// One plugin a library exports.
 #[derive(Clone)]
 pub struct PluginInfo {

@@ -10,13 +10,8 @@ use super::pipeline::{Pipeline, Source};
 use super::router::HandlerSlot;
 use crate::metrics;
 use crate::plugins::instance::{self, Instance};
-use crate::plugins::PluginInfo;
+use crate::plugins::{intern, PluginInfo};
 use crate::session::Session;
-
-/// A plugin name that lives as long as the process (it is signed into histories).
-fn intern(name: &str) -> &'static str {
-    Phase::intern(name).as_str()
-}
 
 struct Built {
     handlers: Vec<HandlerSlot>,
