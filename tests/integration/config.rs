@@ -138,3 +138,31 @@ fn unlisted_plugins_are_not_validated() {
     assert!(out.status.success(), "{stdout}");
     assert!(!stdout.contains("should not run"), "{stdout}");
 }
+
+#[test]
+fn json_and_syslog_log_handlers_write_where_configured() {
+    let env = probe_env();
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    env.config(&format!(
+        "[core]\nplugins = [\"alpha.probe\"]\n[core.logging]\nlevel = \"warning\"\nhandlers = [\"json\", \"syslog\"]\naddress = [\"127.0.0.1\", \"{}\"]\n[\"alpha.probe\"]\nlog = \"probe says hello\"\n",
+        syslog.local_addr().unwrap().port()
+    ));
+    let out = env.gordon(&["check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("probe says hello"))
+        .expect(&stderr);
+    let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(doc["level"], "WARN", "{doc}");
+    assert_eq!(doc["fields"]["plugin"], "alpha.probe", "{doc}");
+    let mut buf = [0u8; 4096];
+    let n = syslog.recv(&mut buf).unwrap();
+    let datagram = String::from_utf8_lossy(&buf[..n]);
+    assert!(datagram.starts_with("<12>gordon["), "{datagram}");
+    assert!(datagram.contains("probe says hello"), "{datagram}");
+}
