@@ -53,9 +53,10 @@ report = "REPORT"
     let (out, report) = env.run_to_report();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(report["by_phase"]["cleanup"], 100, "{report}");
-    assert_eq!(
-        report["sample"]["name"], "host0.example.com.",
-        "enrich must not have run"
+    let name = report["sample"]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("host") && name.ends_with(".example.com."),
+        "enrich must not have run: {name}"
     );
     assert!(
         text(&out.stderr).contains("route=consume -> publish -> cleanup"),
