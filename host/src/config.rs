@@ -61,6 +61,13 @@ pub struct CoreConfig {
     /// Directories searched for plugin libraries, relative to the config root.
     #[serde(default = "default_plugin_dirs")]
     pub plugin_dirs: Vec<PathBuf>,
+    /// Pinned library hashes: file name -> `sha256:<hex>`. A pinned library whose
+    /// bytes differ is refused before it is opened.
+    #[serde(default)]
+    pub plugin_pins: BTreeMap<String, String>,
+    /// Refuse every library without a pin in `plugin_pins`.
+    #[serde(default)]
+    pub require_pins: bool,
     /// Seconds allowed for draining and for each plugin's shutdown.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: f64,
@@ -364,6 +371,15 @@ fn validate_core(path: &Path, core: &CoreConfig) -> Result<(), ConfigError> {
             "core.router",
             "batch_size and queue_capacity must be >= 1".into(),
         ));
+    }
+    for (file, pin) in &core.plugin_pins {
+        let hex = pin.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                &format!("core.plugin_pins.{file}"),
+                format!("expected \"sha256:\" and 64 hex digits, got {pin:?}"),
+            ));
+        }
     }
     for name in &core.plugins {
         if name.is_empty() || name.starts_with("core.") || name == "core" {

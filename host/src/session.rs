@@ -49,7 +49,11 @@ impl Session {
             crate::logging::init(&config.core.logging, verbose).context("cannot set up logging")?;
         hostlink::set_max_level(level);
         let dirs = config.plugin_dirs();
-        let catalog = Catalog::discover(&dirs);
+        let pins = crate::plugins::inspect::Pins {
+            pins: config.core.plugin_pins.clone(),
+            required: config.core.require_pins,
+        };
+        let catalog = Catalog::discover(&dirs, &pins);
         let soft = if config.core.debug {
             Severity::Warning
         } else {

@@ -234,3 +234,64 @@ fn a_plugin_built_against_released_1_0_still_loads_and_runs() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(report["by_phase"]["cleanup"], 50, "{report}");
 }
+
+fn sha256(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    format!(
+        "sha256:{}",
+        text(&out.stdout).split_whitespace().next().unwrap()
+    )
+}
+
+#[test]
+fn pinned_hashes_are_enforced_before_loading() {
+    let env = Env::new();
+    let good = env.install(&fixture("alpha"), "libalpha.so");
+    let other = env.install(&fixture("beta"), "libbeta.so");
+    let pin = sha256(&good);
+    let mut wrong = sha256(&other);
+    wrong.replace_range(10..11, if &wrong[10..11] == "0" { "1" } else { "0" });
+    env.config(&format!(
+        "[core]\nplugins = []\n[core.plugin_pins]\n\"libalpha.so\" = \"{pin}\"\n\"libbeta.so\" = \"{wrong}\"\n"
+    ));
+    let list = env.list_json();
+    let names: Vec<&str> = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"alpha.source"), "{list}");
+    let reason = refusal_for(&list, "libbeta.so").unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        reason.contains(&format!(
+            "sha256 is {}, but core.plugin_pins pins {wrong}",
+            sha256(&other)
+        )),
+        "{reason}"
+    );
+
+    env.config(&format!("[core]\nplugins = []\nrequire_pins = true\n[core.plugin_pins]\n\"libalpha.so\" = \"{pin}\"\n"));
+    let list = env.list_json();
+    let reason = refusal_for(&list, "libbeta.so").unwrap_or_else(|| panic!("{list}"));
+    assert!(
+        reason.contains("not pinned in core.plugin_pins") && reason.contains(&sha256(&other)),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_malformed_pin_is_a_config_error_naming_the_key() {
+    let env = Env::new();
+    env.config("[core]\n[core.plugin_pins]\n\"libalpha.so\" = \"md5:1234\"\n");
+    let out = env.gordon(&["check"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`core.plugin_pins.libalpha.so`"),
+        "{stderr}"
+    );
+}

@@ -31,6 +31,62 @@ pub fn check_not_writable(path: &Path, what: &'static str) -> Result<(), Reason>
     Ok(())
 }
 
+/// Which libraries must match a hash before they are opened.
+#[derive(Debug, Default, Clone)]
+pub struct Pins {
+    /// File name -> `sha256:<hex>`.
+    pub pins: std::collections::BTreeMap<String, String>,
+    /// Refuse files without a pin.
+    pub required: bool,
+}
+
+impl Pins {
+    /// Checks `path` against its pin, if pins are in use.
+    pub fn check(&self, path: &Path) -> Result<(), Reason> {
+        if self.pins.is_empty() && !self.required {
+            return Ok(());
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let pin = self.pins.get(name);
+        if pin.is_none() && !self.required {
+            return Ok(());
+        }
+        let found = sha256_file(path).map_err(|e| Reason::Other(e.to_string()))?;
+        match pin {
+            None => Err(Reason::Unpinned { found }),
+            Some(p) if p.eq_ignore_ascii_case(&found) => Ok(()),
+            Some(p) => Err(Reason::HashMismatch {
+                expected: p.clone(),
+                found,
+            }),
+        }
+    }
+}
+
+/// `sha256:<hex>` of a file.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let digest = hasher.finalize();
+    Ok(format!(
+        "sha256:{}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
+}
+
 /// Runs every pre-load check on one library file.
 pub fn inspect(path: &Path) -> Result<(), Reason> {
     let meta = std::fs::metadata(path).map_err(|e| Reason::Other(e.to_string()))?;

@@ -36,6 +36,22 @@ pub enum Reason {
         /// Its permission bits.
         mode: u32,
     },
+    /// The file's hash differs from its pin in `core.plugin_pins`.
+    #[error(
+        "sha256 is {found}, but core.plugin_pins pins {expected}; refusing a library that changed"
+    )]
+    HashMismatch {
+        /// The pinned hash.
+        expected: String,
+        /// The file's hash.
+        found: String,
+    },
+    /// `core.require_pins` is set and the file has no pin.
+    #[error("not pinned in core.plugin_pins (core.require_pins = true); its sha256 is {found}")]
+    Unpinned {
+        /// The file's hash, ready to pin.
+        found: String,
+    },
     /// The file is not a regular file.
     #[error("not a regular file")]
     NotAFile,

@@ -58,12 +58,12 @@ pub struct Catalog {
 impl Catalog {
     /// Scans every directory, checks every candidate file before loading it, loads
     /// each one on its own, and collects every failure.
-    pub fn discover(dirs: &[PathBuf]) -> Catalog {
+    pub fn discover(dirs: &[PathBuf], pins: &inspect::Pins) -> Catalog {
         let mut catalog = Catalog::default();
         let scan = discovery::scan(dirs);
         catalog.refused.extend(scan.refused);
         for path in scan.libraries {
-            match load_one(&path) {
+            match load_one(&path, pins) {
                 Ok(plugins) => catalog.plugins.extend(plugins),
                 Err(refused) => catalog.refused.push(refused),
             }
@@ -120,8 +120,10 @@ fn join_paths(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-fn load_one(path: &Path) -> Result<Vec<PluginInfo>, Refused> {
+fn load_one(path: &Path, pins: &inspect::Pins) -> Result<Vec<PluginInfo>, Refused> {
     inspect::inspect(path).map_err(|reason| Refused::new(path.to_path_buf(), reason))?;
+    pins.check(path)
+        .map_err(|reason| Refused::new(path.to_path_buf(), reason))?;
     let lib = loader::load(path)?;
     Ok(lib
         .entries
