@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use gordon_plugin_api::abi::{
     AuthorityBox, MetricEvent, MetricKind, PublisherBox, ReconcilerBox, Tag,
 };
@@ -312,18 +312,5 @@ fn run_ended(report: &RunReport, dry_run: bool) {
 
 /// Sleeps `d` unless SIGINT/SIGTERM arrives first; returns whether one did.
 fn wait_or_signal(d: Duration) -> anyhow::Result<bool> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal runtime")?;
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-        tokio::select! {
-            _ = term.recv() => Ok(true),
-            _ = int.recv() => Ok(true),
-            _ = tokio::time::sleep(d) => Ok(false),
-        }
-    })
+    Ok(crate::service::signals::wait_for_signal_or(|| tokio::time::sleep(d))?.is_some())
 }

@@ -15,5 +15,6 @@ pub mod lifecycle;
 pub mod pipeline;
 pub mod plan;
 pub mod router;
+pub mod signals;
 
 pub use lifecycle::run;

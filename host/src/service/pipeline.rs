@@ -128,26 +128,16 @@ impl Pipeline {
     /// The signal handlers cannot be installed.
     pub fn wait_for_stop(&self) -> anyhow::Result<()> {
         let workers = &self.workers;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the signal runtime")?;
-        rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-        loop {
-            if workers.ended() >= workers.total {
-                tracing::info!("Every source has ended; shutting down.");
-                return Ok(());
+        let all_ended = || async {
+            while workers.ended() < workers.total {
+                workers.notify.notified().await;
             }
-            tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM received; shutting down."); return Ok(()); }
-                _ = int.recv() => { tracing::info!("SIGINT received; shutting down."); return Ok(()); }
-                _ = workers.notify.notified() => {}
-            }
+        };
+        match super::signals::wait_for_signal_or(all_ended)? {
+            Some(signal) => tracing::info!("{signal} received; shutting down."),
+            None => tracing::info!("Every source has ended; shutting down."),
         }
-    })
+        Ok(())
     }
 
     /// Closes intake, drains, and shuts every plugin down, each with `deadline`.

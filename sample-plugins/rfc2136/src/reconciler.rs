@@ -173,17 +173,7 @@ fn owner_value(id: &str) -> String {
 
 /// Raw TXT text: the character-strings concatenated.
 fn txt_text(rdata: &[u8]) -> String {
-    let mut text = Vec::new();
-    let mut at = 0;
-    while let Some(&len) = rdata.get(at) {
-        text.extend_from_slice(
-            rdata
-                .get(at + 1..at + 1 + usize::from(len))
-                .unwrap_or_default(),
-        );
-        at += 1 + usize::from(len);
-    }
-    String::from_utf8_lossy(&text).into_owned()
+    String::from_utf8_lossy(&wire::txt_bytes(rdata)).into_owned()
 }
 
 /// Served records as record sets (owner records apart, with their values).

@@ -479,6 +479,21 @@ pub(crate) fn txt_rdata(text: &[u8]) -> Vec<u8> {
 }
 
 /// Canonical record data shown for people (error messages).
+/// The character-strings of TXT rdata, concatenated.
+pub(crate) fn txt_bytes(rdata: &[u8]) -> Vec<u8> {
+    let mut text = Vec::new();
+    let mut at = 0;
+    while let Some(&len) = rdata.get(at) {
+        text.extend_from_slice(
+            rdata
+                .get(at + 1..at + 1 + usize::from(len))
+                .unwrap_or_default(),
+        );
+        at += 1 + usize::from(len);
+    }
+    text
+}
+
 pub(crate) fn rdata_text(rtype: u16, rdata: &[u8]) -> String {
     let name_at = |at: usize| {
         let mut pos = at;
@@ -496,19 +511,7 @@ pub(crate) fn rdata_text(rtype: u16, rdata: &[u8]) -> String {
         RecordType::CNAME | RecordType::NS | RecordType::PTR => name_at(0),
         RecordType::MX => format!("{} {}", u16_at(0), name_at(2)),
         RecordType::SRV => format!("{} {} {} {}", u16_at(0), u16_at(2), u16_at(4), name_at(6)),
-        RecordType::TXT => {
-            let mut text = Vec::new();
-            let mut at = 0;
-            while let Some(&len) = rdata.get(at) {
-                text.extend_from_slice(
-                    rdata
-                        .get(at + 1..at + 1 + usize::from(len))
-                        .unwrap_or_default(),
-                );
-                at += 1 + usize::from(len);
-            }
-            format!("{:?}", String::from_utf8_lossy(&text))
-        }
+        RecordType::TXT => format!("{:?}", String::from_utf8_lossy(&txt_bytes(rdata))),
         _ => format!(
             "\\# {} {}",
             rdata.len(),
