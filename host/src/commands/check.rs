@@ -21,7 +21,7 @@ pub fn run(global: &Global) -> anyhow::Result<bool> {
             Ok(()) => passed.push(info.name.clone()),
             Err(e) => failed.push(Problem {
                 severity: Severity::Error,
-                message: format!("plugin `{}` ({}): {e}", info.name, info.library.display()),
+                message: info.problem(&e),
             }),
         }
     }

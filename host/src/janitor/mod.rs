@@ -52,9 +52,7 @@ fn build(session: &Session) -> anyhow::Result<Parts> {
         let cfg = session.plugin_config_json(info);
         let created = instance::validate(info, &cfg)
             .and_then(|()| instance::instantiate(info, &cfg))
-            .map_err(|e| {
-                anyhow::anyhow!("plugin `{}` ({}): {e}", info.name, info.library.display())
-            })?;
+            .map_err(|e| anyhow::anyhow!(info.problem(&e)))?;
         let name = intern(&info.name);
         let slot_taken = |what: &str, other: &str| {
             anyhow::anyhow!("core.plugins lists two {what} plugins: `{other}` and `{name}`; the janitor runs one")

@@ -34,6 +34,17 @@ pub struct PluginInfo {
     pub fns: loader::EntryFns,
 }
 
+impl PluginInfo {
+    /// A problem with this plugin, as one line naming it and its library.
+    pub fn problem(&self, error: &dyn std::fmt::Display) -> String {
+        format!(
+            "plugin `{}` ({}): {error}",
+            self.name,
+            self.library.display()
+        )
+    }
+}
+
 impl std::fmt::Debug for PluginInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginInfo")

@@ -10,7 +10,7 @@ use super::pipeline::{Pipeline, Source};
 use super::router::HandlerSlot;
 use crate::metrics;
 use crate::plugins::instance::{self, Instance};
-use crate::plugins::{intern, PluginInfo};
+use crate::plugins::intern;
 use crate::session::Session;
 
 struct Built {
@@ -54,7 +54,7 @@ fn build(session: &Session) -> anyhow::Result<Built> {
             Ok(_) => {
                 tracing::warn!(plugin = %info.name, kind = %info.kind, "Janitor plugin is active in the service; ignoring it (it runs under `gordon janitor`).")
             }
-            Err(e) => errors.push(failure(info, &e.to_string())),
+            Err(e) => errors.push(info.problem(&e)),
         }
     }
     for e in &errors {
@@ -68,14 +68,6 @@ fn build(session: &Session) -> anyhow::Result<Built> {
         bail!("{} plugin(s) could not be started", errors.len());
     }
     Ok(built)
-}
-
-fn failure(info: &PluginInfo, error: &str) -> String {
-    format!(
-        "plugin `{}` ({}): {error}",
-        info.name,
-        info.library.display()
-    )
 }
 
 /// Chooses the metric relay named by `core.metrics`.
