@@ -23,3 +23,6 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --all-features --no-fail-fast
+# The FFI channel's loom models (plugin-api/tests/loom_channel.rs), in their own
+# target dir: the cfg changes every crate's flags, which would rebuild the rest.
+RUSTFLAGS="--cfg gordon_loom" cargo test -p gordon-plugin-api --release --test loom_channel --target-dir target/loom

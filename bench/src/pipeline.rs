@@ -85,6 +85,7 @@ fn start(
                 name,
                 phase: Phase::intern(&info.phase).as_str(),
                 obj,
+                timeout: Duration::from_secs(30),
             }),
             _ => {}
         }

@@ -33,8 +33,17 @@ pub enum Command {
     /// Run the service (the default).
     Run,
     /// Load configuration and plugins, validate every active plugin's configuration,
-    /// start nothing; print every problem and exit non-zero if there is any.
-    Check,
+    /// routes and relays, start nothing; print every problem and exit 1 if there is
+    /// any error. Whatever `run` (or `janitor`) would refuse at start, this refuses.
+    Check {
+        /// Check the janitor's files (gordon-janitor.toml + gordon-janitor-user.toml)
+        /// instead of the service's.
+        #[arg(long)]
+        janitor: bool,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the janitor: authority -> reconciler -> publisher, reading
     /// gordon-janitor.toml (+ gordon-janitor-user.toml).
     Janitor {

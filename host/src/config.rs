@@ -4,11 +4,13 @@
 //! Every table of the user file is merged key by key into the main file, so a user
 //! file can override `core.debug` without repeating `core.plugins`. `[core]` is typed
 //! and strict: an unknown key or a wrong type is an error naming the file and the key.
-//! Everything else belongs to plugins, and a plugin sees only its own tables.
+//! Everything else belongs to plugins, and a plugin sees only its own tables; each of
+//! its keys remembers the file and table that set it, so that an error can name them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use gordon_plugin_api::PluginError;
 use serde::Deserialize;
 
 /// A configuration problem, naming the file and key it is about.
@@ -33,6 +35,9 @@ pub enum ConfigError {
         /// The parser's message, with line and column.
         message: String,
     },
+    /// Several keys are wrong; one line each.
+    #[error("{} problems:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
     /// A key has a wrong type or value, or is unknown.
     #[error("{}: `{key}`: {message}", .path.display())]
     Invalid {
@@ -75,6 +80,17 @@ pub struct CoreConfig {
     /// reported as failed, naming the plugins still running.
     #[serde(default = "default_run_timeout")]
     pub run_timeout: f64,
+    /// Seconds a handler call (one batch) may take before its messages are dropped
+    /// and rejected, the plugin is reported stuck and its worker replaced.
+    #[serde(default = "default_handler_timeout")]
+    pub handler_timeout: f64,
+    /// Per-plugin overrides of `handler_timeout`: plugin name -> seconds.
+    #[serde(default)]
+    pub handler_timeouts: BTreeMap<String, f64>,
+    /// What to do with a library built with `panic = "abort"` (its first panic
+    /// would end the host): `refuse` (the default) or `warn`.
+    #[serde(default = "default_panic_abort")]
+    pub panic_abort: String,
     /// Phase -> next phase.
     #[serde(default = "default_route")]
     pub route: BTreeMap<String, String>,
@@ -150,6 +166,12 @@ fn default_plugin_dirs() -> Vec<PathBuf> {
 const fn default_shutdown_timeout() -> f64 {
     10.0
 }
+const fn default_handler_timeout() -> f64 {
+    30.0
+}
+fn default_panic_abort() -> String {
+    "refuse".into()
+}
 const fn default_run_timeout() -> f64 {
     600.0
 }
@@ -187,6 +209,8 @@ pub struct Config {
     pub core: CoreConfig,
     /// The whole merged document (plugin tables included).
     pub table: toml::Table,
+    /// Which file (an index into `files`) last set each key of `table`.
+    trace: Trace<usize>,
 }
 
 impl Config {
@@ -202,8 +226,11 @@ impl Config {
         }
         let mut files = vec![main.clone()];
         let mut table = read_file(&main)?;
+        let mut trace = trace_of(&table, &0);
         if user.is_file() {
-            deep_merge(&mut table, read_file(&user)?);
+            let over = read_file(&user)?;
+            let over_trace = trace_of(&over, &1);
+            merge_traced(&mut table, &mut trace, over, over_trace);
             files.push(user.clone());
         }
         let merged_name = if files.len() > 1 {
@@ -217,6 +244,7 @@ impl Config {
             files,
             core,
             table,
+            trace,
         })
     }
 
@@ -228,12 +256,21 @@ impl Config {
         let path = root.join("gordon.toml");
         let table = parse_text(&path, text)?;
         let core = parse_core(&path, table.get("core"))?;
+        let trace = trace_of(&table, &0);
         Ok(Config {
             root: root.to_path_buf(),
             files: vec![path],
             core,
             table,
+            trace,
         })
+    }
+
+    /// A top-level table (`[ffwd]`, `[prometheus]`) as JSON; empty when absent.
+    pub fn table_json(&self, name: &str) -> serde_json::Value {
+        self.table
+            .get(name)
+            .map_or_else(|| serde_json::json!({}), toml_to_json)
     }
 
     /// The plugin directories, resolved against the config root.
@@ -249,38 +286,108 @@ impl Config {
     /// `dns.zonefile`) deep-merged with its own table (`["dns.zonefile"]`, or the
     /// nested `[dns.zonefile]`), without the tables of any other plugin in `known`.
     pub fn plugin_config(&self, name: &str, known: &[&str]) -> toml::Table {
+        self.plugin_config_traced(name, known).0
+    }
+
+    /// [`Config::plugin_config`] as the JSON the plugin receives, with the file and
+    /// table each key came from. A float JSON cannot carry (`nan`, `inf`) makes it a
+    /// refusal naming the file, the table and the key.
+    pub fn plugin_config_for(&self, name: &str, known: &[&str]) -> PluginConfig {
+        let (table, trace) = self.plugin_config_traced(name, known);
+        let refused = non_finite(&table);
+        let mut config = PluginConfig {
+            json: toml_to_json(&toml::Value::Table(table)).to_string(),
+            trace,
+            files: self.files.clone(),
+            tables: plugin_tables(name),
+            refusal: None,
+        };
+        if let Some((path, spelled)) = refused {
+            let (origin, shown) = config.resolve(&path);
+            let at = origin.map_or_else(|| shown.clone(), |o| format!("{o} {shown}"));
+            config.refusal = Some(format!(
+                "{at}: {spelled} cannot be given to a plugin: its configuration travels as JSON, which has no nan or infinity"
+            ));
+        }
+        config
+    }
+
+    /// The plugin's configuration, and the file and table that set each key. Tables
+    /// are applied package first, then nested, then quoted, the user file over the
+    /// main file in each.
+    fn plugin_config_traced(&self, name: &str, known: &[&str]) -> (toml::Table, Trace<Origin>) {
         let package = name.split('.').next().unwrap_or(name);
+        let tables = plugin_tables(name);
+        let origin = |table: &String| {
+            let table = table.clone();
+            move |file: &usize| Origin {
+                file: self.files.get(*file).cloned().unwrap_or_default(),
+                table: table.clone(),
+            }
+        };
         let mut out = toml::Table::new();
-        if package != name {
-            if let Some(toml::Value::Table(pkg)) = self.table.get(package) {
-                for (key, value) in pkg {
-                    let dotted = format!("{package}.{key}");
-                    let belongs_to_a_plugin = value.is_table()
-                        && known
-                            .iter()
-                            .any(|k| *k == dotted || k.starts_with(&format!("{dotted}.")));
-                    let is_own = name == dotted || name.starts_with(&format!("{dotted}."));
-                    if !belongs_to_a_plugin && !is_own {
-                        out.insert(key.clone(), value.clone());
+        let mut trace = Trace::new();
+        if let (true, Some(toml::Value::Table(pkg))) = (package != name, self.table.get(package)) {
+            let pkg_trace = self.trace.get(package).map(|t| &t.children);
+            let tag = origin(&tables[0]);
+            for (key, value) in pkg {
+                let dotted = format!("{package}.{key}");
+                let belongs_to_a_plugin = value.is_table()
+                    && known
+                        .iter()
+                        .any(|k| *k == dotted || k.starts_with(&format!("{dotted}.")));
+                let is_own = name == dotted || name.starts_with(&format!("{dotted}."));
+                if !belongs_to_a_plugin && !is_own {
+                    out.insert(key.clone(), value.clone());
+                    if let Some(t) = pkg_trace.and_then(|p| p.get(key)) {
+                        let traced = Traced {
+                            origin: tag(&t.origin),
+                            children: retag(&t.children, &tag),
+                        };
+                        trace.insert(key.clone(), traced);
                     }
                 }
             }
         }
         // The nested form `[dns.zonefile]`.
         let mut node = self.table.get(package);
+        let mut node_trace = self.trace.get(package);
         for part in name.split('.').skip(1) {
             node = node.and_then(|v| v.get(part));
+            node_trace = node_trace.and_then(|t| t.children.get(part));
         }
-        if package != name {
-            if let Some(toml::Value::Table(own)) = node {
-                deep_merge(&mut out, own.clone());
-            }
+        if let (true, Some(toml::Value::Table(own))) = (package != name, node) {
+            let tag = origin(&tables[1]);
+            let own_trace = node_trace.map_or_else(Trace::new, |t| retag(&t.children, &tag));
+            merge_traced(&mut out, &mut trace, own.clone(), own_trace);
         }
         // The quoted form `["dns.zonefile"]` (or a plain `[name]` for a one-part name).
         if let Some(toml::Value::Table(own)) = self.table.get(name) {
-            deep_merge(&mut out, own.clone());
+            let tag = origin(&tables[tables.len() - 1]);
+            let own_trace = self
+                .trace
+                .get(name)
+                .map_or_else(Trace::new, |t| retag(&t.children, &tag));
+            merge_traced(&mut out, &mut trace, own.clone(), own_trace);
         }
-        out
+        (out, trace)
+    }
+}
+
+/// The tables that configure plugin `name`, package table first: `["dns"]`,
+/// `[dns.enricher]`, `["dns.enricher"]`; only `["name"]` for a one-part name.
+fn plugin_tables(name: &str) -> Vec<String> {
+    let own = format!("[{}]", quoted_key(name));
+    match name.split_once('.') {
+        None => vec![own],
+        Some((package, _)) => {
+            let nested: Vec<String> = name.split('.').map(toml_key).collect();
+            vec![
+                format!("[{}]", quoted_key(package)),
+                format!("[{}]", nested.join(".")),
+                own,
+            ]
+        }
     }
 }
 
@@ -327,70 +434,108 @@ fn parse_core(path: &Path, core: Option<&toml::Value>) -> Result<CoreConfig, Con
     Ok(core)
 }
 
+/// Checks the values of `[core]` the types cannot; reports every problem at once.
 fn validate_core(path: &Path, core: &CoreConfig) -> Result<(), ConfigError> {
-    let invalid = |key: &str, message: String| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        key: key.into(),
-        message,
+    let mut errors = Vec::new();
+    let mut invalid = |key: &str, message: String| {
+        errors.push(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.into(),
+            message,
+        });
     };
-    if !(core.run_timeout.is_finite() && core.run_timeout > 0.0) {
-        return Err(invalid(
-            "core.run_timeout",
-            format!("must be a number of seconds > 0, got {}", core.run_timeout),
-        ));
+    if let Err(m) = core
+        .panic_abort
+        .parse::<crate::plugins::inspect::PanicAbort>()
+    {
+        invalid("core.panic_abort", m);
     }
-    if !(core.shutdown_timeout.is_finite() && core.shutdown_timeout >= 0.0) {
-        return Err(invalid(
-            "core.shutdown_timeout",
-            format!(
-                "must be a number of seconds >= 0, got {}",
-                core.shutdown_timeout
-            ),
-        ));
+    if let Err(m) = crate::logging::parse_level(&core.logging.level) {
+        invalid("core.logging.level", m);
     }
-    crate::logging::parse_level(&core.logging.level)
-        .map_err(|m| invalid("core.logging.level", m))?;
     for h in &core.logging.handlers {
         if !["stream", "syslog", "json"].contains(&h.as_str()) {
-            return Err(invalid(
+            invalid(
                 "core.logging.handlers",
                 format!("unknown handler `{h}`, expected `stream`, `syslog` or `json`"),
-            ));
+            );
         }
     }
     if let Some(addr) = &core.logging.address {
         if addr.len() != 2 || addr[1].parse::<u16>().is_err() {
-            return Err(invalid(
+            invalid(
                 "core.logging.address",
                 format!("expected [\"host\", \"port\"], got {addr:?}"),
-            ));
+            );
         }
     }
-    if core.router.batch_size == 0 || core.router.queue_capacity == 0 {
-        return Err(invalid(
-            "core.router",
-            "batch_size and queue_capacity must be >= 1".into(),
-        ));
+    let mut seconds = |key: &str, value: f64, zero_ok: bool| {
+        let low_ok = if zero_ok { value >= 0.0 } else { value > 0.0 };
+        if !(value.is_finite() && low_ok && value <= MAX_SECONDS) {
+            let low = if zero_ok { ">= 0" } else { "> 0" };
+            invalid(
+                key,
+                format!("must be a number of seconds {low} and <= {MAX_SECONDS}, got {value}"),
+            );
+        }
+    };
+    seconds("core.run_timeout", core.run_timeout, false);
+    seconds("core.shutdown_timeout", core.shutdown_timeout, true);
+    seconds("core.handler_timeout", core.handler_timeout, false);
+    for (plugin, value) in &core.handler_timeouts {
+        seconds(
+            &format!("core.handler_timeouts.\"{plugin}\""),
+            *value,
+            false,
+        );
     }
+    let mut in_range = |key: &str, value: usize, max: usize| {
+        if !(1..=max).contains(&value) {
+            invalid(key, format!("must be between 1 and {max}, got {value}"));
+        }
+    };
+    if let Some(workers) = core.router.workers {
+        in_range("core.router.workers", workers, MAX_WORKERS);
+    }
+    in_range("core.router.batch_size", core.router.batch_size, MAX_BATCH);
+    in_range(
+        "core.router.queue_capacity",
+        core.router.queue_capacity,
+        MAX_QUEUE,
+    );
     for (file, pin) in &core.plugin_pins {
         let hex = pin.strip_prefix("sha256:").unwrap_or("");
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid(
+            invalid(
                 &format!("core.plugin_pins.{file}"),
                 format!("expected \"sha256:\" and 64 hex digits, got {pin:?}"),
-            ));
+            );
         }
     }
+    let mut seen = std::collections::BTreeSet::new();
     for name in &core.plugins {
         if name.is_empty() || name.starts_with("core.") || name == "core" {
-            return Err(invalid(
-                "core.plugins",
-                format!("`{name}` is not a plugin name"),
-            ));
+            invalid("core.plugins", format!("`{name}` is not a plugin name"));
+        } else if !seen.insert(name.as_str()) {
+            invalid("core.plugins", format!("`{name}` is listed more than once"));
         }
     }
-    Ok(())
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(ConfigError::Several(errors)),
+    }
 }
+
+/// Longest timeout accepted, in seconds (one day): anything longer is a typo, and
+/// some values (`1e20`) do not fit a `Duration`.
+pub const MAX_SECONDS: f64 = 86_400.0;
+/// Most router workers per source.
+pub const MAX_WORKERS: usize = 256;
+/// Largest router batch.
+pub const MAX_BATCH: usize = 65_536;
+/// Largest per-source queue.
+pub const MAX_QUEUE: usize = 1 << 24;
 
 /// Merges `over` into `base`: tables merge key by key, everything else is replaced.
 pub fn deep_merge(base: &mut toml::Table, over: toml::Table) {
@@ -404,7 +549,8 @@ pub fn deep_merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
-/// Converts TOML to JSON for a plugin (dates become RFC 3339 strings).
+/// Converts TOML to JSON for a plugin (dates become RFC 3339 strings). JSON has no
+/// `nan` or `inf`: they become `null`, so [`Config::plugin_config_for`] refuses them.
 pub fn toml_to_json(value: &toml::Value) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
@@ -419,6 +565,417 @@ pub fn toml_to_json(value: &toml::Value) -> serde_json::Value {
                 .map(|(k, v)| (k.clone(), toml_to_json(v)))
                 .collect(),
         ),
+    }
+}
+
+/// Where a key of a plugin's configuration was set: a file, and a table in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The file.
+    pub file: PathBuf,
+    /// The table as TOML writes it: `["dns"]` (the package table), `[dns.enricher]`
+    /// (nested) or `["dns.enricher"]` (quoted).
+    pub table: String,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.table)
+    }
+}
+
+/// Who set one key last, and who set each key under it when its value is a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Traced<T> {
+    origin: T,
+    children: Trace<T>,
+}
+
+/// Who set each key of a table (arrays are one value: their elements have no entry).
+type Trace<T> = BTreeMap<String, Traced<T>>;
+
+/// Every key of `table` set by `origin`.
+fn trace_of<T: Clone>(table: &toml::Table, origin: &T) -> Trace<T> {
+    table
+        .iter()
+        .map(|(key, value)| {
+            let children = match value {
+                toml::Value::Table(t) => trace_of(t, origin),
+                _ => Trace::new(),
+            };
+            (
+                key.clone(),
+                Traced {
+                    origin: origin.clone(),
+                    children,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The same trace with each origin mapped through `f`.
+fn retag<T, U>(trace: &Trace<T>, f: &impl Fn(&T) -> U) -> Trace<U> {
+    trace
+        .iter()
+        .map(|(key, t)| {
+            (
+                key.clone(),
+                Traced {
+                    origin: f(&t.origin),
+                    children: retag(&t.children, f),
+                },
+            )
+        })
+        .collect()
+}
+
+/// [`deep_merge`], recording who set each key: a key `over` replaces takes its
+/// trace from `over_trace`; a table both have keeps the keys only `base` sets.
+fn merge_traced<T: Clone>(
+    base: &mut toml::Table,
+    base_trace: &mut Trace<T>,
+    over: toml::Table,
+    mut over_trace: Trace<T>,
+) {
+    for (key, value) in over {
+        let Some(traced) = over_trace.remove(&key) else {
+            base_trace.remove(&key);
+            deep_merge(base, toml::Table::from_iter([(key, value)]));
+            continue;
+        };
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
+                let entry = base_trace.entry(key).or_insert_with(|| Traced {
+                    origin: traced.origin.clone(),
+                    children: Trace::new(),
+                });
+                entry.origin = traced.origin;
+                merge_traced(b, &mut entry.children, o, traced.children);
+            }
+            (_, v) => {
+                base.insert(key.clone(), v);
+                base_trace.insert(key, traced);
+            }
+        }
+    }
+}
+
+/// A key as TOML writes it: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_owned()
+    } else {
+        quoted_key(key)
+    }
+}
+
+/// A key as a TOML quoted key: `"dns.enricher"`.
+fn quoted_key(key: &str) -> String {
+    format!("\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// One step of a path into a plugin's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// A key. `exact` is false for an unquoted piece of a path an older SDK wrote,
+    /// where `a.b` may be the one key `"a.b"`.
+    Key { key: String, exact: bool },
+    /// An array position.
+    Index(usize),
+}
+
+/// Writes a path as TOML would: `servers[0].port`, `zones."example.com".ttl`.
+fn show_path(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+            Step::Key { key, .. } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&toml_key(key));
+            }
+        }
+    }
+    out
+}
+
+/// Reads a path written by the SDK (see [`show_path`]); `None` if it is not one.
+fn parse_path(text: &str) -> Option<Vec<Step>> {
+    let mut path = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            path.push(Step::Index(r[..end].parse().ok()?));
+            rest = &r[end + 1..];
+            continue;
+        }
+        if !path.is_empty() {
+            rest = rest.strip_prefix('.')?;
+        }
+        if let Some(r) = rest.strip_prefix('"') {
+            let mut key = String::new();
+            let mut chars = r.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (_, '\\') => key.push(chars.next()?.1),
+                    (i, '"') => break i,
+                    (_, c) => key.push(c),
+                }
+            };
+            path.push(Step::Key { key, exact: true });
+            rest = &r[end + 1..];
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            if end == 0 {
+                return None;
+            }
+            path.push(Step::Key {
+                key: rest[..end].to_owned(),
+                exact: false,
+            });
+            rest = &rest[end..];
+        }
+    }
+    Some(path)
+}
+
+/// The first float JSON cannot carry (`nan`, `inf`), with its path and TOML spelling.
+fn non_finite(table: &toml::Table) -> Option<(Vec<Step>, &'static str)> {
+    fn within<'a>(
+        items: impl Iterator<Item = (Step, &'a toml::Value)>,
+        path: &mut Vec<Step>,
+    ) -> Option<&'static str> {
+        for (step, value) in items {
+            path.push(step);
+            if let Some(found) = walk(value, path) {
+                return Some(found);
+            }
+            path.pop();
+        }
+        None
+    }
+    fn keys(t: &toml::Table) -> impl Iterator<Item = (Step, &toml::Value)> {
+        t.iter().map(|(key, v)| {
+            let step = Step::Key {
+                key: key.clone(),
+                exact: true,
+            };
+            (step, v)
+        })
+    }
+    fn walk(value: &toml::Value, path: &mut Vec<Step>) -> Option<&'static str> {
+        match value {
+            toml::Value::Float(f) if f.is_nan() => Some("nan"),
+            toml::Value::Float(f) if f.is_infinite() => Some(if *f < 0.0 { "-inf" } else { "inf" }),
+            toml::Value::Table(t) => within(keys(t), path),
+            toml::Value::Array(a) => {
+                within(a.iter().enumerate().map(|(i, v)| (Step::Index(i), v)), path)
+            }
+            _ => None,
+        }
+    }
+    let mut path = Vec::new();
+    let spelled = within(keys(table), &mut path)?;
+    Some((path, spelled))
+}
+
+/// What the SDK's configuration errors start with (see `parse_config` in
+/// `gordon-plugin-api`): one key, or the table as a whole.
+const SDK_KEY_ERROR: &str = "invalid configuration at `";
+const SDK_TABLE_ERROR: &str = "invalid configuration: ";
+
+/// The configuration one plugin receives, as JSON object text (it derefs to `str`),
+/// with the file and table each of its keys came from, to name them in errors.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    json: String,
+    trace: Trace<Origin>,
+    /// The files read, main first.
+    files: Vec<PathBuf>,
+    /// The tables that may configure the plugin, package table first.
+    tables: Vec<String>,
+    /// Why the configuration cannot be given to the plugin at all.
+    refusal: Option<String>,
+}
+
+impl std::ops::Deref for PluginConfig {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.json
+    }
+}
+
+impl PluginConfig {
+    /// The JSON object text the plugin receives.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The file and table that set the key at `path` (TOML syntax, e.g.
+    /// `servers[0].port`): the innermost key of the path that has a trace.
+    pub fn origin_of(&self, path: &str) -> Option<Origin> {
+        self.resolve(&parse_path(path)?).0
+    }
+
+    /// Runs `validate` on the JSON, unless the configuration holds a value JSON
+    /// cannot carry; an error it returns is reworded by [`PluginConfig::explain`].
+    ///
+    /// # Errors
+    /// The refusal, or `validate`'s error naming the file and table (a caught panic
+    /// is passed on unchanged).
+    pub fn validate_with(
+        &self,
+        validate: impl FnOnce(&str) -> Result<(), PluginError>,
+    ) -> Result<(), PluginError> {
+        if let Some(refusal) = &self.refusal {
+            return Err(PluginError::new(refusal.clone()));
+        }
+        validate(&self.json).map_err(|e| {
+            if e.is_panic() {
+                e
+            } else {
+                PluginError::new(self.explain(e.message()))
+            }
+        })
+    }
+
+    /// Rewords a plugin's configuration error to name where the key came from.
+    ///
+    /// An SDK error about one key becomes `FILE: [TABLE] KEY: WHAT`; any other error
+    /// (a missing key, a plugin's own validation text) is kept and followed by the
+    /// tables the configuration came from, or by the tables it was looked for in.
+    pub fn explain(&self, message: &str) -> String {
+        if let Some(rest) = message.strip_prefix(SDK_KEY_ERROR) {
+            if let Some((path, what)) = rest.split_once("`: ") {
+                if let Some(path) = parse_path(path) {
+                    let (origin, shown) = self.resolve(&path);
+                    return match origin {
+                        Some(origin) => format!("{origin} {shown}: {what}"),
+                        None => format!("{shown}: {what} ({})", self.sources()),
+                    };
+                }
+            }
+        }
+        let what = message.strip_prefix(SDK_TABLE_ERROR).unwrap_or(message);
+        format!("{what} ({})", self.sources())
+    }
+
+    /// The origin of the innermost traced key on `path`, and the path as TOML
+    /// writes it. An unquoted run of keys (an older SDK's `a.b.c`) matches the
+    /// longest dotted key the table has.
+    fn resolve(&self, path: &[Step]) -> (Option<Origin>, String) {
+        let mut level = Some(&self.trace);
+        let mut origin = None;
+        let mut shown = Vec::new();
+        let mut i = 0;
+        while i < path.len() {
+            let Step::Key { key, exact } = &path[i] else {
+                level = None;
+                shown.push(path[i].clone());
+                i += 1;
+                continue;
+            };
+            let run = if *exact {
+                i + 1
+            } else {
+                i + path[i..]
+                    .iter()
+                    .take_while(|s| matches!(s, Step::Key { exact: false, .. }))
+                    .count()
+            };
+            let found = level.and_then(|children| {
+                (i + 1..=run).rev().find_map(|end| {
+                    let joined = path[i..end]
+                        .iter()
+                        .filter_map(|s| match s {
+                            Step::Key { key, .. } => Some(key.as_str()),
+                            Step::Index(_) => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    children.get_key_value(&joined).map(|(k, t)| (k, t, end))
+                })
+            });
+            match found {
+                Some((k, traced, end)) => {
+                    origin = Some(traced.origin.clone());
+                    level = Some(&traced.children);
+                    shown.push(Step::Key {
+                        key: k.clone(),
+                        exact: true,
+                    });
+                    i = end;
+                }
+                None => {
+                    level = None;
+                    shown.push(Step::Key {
+                        key: key.clone(),
+                        exact: *exact,
+                    });
+                    i += 1;
+                }
+            }
+        }
+        (origin, show_path(&shown))
+    }
+
+    /// `configured in FILE [TABLE], …`, or where the configuration was looked for.
+    fn sources(&self) -> String {
+        fn collect(trace: &Trace<Origin>, out: &mut Vec<Origin>) {
+            for t in trace.values() {
+                if !out.contains(&t.origin) {
+                    out.push(t.origin.clone());
+                }
+                collect(&t.children, out);
+            }
+        }
+        let mut origins = Vec::new();
+        collect(&self.trace, &mut origins);
+        let rank = |o: &Origin| {
+            (
+                self.files.iter().position(|f| *f == o.file),
+                self.tables.iter().position(|t| *t == o.table),
+            )
+        };
+        origins.sort_by_key(rank);
+        let join = |items: Vec<String>, last: &str| match items.split_last() {
+            Some((tail, head)) if !head.is_empty() => format!("{} {last} {tail}", head.join(", ")),
+            _ => items.concat(),
+        };
+        if origins.is_empty() {
+            // Its own table first, then the package table (not the nested spelling).
+            let tables = match self.tables.as_slice() {
+                [package, .., own] => vec![own.clone(), package.clone()],
+                other => other.to_vec(),
+            };
+            format!(
+                "there is no {} table in {}",
+                join(tables, "or"),
+                join(
+                    self.files.iter().map(|f| f.display().to_string()).collect(),
+                    "or"
+                )
+            )
+        } else {
+            format!(
+                "configured in {}",
+                join(
+                    origins
+                        .iter()
+                        .map(|o| format!("{} {}", o.file.display(), o.table))
+                        .collect(),
+                    "and"
+                )
+            )
+        }
     }
 }
 
@@ -472,6 +1029,26 @@ mod tests {
         write(dir.path(), "gordon.toml", "[core.logging]\nlevel = 3\n");
         let err = Config::load(dir.path(), "gordon").unwrap_err().to_string();
         assert!(err.contains("`core.logging.level`"), "{err}");
+    }
+
+    #[test]
+    fn every_bad_core_value_is_reported_at_once() {
+        let err = Config::from_str(
+            Path::new("."),
+            "[core]\nplugins = [\"a.b\", \"a.b\"]\nshutdown_timeout = 1e20\nhandler_timeout = 0\n[core.router]\nworkers = 0\nbatch_size = 4611686018427387904\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "`core.plugins`: `a.b` is listed more than once",
+            "`core.shutdown_timeout`",
+            "`core.handler_timeout`",
+            "`core.router.workers`",
+            "`core.router.batch_size`",
+        ] {
+            assert!(err.contains(key), "{key} missing from: {err}");
+        }
+        assert!(err.starts_with("5 problems:"), "{err}");
     }
 
     #[test]
@@ -533,5 +1110,195 @@ mod tests {
         );
         assert_eq!(cfg.core.metrics, "log");
         assert_eq!(cfg.plugin_dirs(), vec![PathBuf::from("./plugins.d")]);
+    }
+
+    /// A config root with both files, loaded.
+    fn load_both(main: &str, user: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "gordon.toml", main);
+        write(dir.path(), "gordon-user.toml", user);
+        let cfg = Config::load(dir.path(), "gordon").unwrap();
+        (dir, cfg)
+    }
+
+    fn origin(pc: &PluginConfig, path: &str) -> String {
+        let o = pc
+            .origin_of(path)
+            .unwrap_or_else(|| panic!("no origin for {path}"));
+        format!(
+            "{}: {}",
+            o.file.file_name().unwrap().to_string_lossy(),
+            o.table
+        )
+    }
+
+    #[test]
+    fn each_key_remembers_its_file_and_table() {
+        let known = ["dns.enricher", "dns.zonefile"];
+        let (_dir, cfg) = load_both(
+            r#"
+            ["dns"]
+            zone = "a."
+            ttl = 300
+            limits = { low = 1, high = 2 }
+            servers = [{ port = 53 }]
+            ["dns.enricher"]
+            ttl = 600
+            [dns.zonefile]
+            path = "z.db"
+            "#,
+            r#"
+            ["dns"]
+            zone = 5
+            ttl = 900
+            limits = { high = 3 }
+            [dns.enricher]
+            retries = 2
+            "#,
+        );
+        let pc = cfg.plugin_config_for("dns.enricher", &known);
+        // The user file wins over the main file...
+        assert_eq!(origin(&pc, "zone"), r#"gordon-user.toml: ["dns"]"#);
+        // ...but the plugin's own table wins over the package table, whatever the file.
+        assert_eq!(origin(&pc, "ttl"), r#"gordon.toml: ["dns.enricher"]"#);
+        assert_eq!(origin(&pc, "retries"), "gordon-user.toml: [dns.enricher]");
+        // Deep-merged tables keep each key's own origin; arrays are one value.
+        assert_eq!(origin(&pc, "limits.low"), r#"gordon.toml: ["dns"]"#);
+        assert_eq!(origin(&pc, "limits.high"), r#"gordon-user.toml: ["dns"]"#);
+        assert_eq!(origin(&pc, "servers[0].port"), r#"gordon.toml: ["dns"]"#);
+        // Another plugin's tables are neither seen nor traced.
+        assert!(pc.origin_of("path").is_none());
+        let seen: serde_json::Value = serde_json::from_str(pc.json()).unwrap();
+        assert_eq!(seen["ttl"], 600);
+        assert_eq!(seen["zone"], 5);
+        assert_eq!(seen["limits"], serde_json::json!({"low": 1, "high": 3}));
+        assert!(seen.get("path").is_none(), "{seen}");
+        let z = cfg.plugin_config_for("dns.zonefile", &known);
+        assert_eq!(origin(&z, "path"), "gordon.toml: [dns.zonefile]");
+        assert_eq!(cfg.plugin_config("dns.zonefile", &known).len(), 5);
+    }
+
+    #[test]
+    fn sdk_errors_are_reworded_to_name_file_table_and_key() {
+        let (dir, cfg) = load_both(
+            "[\"dns.enricher\"]\nservers = [{ port = 53 }, { port = \"x\" }]\n[dns.enricher.zones]\n\"example.com\" = { ttl = -1 }\n",
+            "[\"dns\"]\nzone = 5\n",
+        );
+        let user = dir.path().join("gordon-user.toml").display().to_string();
+        let main = dir.path().join("gordon.toml").display().to_string();
+        let pc = cfg.plugin_config_for("dns.enricher", &["dns.enricher"]);
+        assert_eq!(
+            pc.explain(
+                "invalid configuration at `zone`: invalid type: integer `5`, expected a string"
+            ),
+            format!(r#"{user}: ["dns"] zone: invalid type: integer `5`, expected a string"#)
+        );
+        assert_eq!(
+            pc.explain("invalid configuration at `servers[1].port`: invalid type: string \"x\", expected u16"),
+            format!(r#"{main}: ["dns.enricher"] servers[1].port: invalid type: string "x", expected u16"#)
+        );
+        // Quoted keys, and the unquoted form an older SDK writes, find the same key.
+        for path in [r#"zones."example.com".ttl"#, "zones.example.com.ttl"] {
+            assert_eq!(
+                pc.explain(&format!("invalid configuration at `{path}`: invalid value")),
+                format!(r#"{main}: [dns.enricher] zones."example.com".ttl: invalid value"#)
+            );
+        }
+        // No key to point at: the tables the configuration came from.
+        assert_eq!(
+            pc.explain("invalid configuration: missing field `name`"),
+            format!(
+                r#"missing field `name` (configured in {main} [dns.enricher], {main} ["dns.enricher"] and {user} ["dns"])"#
+            )
+        );
+        assert_eq!(
+            pc.explain("`zone` must end with a dot"),
+            format!(
+                r#"`zone` must end with a dot (configured in {main} [dns.enricher], {main} ["dns.enricher"] and {user} ["dns"])"#
+            )
+        );
+        // A plugin nothing configures: where its table was looked for.
+        let none = cfg.plugin_config_for("other.plugin", &["dns.enricher"]);
+        assert_eq!(
+            none.explain("invalid configuration: missing field `name`"),
+            format!(
+                r#"missing field `name` (there is no ["other.plugin"] or ["other"] table in {main} or {user})"#
+            )
+        );
+    }
+
+    #[test]
+    fn validate_with_rewords_errors_but_not_panics() {
+        let (dir, cfg) = load_both("[\"dns\"]\nzone = 5\n", "");
+        let main = dir.path().join("gordon.toml").display().to_string();
+        let pc = cfg.plugin_config_for("dns.enricher", &[]);
+        let err = pc
+            .validate_with(|json| {
+                assert_eq!(json, r#"{"zone":5}"#);
+                Err(PluginError::new("invalid configuration at `zone`: wrong"))
+            })
+            .unwrap_err();
+        assert_eq!(err.message(), format!(r#"{main}: ["dns"] zone: wrong"#));
+        assert!(pc.validate_with(|_| Ok(())).is_ok());
+    }
+
+    #[test]
+    fn nan_and_inf_are_refused_naming_file_table_and_key() {
+        let (dir, cfg) = load_both(
+            "[\"alpha\"]\nlimits = [1.0, -inf]\n[\"beta.x\"]\nok = 1.5\n",
+            "[\"beta.x\"]\nratio = nan\n[alpha.y]\nr = +inf\n",
+        );
+        let main = dir.path().join("gordon.toml").display().to_string();
+        let user = dir.path().join("gordon-user.toml").display().to_string();
+        let refusal = |name: &str| {
+            let pc = cfg.plugin_config_for(name, &["alpha.y", "beta.x"]);
+            pc.validate_with(|_| panic!("a refused configuration reached the plugin"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refusal("beta.x");
+        assert!(
+            e.starts_with(&format!(
+                r#"{user}: ["beta.x"] ratio: nan cannot be given to a plugin"#
+            )),
+            "{e}"
+        );
+        assert!(e.contains("JSON"), "{e}");
+        let e = refusal("alpha.z");
+        assert!(
+            e.starts_with(&format!(r#"{main}: ["alpha"] limits[1]: -inf cannot"#)),
+            "{e}"
+        );
+        let e = refusal("alpha.y");
+        assert!(e.contains("limits[1]: -inf"), "{e}");
+        let only_inf = Config::from_str(Path::new("."), "[\"alpha.y\"]\nr = inf\n").unwrap();
+        let e = only_inf
+            .plugin_config_for("alpha.y", &[])
+            .validate_with(|_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(r#"["alpha.y"] r: inf cannot"#), "{e}");
+    }
+
+    #[test]
+    fn datetimes_reach_plugins_as_strings() {
+        let cfg = Config::from_str(
+            Path::new("."),
+            "[\"a.b\"]\nat = 1979-05-27T07:32:00Z\nlocal = 1979-05-27T07:32:00\nday = 1979-05-27\ntime = 07:32:00.5\nratio = 0.25\n",
+        )
+        .unwrap();
+        let pc = cfg.plugin_config_for("a.b", &[]);
+        assert!(pc.validate_with(|_| Ok(())).is_ok());
+        let seen: serde_json::Value = serde_json::from_str(&pc).unwrap();
+        assert_eq!(
+            seen,
+            serde_json::json!({
+                "at": "1979-05-27T07:32:00Z",
+                "local": "1979-05-27T07:32:00",
+                "day": "1979-05-27",
+                "time": "07:32:00.5",
+                "ratio": 0.25,
+            })
+        );
     }
 }

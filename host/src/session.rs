@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::config::{toml_to_json, Config};
+use crate::config::{Config, PluginConfig};
 use crate::plugins::{hostlink, Catalog, PluginInfo};
 
 /// How serious a start-up problem is.
@@ -49,11 +49,13 @@ impl Session {
             crate::logging::init(&config.core.logging, verbose).context("cannot set up logging")?;
         hostlink::set_max_level(level);
         let dirs = config.plugin_dirs();
-        let pins = crate::plugins::inspect::Pins {
+        let checks = crate::plugins::inspect::Checks {
             pins: config.core.plugin_pins.clone(),
             required: config.core.require_pins,
+            // Validated with the rest of `[core]`.
+            panic_abort: config.core.panic_abort.parse().unwrap_or_default(),
         };
-        let catalog = Catalog::discover(&dirs, &pins);
+        let catalog = Catalog::discover(&dirs, &checks);
         let soft = if config.core.debug {
             Severity::Warning
         } else {
@@ -67,6 +69,10 @@ impl Session {
                 message: format!("refused {r}"),
             })
             .collect();
+        problems.extend(catalog.warnings.iter().map(|w| Problem {
+            severity: Severity::Warning,
+            message: w.to_string(),
+        }));
         if verbose {
             for r in catalog.refused.iter().filter(|r| r.detail.is_some()) {
                 tracing::debug!(library = %r.library.display(), "Full report:\n{}", r.detail.as_deref().unwrap_or(""));
@@ -86,10 +92,12 @@ impl Session {
         })
     }
 
-    /// The configuration plugin `info` receives, as JSON object text.
-    pub fn plugin_config_json(&self, info: &PluginInfo) -> String {
-        let table = self.config.plugin_config(&info.name, &self.catalog.names());
-        toml_to_json(&toml::Value::Table(table)).to_string()
+    /// The configuration plugin `info` receives: JSON object text (a
+    /// [`PluginConfig`] derefs to `str`) that remembers the file and table each key
+    /// came from, so that `instance::validate` can name them in an error.
+    pub fn plugin_config_json(&self, info: &PluginInfo) -> PluginConfig {
+        self.config
+            .plugin_config_for(&info.name, &self.catalog.names())
     }
 
     /// Whether any problem is an error.

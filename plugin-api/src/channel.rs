@@ -16,13 +16,17 @@
 //! rather than buffered without end. `docs/BENCHMARKS.md` has its measured rate next to
 //! crossbeam's.
 
+mod sync;
+
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use self::sync::{
+    spin_loop, Arc, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, SPINS,
+};
 
 use abi_stable::std_types::{RResult, RVec};
 use abi_stable::StableAbi;
@@ -120,7 +124,8 @@ impl<T: Send + 'static> Sender<T> {
         }
     }
 
-    /// Whether the receiver has closed; sends will fail from now on.
+    /// Whether the receiver has closed, or every receiver is gone; sends will fail from
+    /// now on.
     pub fn is_closed(&self) -> bool {
         // SAFETY: as in `send_batch`.
         unsafe { (self.vtable.is_closed)(self.shared) }
@@ -161,6 +166,8 @@ impl<T: 'static> fmt::Debug for Sender<T> {
 struct State<T> {
     items: VecDeque<T>,
     senders: usize,
+    // Live `Receiver`s and `FfiReceiver`s; the last one to go closes the channel.
+    receivers: usize,
     closed: bool,
     // Threads blocked in a receive / a send. A notification is a system call, so it
     // is only made when someone waits.
@@ -214,7 +221,7 @@ impl<T> Shared<T> {
             drop(state);
             let mut spins = 0;
             while spins < SPINS && self.queued.load(Ordering::Acquire) == 0 {
-                std::hint::spin_loop();
+                spin_loop();
                 spins += 1;
             }
             state = self.lock();
@@ -235,6 +242,27 @@ impl<T> Shared<T> {
                 }
             };
             state.waiting_receivers -= 1;
+        }
+    }
+
+    /// A receiver is gone. With the last one nobody can take an item any more, so the
+    /// channel closes: a sender blocked on a full queue wakes and gets its items back,
+    /// and later sends fail at once. Without this, a sender blocked when the receiver
+    /// is dropped (rather than closed) sleeps forever: nothing else notifies
+    /// `not_full` (found by the `dropping_the_*receiver_wakes_a_blocked_sender`
+    /// models in `tests/loom_channel.rs`). Items still queued are dropped with the
+    /// channel.
+    fn release_receiver(&self) {
+        let wake_senders = {
+            let mut state = self.lock();
+            state.receivers -= 1;
+            if state.receivers == 0 {
+                state.closed = true;
+            }
+            state.receivers == 0 && state.waiting_senders > 0
+        };
+        if wake_senders {
+            self.not_full.notify_all();
         }
     }
 
@@ -367,9 +395,6 @@ unsafe extern "C" fn capacity_shim<T>(ptr: *const c_void) -> usize {
     unsafe { shared::<T>(ptr).capacity }
 }
 
-/// Spin iterations (a few microseconds) a receiver waits for an item before sleeping.
-const SPINS: u32 = 2_000;
-
 /// The receiving half: not FFI-safe, it stays with whoever created the channel.
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
@@ -397,7 +422,8 @@ impl<T> Receiver<T> {
     }
 
     /// Closes the channel for senders: further sends fail and hand their items back.
-    /// Items already queued can still be received.
+    /// Items already queued can still be received. Dropping the last receiver (or
+    /// [`FfiReceiver`]) closes the channel too.
     pub fn close(&self) {
         self.shared.lock().closed = true;
         self.shared.not_full.notify_all();
@@ -422,9 +448,16 @@ impl<T> Receiver<T> {
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
+        self.shared.lock().receivers += 1;
         Receiver {
             shared: Arc::clone(&self.shared),
         }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.shared.release_receiver();
     }
 }
 
@@ -520,15 +553,22 @@ unsafe extern "C" fn ffi_recv_shim<T>(
 }
 
 unsafe extern "C" fn ffi_receiver_drop_shim<T>(ptr: *const c_void) {
-    // SAFETY: the dropping `FfiReceiver` owns exactly one count.
-    unsafe { Arc::decrement_strong_count(ptr as *const Shared<T>) };
+    // SAFETY: the dropping `FfiReceiver` owns exactly one count, alive until it is
+    // released on the last line.
+    unsafe {
+        (*(ptr as *const Shared<T>)).release_receiver();
+        Arc::decrement_strong_count(ptr as *const Shared<T>);
+    }
 }
 
 impl<T: Send + 'static> Receiver<T> {
     /// Turns this receiver into one that can be handed to a plugin.
     pub fn into_ffi(self) -> FfiReceiver<T> {
+        // The new receiver counts as one before `self` is dropped, so the channel
+        // stays open in between.
+        self.shared.lock().receivers += 1;
         FfiReceiver {
-            shared: Arc::into_raw(self.shared) as *const c_void,
+            shared: Arc::into_raw(Arc::clone(&self.shared)) as *const c_void,
             vtable: ReceiverVTableFor::<T>::VTABLE,
             _items: PhantomData,
         }
@@ -538,6 +578,26 @@ impl<T: Send + 'static> Receiver<T> {
     pub fn sent_total(&self) -> u64 {
         self.shared.sent_total.load(Ordering::Relaxed)
     }
+
+    /// A handle that reads [`Receiver::sent_total`] without being a receiver: it
+    /// does not keep the channel open once every real receiver is gone.
+    pub fn sent_counter(&self) -> SentCounter {
+        let shared = Arc::clone(&self.shared);
+        SentCounter(std::sync::Arc::new(move || {
+            shared.sent_total.load(Ordering::Relaxed)
+        }))
+    }
+}
+
+/// Reads how many items a channel has carried; see [`Receiver::sent_counter`].
+#[derive(Clone)]
+pub struct SentCounter(std::sync::Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl SentCounter {
+    /// Items sent on the channel so far.
+    pub fn get(&self) -> u64 {
+        (self.0)()
+    }
 }
 
 /// Creates a channel holding at most `capacity` items (at least 1).
@@ -546,6 +606,7 @@ pub fn bounded<T: Send + 'static>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         state: Mutex::new(State {
             items: VecDeque::new(),
             senders: 1,
+            receivers: 1,
             closed: false,
             waiting_receivers: 0,
             waiting_senders: 0,
@@ -567,7 +628,9 @@ pub fn bounded<T: Send + 'static>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     (sender, receiver)
 }
 
-#[cfg(test)]
+// Under `--cfg gordon_loom` the primitives only work inside a loom model; the models
+// are in `tests/loom_channel.rs`.
+#[cfg(all(test, not(gordon_loom)))]
 mod tests {
     use super::*;
 
@@ -619,6 +682,19 @@ mod tests {
         assert!(tx.is_closed());
         let mut buf = Vec::new();
         assert_eq!(rx.recv_batch(&mut buf, 10, None), Recv::Ended);
+    }
+
+    #[test]
+    fn dropping_the_receiver_unblocks_a_full_sender() {
+        let (tx, rx) = bounded::<u32>(1);
+        let tx2 = tx.clone();
+        let producer = std::thread::spawn(move || tx.send_batch(vec![1, 2]));
+        std::thread::sleep(Duration::from_millis(20));
+        drop(rx);
+        let err = producer.join().unwrap().unwrap_err();
+        assert!(!err.0.is_empty() && err.0.ends_with(&[2]));
+        assert!(tx2.is_closed());
+        assert_eq!(tx2.send(3).unwrap_err().0, vec![3]);
     }
 
     #[test]

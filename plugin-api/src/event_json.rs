@@ -7,15 +7,48 @@
 //! ```
 //!
 //! `action` is `additions` or `deletions`; `type` one of A AAAA CNAME MX NS PTR SOA
-//! SRV TXT; `rrdatas` one or more unique strings; `ttl` 60..=86400, optional (a
-//! message without one carries TTL 0, "not set", and the enricher or publisher fills
-//! the default); fields this format does not name are kept, not rejected. A body may
+//! SRV TXT; `rrdatas` one to [`MAX_RRSET_RECORDS`] unique strings; `ttl` 60..=86400,
+//! optional (a message without one carries TTL 0, "not set", and the enricher or
+//! publisher fills the default). Fields this format does not name are kept, not
+//! rejected, at the top level of an event; inside `resourceRecords` only `kind`
+//! (which Cloud DNS writes) is allowed besides them, and any other key is refused by
+//! name, so that a misspelt `"TTL"` is not silently dropped. A key given twice in
+//! any object is refused too (JSON parsers disagree on which one wins). A body may
 //! hold one event or an array of them. Parsing is all or nothing: one bad event
 //! rejects the whole body, so a producer never has to guess which half was accepted.
+//!
+//! Every source runs the same checks, so an event one source accepts, every source
+//! accepts. They refuse what is malformed, ambiguous, or could not be loaded into any
+//! zone, whatever its name ([`check_owner`], [`check_rrdata`], [`check_rrset_size`]):
+//!
+//! - names (owners and the targets of CNAME, NS, PTR, MX and SRV) with whitespace or
+//!   control characters, empty labels, labels over 63 or names over 253 characters;
+//! - targets that are IP addresses (`"10 192.0.2.1"`: an MX needs a host name, and
+//!   the address would otherwise be read as a name relative to the zone);
+//! - NS records at a wildcard name;
+//! - more than [`MAX_RRSET_RECORDS`] records in one set, or TXT sets with more data
+//!   than [`MAX_RRSET_DATA`];
+//! - TXT data that starts with `"` but is not one or more quoted strings.
+//!
+//! Whether the data is right for its type (an A record holds an IPv4 address), and
+//! anything that depends on the zone or its other records, is checked by the handlers
+//! that know them (`dns.enricher`, `dns.zonefile`, `dns.rfc2136`): a message they
+//! refuse is dropped, never published.
+//!
+//! **TXT data** is read in one place, [`txt_text`]: an rrdata that does not start with
+//! `"` is the text itself, byte for byte; one that does is presentation format
+//! (RFC 1035 §5.1), as Cloud DNS writes it: one or more quoted strings separated by
+//! spaces, with `\"`, `\\` and `\DDD` escapes, whose contents are joined.
+//! [`txt_rrdata`] writes a text back in the shortest form that reads back the same.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
+use serde_json::{Map, Number, Value};
 
 use crate::message::{Action, EventMessage, Phase, RecordType, ResourceRecord};
 
@@ -36,6 +69,22 @@ impl std::error::Error for EventError {}
 pub const MIN_TTL: u64 = 60;
 /// Highest TTL the format accepts.
 pub const MAX_TTL: u64 = 86_400;
+/// Most records one record set may hold: BIND 9.18 refuses to load a zone with more
+/// records of one type at one name (`max-records-per-type`, default 100).
+pub const MAX_RRSET_RECORDS: usize = 100;
+/// Most record data one record set may hold, counted as BIND counts it: for each
+/// record, its wire length plus 2. BIND 9.18 refuses a zone file holding a larger set
+/// ("ran out of space"); measured with `named-checkzone` and `named`.
+pub const MAX_RRSET_DATA: usize = 65_512;
+/// Longest TXT data of one record, in bytes: 255 character-strings of 255 bytes.
+pub const MAX_TXT_BYTES: usize = 255 * 255;
+/// Longest label of a name, in bytes.
+pub const MAX_LABEL: usize = 63;
+/// Longest name, in characters, not counting the final dot.
+pub const MAX_NAME: usize = 253;
+
+/// The keys `resourceRecords` may hold.
+const RECORD_KEYS: [&str; 5] = ["name", "type", "rrdatas", "ttl", "kind"];
 
 /// Parses a body holding one event or an array of events into messages in `phase`.
 /// With `max_age`, an event whose `timestamp` is older is rejected.
@@ -47,8 +96,7 @@ pub fn parse_events(
     phase: Phase,
     max_age: Option<Duration>,
 ) -> Result<Vec<EventMessage>, EventError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EventError(format!("invalid JSON: {e}")))?;
+    let value = strict_json(body)?;
     match value {
         Value::Array(items) => {
             if items.is_empty() {
@@ -67,7 +115,8 @@ pub fn parse_events(
     }
 }
 
-/// Parses one event object.
+/// Parses one event object. A [`Value`] cannot show a key given twice (the last one
+/// won when it was built): to refuse those, parse the bytes with [`parse_events`].
 ///
 /// # Errors
 /// An [`EventError`] naming the field.
@@ -127,8 +176,19 @@ pub fn parse_event(
 
 fn parse_record(mut rr: Map<String, Value>) -> Result<ResourceRecord, EventError> {
     let err = |m: String| EventError(format!("resourceRecords.{m}"));
+    let known = |k: &str| matches!(k, "name" | "type" | "rrdatas" | "ttl" | "kind");
+    if let Some(key) = rr.keys().find(|k| !known(k)) {
+        let hint = RECORD_KEYS
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(key))
+            .map(|k| format!(" (did you mean `{k}`?)"))
+            .unwrap_or_default();
+        return Err(EventError(format!(
+            "resourceRecords: unknown key {key:?}{hint}; the keys are name, type, rrdatas, ttl and kind"
+        )));
+    }
     let name = match rr.remove("name") {
-        Some(Value::String(n)) if !n.trim().is_empty() => n,
+        Some(Value::String(n)) if !n.is_empty() => n,
         Some(_) => return Err(err("name: must be a non-empty string".into())),
         None => return Err(err("name: missing".into())),
     };
@@ -141,6 +201,7 @@ fn parse_record(mut rr: Map<String, Value>) -> Result<ResourceRecord, EventError
         Some(_) => return Err(err("type: must be a string".into())),
         None => return Err(err("type: missing".into())),
     };
+    check_owner(&name, rtype).map_err(|why| err(format!("name: {why}")))?;
     let rrdatas: Vec<String> = match rr.remove("rrdatas") {
         Some(Value::Array(items)) => items
             .into_iter()
@@ -157,11 +218,15 @@ fn parse_record(mut rr: Map<String, Value>) -> Result<ResourceRecord, EventError
     if rrdatas.is_empty() {
         return Err(err("rrdatas: at least one value is required".into()));
     }
+    check_rrset_count(rrdatas.len()).map_err(|why| err(format!("rrdatas: {why}")))?;
+    let mut data = 0;
     for (i, a) in rrdatas.iter().enumerate() {
         if rrdatas[..i].contains(a) {
             return Err(err(format!("rrdatas: duplicate value {a:?}")));
         }
+        data += rrdata_size(rtype, a).map_err(|why| err(format!("rrdatas[{i}]: {why}")))?;
     }
+    check_rrset_data(data).map_err(|why| err(format!("rrdatas: {why}")))?;
     let ttl = match rr.remove("ttl") {
         None | Some(Value::Null) => 0,
         Some(Value::Number(n)) => match n.as_u64() {
@@ -174,9 +239,471 @@ fn parse_record(mut rr: Map<String, Value>) -> Result<ResourceRecord, EventError
         },
         Some(other) => return Err(err(format!("ttl: must be an integer, got {other}"))),
     };
+    match rr.remove("kind") {
+        None | Some(Value::String(_)) => {}
+        Some(other) => return Err(err(format!("kind: must be a string, got {other}"))),
+    }
     let mut record = ResourceRecord::new(&name, rtype, &rrdatas);
     record.set_ttl(ttl);
     Ok(record)
+}
+
+/// Parses `body` as JSON, refusing any object that holds a key twice:
+/// `serde_json::Value` would silently keep the last one, and other parsers the first.
+fn strict_json(body: &[u8]) -> Result<Value, EventError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = StrictValue
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+    value.map_err(|e| {
+        if e.is_data() {
+            EventError(e.to_string())
+        } else {
+            EventError(format!("invalid JSON: {e}"))
+        }
+    })
+}
+
+/// Builds a [`Value`] like serde_json's own, but fails on a repeated key. It is as
+/// fast: a map insert already finds the slot that tells whether the key is new.
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        StrictValue.deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(StrictValue)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match obj.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(StrictValue)?);
+                }
+                Entry::Occupied(slot) => {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key {:?}: a key may appear only once in an object",
+                        slot.key()
+                    )));
+                }
+            }
+        }
+        Ok(Value::Object(obj))
+    }
+}
+
+/// How [`check_name`] and [`check_rrdata`] see a byte: a table lookup per byte is
+/// the cheapest test on this path.
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [PLAIN; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'.' => DOT,
+            b' ' | b'\t' => BLANK,
+            0..=0x1f | 0x7f..=0xff => OTHER,
+            _ => PLAIN,
+        };
+        b += 1;
+    }
+    table
+};
+/// A printable ASCII byte other than `.` and space.
+const PLAIN: u8 = 0;
+/// `.`.
+const DOT: u8 = 1;
+/// A space or a tab.
+const BLANK: u8 = 2;
+/// A control byte or a byte of a non-ASCII character.
+const OTHER: u8 = 3;
+
+/// Checks a name as an event gives it (absolute, relative to the zone, or `@`):
+/// no whitespace or control characters, no empty label, labels of at most
+/// [`MAX_LABEL`] bytes, at most [`MAX_NAME`] characters. Returns why it is invalid.
+///
+/// # Errors
+/// Why the name is refused.
+pub fn check_name(name: &str) -> Result<(), String> {
+    // One pass over the bytes says whether anything may be wrong, and only then are
+    // the reasons worked out: this runs for every name in every event.
+    let bytes = name.as_bytes();
+    let body = bytes.len() - usize::from(bytes.last() == Some(&b'.'));
+    let mut suspect = bytes.is_empty() || body > MAX_NAME;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match BYTE_CLASS[usize::from(b)] {
+            PLAIN => {}
+            DOT => {
+                suspect |= i == start || i - start > MAX_LABEL;
+                start = i + 1;
+            }
+            _ => suspect = true,
+        }
+    }
+    suspect |= bytes.len() - start > MAX_LABEL;
+    if !suspect {
+        return Ok(());
+    }
+    name_error(name).map_or(Ok(()), Err)
+}
+
+/// Why [`check_name`] refuses `name`, if it does.
+fn name_error(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("empty name".to_owned());
+    }
+    if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        let what = if c.is_whitespace() {
+            "whitespace"
+        } else {
+            "a control character"
+        };
+        return Some(format!("{name:?} contains {what} ({c:?})"));
+    }
+    if name == "@" || name == "." {
+        return None;
+    }
+    let body = name.strip_suffix('.').unwrap_or(name);
+    if body.len() > MAX_NAME {
+        return Some(format!(
+            "{name:?} is longer than {MAX_NAME} characters ({})",
+            body.len()
+        ));
+    }
+    for label in body.split('.') {
+        if label.is_empty() {
+            return Some(format!("{name:?} has an empty label"));
+        }
+        if label.len() > MAX_LABEL {
+            return Some(format!(
+                "label {label:?} is longer than {MAX_LABEL} characters ({})",
+                label.len()
+            ));
+        }
+    }
+    None
+}
+
+/// Whether the owner `name` is a wildcard (`*` or `*.<name>`).
+fn is_wildcard(name: &str) -> bool {
+    name == "*" || name == "*." || name.starts_with("*.")
+}
+
+/// Checks the owner name of a record set of `rtype` ([`check_name`]), and refuses NS
+/// records at a wildcard name, which BIND refuses to load.
+///
+/// # Errors
+/// Why the name is refused.
+pub fn check_owner(name: &str, rtype: RecordType) -> Result<(), String> {
+    check_name(name)?;
+    if rtype == RecordType::NS && is_wildcard(name) {
+        return Err(format!(
+            "{name:?} is a wildcard name, which cannot own NS records"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a domain name inside record data: a name ([`check_name`]) that is not an
+/// IP address.
+fn check_target(name: &str, what: &str) -> Result<(), String> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    // Only digits and dots, or a colon, can make an address: parse only those.
+    let (mut digits_and_dots, mut colon) = (true, false);
+    for b in bare.bytes() {
+        digits_and_dots &= b.is_ascii_digit() || b == b'.';
+        colon |= b == b':';
+    }
+    let v4 = || digits_and_dots && bare.parse::<Ipv4Addr>().is_ok();
+    let v6 = || colon && bare.parse::<Ipv6Addr>().is_ok();
+    if v4() || v6() {
+        return Err(format!(
+            "{what} {name:?} is an IP address, where a host name is required"
+        ));
+    }
+    check_name(name).map_err(|why| format!("{what}: {why}"))
+}
+
+/// Checks one rrdata of `rtype` for what needs no zone: no control characters (but
+/// tabs) outside TXT; CNAME, NS and PTR data, MX exchanges and SRV targets are names,
+/// not IP addresses; TXT data reads unambiguously ([`txt_text`]) and is at most
+/// [`MAX_TXT_BYTES`] long. The rest of each type's syntax is left to the handlers.
+///
+/// # Errors
+/// Why the rrdata is refused.
+pub fn check_rrdata(rtype: RecordType, rrdata: &str) -> Result<(), String> {
+    rrdata_size(rtype, rrdata).map(|_| ())
+}
+
+/// [`check_rrdata`], returning what the rrdata counts towards [`MAX_RRSET_DATA`]
+/// (TXT only; 0 for other types), so that TXT data is decoded once.
+fn rrdata_size(rtype: RecordType, rrdata: &str) -> Result<usize, String> {
+    if rtype == RecordType::TXT {
+        let text = txt_text(rrdata)?;
+        if text.len() > MAX_TXT_BYTES {
+            return Err(format!(
+                "TXT data is longer than {MAX_TXT_BYTES} bytes ({})",
+                text.len()
+            ));
+        }
+        return Ok(2 + txt_wire_len(&text));
+    }
+    let control = |part: &str| {
+        if part.bytes().any(|b| BYTE_CLASS[usize::from(b)] == OTHER) {
+            if let Some(c) = rrdata.chars().find(|c| c.is_control() && *c != '\t') {
+                return Err(format!("{rrdata:?} contains a control character ({c:?})"));
+            }
+        }
+        Ok(())
+    };
+    match rtype {
+        // The data is a name, which `check_name` checks byte by byte.
+        RecordType::CNAME | RecordType::NS | RecordType::PTR => check_target(rrdata, "the target"),
+        // The name is the last field (when there are several; a wrong number of
+        // fields is the handlers' to refuse): the fields before it are numbers.
+        RecordType::MX | RecordType::SRV => {
+            let bytes = rrdata.as_bytes();
+            let blank = |b: &u8| *b == b' ' || *b == b'\t';
+            let end = bytes.iter().rposition(|b| !blank(b)).map_or(0, |e| e + 1);
+            let start = bytes[..end].iter().rposition(blank).map_or(0, |s| s + 1);
+            if !bytes[..start].iter().any(|b| !blank(b)) {
+                return control(rrdata).map(|()| 0);
+            }
+            control(&rrdata[..start])?;
+            let what = if rtype == RecordType::MX {
+                "the exchange"
+            } else {
+                "the target"
+            };
+            check_target(&rrdata[start..end], what)
+        }
+        _ => control(rrdata),
+    }?;
+    Ok(0)
+}
+
+fn check_rrset_count(count: usize) -> Result<(), String> {
+    if count > MAX_RRSET_RECORDS {
+        return Err(format!(
+            "{count} records in one record set; at most {MAX_RRSET_RECORDS} are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// The wire length of TXT data `text`: its bytes, plus one length byte per
+/// character-string of at most 255 bytes.
+pub fn txt_wire_len(text: &str) -> usize {
+    text.len() + text.len().div_ceil(255).max(1)
+}
+
+/// Checks the size of a whole record set: at most [`MAX_RRSET_RECORDS`] records, and
+/// for TXT at most [`MAX_RRSET_DATA`] bytes of data. (Other types cannot come near
+/// that limit: 100 records of the longest name take 26 300 bytes.)
+///
+/// # Errors
+/// Why the set is refused.
+pub fn check_rrset_size<S: AsRef<str>>(rtype: RecordType, rrdatas: &[S]) -> Result<(), String> {
+    check_rrset_count(rrdatas.len())?;
+    if rtype != RecordType::TXT {
+        return Ok(());
+    }
+    let mut total = 0;
+    for rrdata in rrdatas {
+        let text = txt_text(rrdata.as_ref())?;
+        total += 2 + txt_wire_len(&text);
+    }
+    check_rrset_data(total)
+}
+
+fn check_rrset_data(total: usize) -> Result<(), String> {
+    if total > MAX_RRSET_DATA {
+        return Err(format!(
+            "the TXT record set holds {total} bytes of record data; at most {MAX_RRSET_DATA} fit in one set"
+        ));
+    }
+    Ok(())
+}
+
+/// The text a TXT rrdata of the event format stands for.
+///
+/// An rrdata that does not start with `"` is the text itself. One that does is read
+/// as presentation format (RFC 1035 §5.1): one or more quoted strings separated by
+/// spaces or tabs; inside them `\DDD` (decimal) is that byte and `\X` is `X`. The
+/// strings' contents are joined, as SPF and DKIM read them. This is the one place
+/// the format's TXT quoting is undone.
+///
+/// # Errors
+/// When the rrdata starts with `"` but is not such a sequence (an unterminated
+/// string, text after a closing quote, a bad escape), or decodes to bytes that are
+/// not UTF-8.
+pub fn txt_text(rrdata: &str) -> Result<Cow<'_, str>, String> {
+    if !rrdata.starts_with('"') {
+        return Ok(Cow::Borrowed(rrdata));
+    }
+    let ambiguous = |why: String| {
+        format!(
+            "TXT data that starts with '\"' is read as quoted strings (\"...\" \"...\"), \
+             but {why}; to send a leading quote as text, write the data as one quoted \
+             string with \\\" for each quote"
+        )
+    };
+    let bytes = rrdata.as_bytes();
+    let special = |b: &u8| *b == b'"' || *b == b'\\';
+    // The usual case, one string without escapes, borrows.
+    if let Some(end) = bytes[1..].iter().position(special).map(|p| p + 1) {
+        if bytes[end] == b'"' && bytes[end + 1..].iter().all(|b| *b == b' ' || *b == b'\t') {
+            return Ok(Cow::Borrowed(&rrdata[1..end]));
+        }
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    loop {
+        // `bytes[i]` is an opening quote.
+        i += 1;
+        loop {
+            // Copy up to the next quote or backslash at once.
+            let run = bytes[i..]
+                .iter()
+                .position(special)
+                .unwrap_or(bytes.len() - i);
+            out.extend_from_slice(&bytes[i..i + run]);
+            i += run;
+            match bytes.get(i) {
+                None => return Err(ambiguous("a quoted string is not closed".to_owned())),
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    let digits = bytes.get(i + 1..i + 4);
+                    if let Some(d) = digits.filter(|d| d.iter().all(u8::is_ascii_digit)) {
+                        let v = d.iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
+                        let byte = u8::try_from(v)
+                            .map_err(|_| ambiguous(format!("the escape \\{v} is not a byte")))?;
+                        out.push(byte);
+                        i += 4;
+                    } else {
+                        match bytes.get(i + 1) {
+                            None => return Err(ambiguous("it ends with a backslash".to_owned())),
+                            Some(b) if b.is_ascii_digit() => {
+                                return Err(ambiguous(
+                                    "a \\DDD escape needs three digits".to_owned(),
+                                ))
+                            }
+                            Some(&b) => out.push(b),
+                        }
+                        i += 2;
+                    }
+                }
+                Some(&b) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        // `bytes[i]` is a closing quote: the end, or spaces and the next string.
+        i += 1;
+        let spaces = i;
+        while matches!(bytes.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        match bytes.get(i) {
+            None => break,
+            Some(b'"') if i > spaces => {}
+            Some(_) => {
+                return Err(ambiguous(format!(
+                    "there is text after the closing quote at byte {}",
+                    spaces - 1
+                )))
+            }
+        }
+    }
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| "TXT data is not UTF-8 once its \\DDD escapes are decoded".to_owned())
+}
+
+/// The rrdata that stands for TXT text `text` ([`txt_text`] reads it back exactly):
+/// the text itself, or, when it starts with `"`, its presentation form
+/// ([`quote_txt`]).
+pub fn txt_rrdata(text: &str) -> Cow<'_, str> {
+    if text.starts_with('"') {
+        Cow::Owned(quote_txt(text))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// TXT text in presentation format, as zone files hold it: one or more quoted
+/// character-strings on one line. `"` and `\` are escaped with a backslash, bytes
+/// outside printable ASCII become `\DDD`, and text longer than 255 bytes is split
+/// into strings of at most 255 bytes.
+pub fn quote_txt(text: &str) -> String {
+    use std::fmt::Write as _;
+    let bytes = text.as_bytes();
+    if bytes.is_empty() {
+        return "\"\"".to_owned();
+    }
+    let mut out = String::with_capacity(bytes.len() + 2);
+    for (i, chunk) in bytes.chunks(255).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push('"');
+        for &b in chunk {
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                0x20..=0x7e => out.push(char::from(b)),
+                _ => {
+                    let _ = write!(out, "\\{b:03}");
+                }
+            }
+        }
+        out.push('"');
+    }
+    out
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` into time since the epoch.
@@ -245,6 +772,26 @@ mod tests {
 
     const P: Phase = Phase::new("consume");
 
+    fn one(body: &str) -> Result<EventMessage, String> {
+        parse_events(body.as_bytes(), P, None)
+            .map(|mut v| v.remove(0))
+            .map_err(|e| e.0)
+    }
+
+    /// An addition event with this `resourceRecords` body.
+    fn rr(record: &str) -> Result<EventMessage, String> {
+        one(&format!(
+            r#"{{"action":"additions","resourceRecords":{{{record}}}}}"#
+        ))
+    }
+
+    /// An addition of `rtype` at `name` with these rrdatas.
+    fn set(name: &str, rtype: &str, rrdatas: &[&str]) -> Result<EventMessage, String> {
+        let body = serde_json::json!({"action": "additions", "resourceRecords":
+            {"name": name, "type": rtype, "rrdatas": rrdatas}});
+        one(&body.to_string())
+    }
+
     #[test]
     fn one_event_with_extra_fields() {
         let body = br#"{"action":"additions","timestamp":"2026-11-22T10:00:00Z","source":"x",
@@ -300,5 +847,283 @@ mod tests {
         let b = parse_rfc3339("2023-11-15T00:13:20+02:00").unwrap();
         assert_eq!(b.as_secs(), 1_700_000_000);
         assert!(parse_rfc3339("2023-13-01T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_level() {
+        let rec = r#""resourceRecords":{"name":"a","type":"A","rrdatas":["10.0.0.1"]}"#;
+        let cases = [
+            (
+                format!(r#"{{"action":"deletions","action":"additions",{rec}}}"#),
+                "duplicate key \"action\"",
+            ),
+            (
+                r#"{"action":"additions","resourceRecords":{"name":"a","name":"b","type":"A","rrdatas":["10.0.0.1"]}}"#.to_owned(),
+                "duplicate key \"name\"",
+            ),
+            (
+                format!(r#"{{"action":"additions",{rec},"meta":{{"x":1,"y":{{"z":1,"z":2}}}}}}"#),
+                "duplicate key \"z\"",
+            ),
+            (
+                format!(r#"[{{"action":"additions",{rec}}},{{"action":"additions",{rec},{rec}}}]"#),
+                "duplicate key \"resourceRecords\"",
+            ),
+        ];
+        for (body, needle) in cases {
+            let e = one(&body).unwrap_err();
+            assert!(e.starts_with(needle), "{needle}: {e}");
+            assert!(e.contains("line 1 column"), "{e}");
+        }
+        // The same key in different objects is fine.
+        let ok = format!(r#"{{"action":"additions",{rec},"meta":{{"name":"x","action":1}}}}"#);
+        assert_eq!(
+            one(&ok).unwrap().extra_json(),
+            r#"{"meta":{"action":1,"name":"x"}}"#
+        );
+    }
+
+    #[test]
+    fn unknown_keys_inside_resource_records_are_refused_by_name() {
+        let e = rr(r#""name":"a","type":"A","rrdatas":["10.0.0.1"],"TTL":600"#).unwrap_err();
+        assert_eq!(
+            e,
+            "resourceRecords: unknown key \"TTL\" (did you mean `ttl`?); \
+             the keys are name, type, rrdatas, ttl and kind"
+        );
+        let e = rr(r#""name":"a","type":"A","rrdatas":["10.0.0.1"],"weight":1"#).unwrap_err();
+        assert!(
+            e.starts_with("resourceRecords: unknown key \"weight\";"),
+            "{e}"
+        );
+        // Cloud DNS writes `kind`; it is accepted (and must be a string).
+        let m =
+            rr(r#""kind":"dns#resourceRecordSet","name":"a","type":"A","rrdatas":["10.0.0.1"]"#)
+                .unwrap();
+        assert_eq!(m.record().name(), "a");
+        let e = rr(r#""kind":1,"name":"a","type":"A","rrdatas":["10.0.0.1"]"#).unwrap_err();
+        assert!(
+            e.starts_with("resourceRecords.kind: must be a string"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_with_whitespace_bad_labels_or_too_long_are_refused() {
+        for (name, needle) in [
+            (" www", "contains whitespace"),
+            ("www\n", "contains whitespace"),
+            ("w w", "contains whitespace"),
+            ("www\u{0}", "contains a control character"),
+            ("a..b", "empty label"),
+            (".a", "empty label"),
+            ("", "non-empty string"),
+        ] {
+            let e = set(name, "A", &["10.0.0.1"]).unwrap_err();
+            assert!(e.starts_with("resourceRecords.name: "), "{name:?}: {e}");
+            assert!(e.contains(needle), "{name:?}: {e}");
+        }
+        let long_label = format!("{}.example.com.", "a".repeat(64));
+        let e = set(&long_label, "A", &["10.0.0.1"]).unwrap_err();
+        assert!(e.contains("longer than 63 characters (64)"), "{e}");
+        let max = format!("{}com.", "abcdefghi.".repeat(25));
+        assert!(set(&max, "TXT", &["x"]).is_ok());
+        let e = set(&format!("x{max}"), "TXT", &["x"]).unwrap_err();
+        assert!(e.contains("longer than 253 characters (254)"), "{e}");
+        let relative = format!("x{}", max.trim_end_matches('.'));
+        let e = set(&relative, "TXT", &["x"]).unwrap_err();
+        assert!(e.contains("longer than 253 characters (254)"), "{e}");
+        assert!(set(&relative[1..], "TXT", &["x"]).is_ok());
+        for fine in ["@", "www", "WWW.Example.com.", "_sip._tcp", "*.apps"] {
+            assert!(set(fine, "A", &["10.0.0.1"]).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn the_fast_name_check_agrees_with_the_reasons() {
+        // Every short name over an alphabet of awkward characters, and the lengths at
+        // the limits: the one-pass check accepts exactly what `name_error` accepts.
+        let alphabet = ["a", ".", " ", "\n", "é", "*", "@", "\u{7f}"];
+        let mut names = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = names
+                .iter()
+                .flat_map(|n| alphabet.iter().map(move |c| format!("{n}{c}")))
+                .collect();
+            names.extend(longer);
+        }
+        for len in [62, 63, 64] {
+            let label = "l".repeat(len);
+            names.extend([label.clone(), format!("{label}."), format!("a.{label}.b")]);
+        }
+        let full = "abcdefghi.".repeat(26);
+        for name in [&full[..252], &full[..253], &full[..254]] {
+            names.extend([name.to_owned(), format!("{name}."), format!("{name}..")]);
+        }
+        for name in &names {
+            assert_eq!(
+                check_name(name).is_ok(),
+                name_error(name).is_none(),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcard_names_cannot_own_ns_records() {
+        for name in ["*", "*.sub", "*.example.com."] {
+            let e = set(name, "NS", &["ns1.example.net."]).unwrap_err();
+            assert!(
+                e.starts_with("resourceRecords.name: ") && e.contains("wildcard"),
+                "{name}: {e}"
+            );
+        }
+        assert!(set("*", "CNAME", &["www"]).is_ok());
+        assert!(set("*.sub", "A", &["10.0.0.1"]).is_ok());
+        assert!(set("sub", "NS", &["ns1.example.net."]).is_ok());
+    }
+
+    #[test]
+    fn a_record_set_holds_at_most_100_records() {
+        let addrs: Vec<String> = (0..101)
+            .map(|i| format!("10.0.{}.{}", i / 250, i % 250))
+            .collect();
+        let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        assert!(set("www", "A", &refs[..100]).is_ok());
+        let e = set("www", "A", &refs).unwrap_err();
+        assert_eq!(
+            e,
+            "resourceRecords.rrdatas: 101 records in one record set; at most 100 are allowed"
+        );
+    }
+
+    #[test]
+    fn targets_must_be_host_names_not_addresses() {
+        for (rtype, data, field) in [
+            ("NS", "192.0.2.1", "the target \"192.0.2.1\""),
+            ("CNAME", "192.0.2.1.", "the target \"192.0.2.1.\""),
+            ("PTR", "2001:db8::1", "the target \"2001:db8::1\""),
+            ("MX", "10 192.0.2.1", "the exchange \"192.0.2.1\""),
+            ("SRV", "0 5 5060 192.0.2.1", "the target \"192.0.2.1\""),
+        ] {
+            let e = set("x", rtype, &["ok.example.com.", data]).unwrap_err();
+            assert_eq!(
+                e,
+                format!(
+                    "resourceRecords.rrdatas[1]: {field} is an IP address, where a host name is required"
+                ),
+                "{rtype}"
+            );
+        }
+        let e = set("x", "CNAME", &[" www"]).unwrap_err();
+        assert!(
+            e.starts_with("resourceRecords.rrdatas[0]: the target: "),
+            "{e}"
+        );
+        assert!(e.contains("whitespace"), "{e}");
+        let e = set("x", "MX", &[&format!("10 {}.com.", "m".repeat(64))]).unwrap_err();
+        assert!(e.contains("the exchange: label"), "{e}");
+        let e = set("x", "A", &["10.0.0.1\n"]).unwrap_err();
+        assert!(e.contains("control character"), "{e}");
+        // Names made of digits are names; the types' own syntax is the handlers' job.
+        assert!(set("x", "NS", &["192.0.2.1.in-addr.arpa."]).is_ok());
+        assert!(set("x", "CNAME", &["www.2"]).is_ok());
+        assert!(set("x", "A", &["300.1.1.1"]).is_ok());
+        assert!(set("x", "MX", &["mail"]).is_ok());
+        assert!(set("x", "MX", &["10\tmail", "0 ."]).is_ok());
+    }
+
+    #[test]
+    fn txt_data_is_read_once_and_ambiguity_is_refused() {
+        let t = |s| txt_text(s).map(Cow::into_owned);
+        assert_eq!(t("plain \"q\" \\ text").unwrap(), "plain \"q\" \\ text");
+        assert_eq!(t(" \"lead space\"").unwrap(), " \"lead space\"");
+        assert_eq!(t("").unwrap(), "");
+        assert_eq!(t("\"v=spf1 -all\"").unwrap(), "v=spf1 -all");
+        assert_eq!(t("\"\"").unwrap(), "");
+        assert_eq!(
+            t(r#""v=spf1 " "include:x"  "-all" "#).unwrap(),
+            "v=spf1 include:x-all"
+        );
+        assert_eq!(
+            t(r#""say \"hi\" \\ \195\169\010""#).unwrap(),
+            "say \"hi\" \\ é\n"
+        );
+        assert_eq!(t(r#""\"x\"""#).unwrap(), "\"x\"");
+        for (bad, why) in [
+            ("\"", "not closed"),
+            (r#""a"b"#, "text after the closing quote at byte 2"),
+            (r#"""x"""#, "text after the closing quote at byte 1"),
+            (r#""a""b""#, "text after the closing quote"),
+            (r#""a\"#, "ends with a backslash"),
+            (r#""\25""#, "three digits"),
+            (r#""\256""#, "\\256 is not a byte"),
+        ] {
+            let e = t(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(e.starts_with("TXT data that starts with '\"'"), "{e}");
+        }
+        assert!(t(r#""\255""#).unwrap_err().contains("not UTF-8"));
+        // The event names the rrdata.
+        let e = set("t", "TXT", &["ok", "\"\"x\"\""]).unwrap_err();
+        assert!(
+            e.starts_with("resourceRecords.rrdatas[1]: TXT data that starts"),
+            "{e}"
+        );
+        // Written back, every text reads the same.
+        for text in [
+            "",
+            "a",
+            "\"",
+            "\"x\"",
+            "\" \"",
+            "é\"\\\n",
+            &"y".repeat(600),
+            "\"a\" \"b\"",
+        ] {
+            let rrdata = txt_rrdata(text);
+            assert_eq!(txt_text(&rrdata).unwrap(), text, "{rrdata}");
+        }
+        assert_eq!(txt_rrdata("v=spf1 -all"), "v=spf1 -all");
+        assert_eq!(txt_rrdata("\"x\""), r#""\"x\"""#);
+    }
+
+    #[test]
+    fn txt_sizes_are_limited_per_record_and_per_set() {
+        let max = "x".repeat(MAX_TXT_BYTES);
+        assert!(set("t", "TXT", &[&max]).is_ok());
+        let e = set("t", "TXT", &[&format!("{max}y")]).unwrap_err();
+        assert!(e.contains("longer than 65025 bytes (65026)"), "{e}");
+        // Two records that fit alone do not fit one set.
+        let half = "x".repeat(40_000);
+        let other = format!("{half}y");
+        let e = set("t", "TXT", &[&half, &other]).unwrap_err();
+        assert_eq!(
+            e,
+            "resourceRecords.rrdatas: the TXT record set holds 80319 bytes of record data; \
+             at most 65512 fit in one set"
+        );
+        // The limit counts decoded data, as BIND stores it.
+        let quoted = format!("\"{}\"", "\\\\".repeat(40_000));
+        assert!(set("t", "TXT", &[&quoted]).is_ok());
+        assert_eq!(txt_wire_len(""), 1);
+        assert_eq!(txt_wire_len(&"x".repeat(255)), 256);
+        assert_eq!(txt_wire_len(&"x".repeat(256)), 258);
+        let fits: Vec<String> = (0..100)
+            .map(|i| format!("{i:03}{}", "z".repeat(640)))
+            .collect();
+        assert!(check_rrset_size(RecordType::TXT, &fits).is_ok());
+    }
+
+    #[test]
+    fn quoting_escapes_and_splits() {
+        assert_eq!(quote_txt(""), r#""""#);
+        assert_eq!(quote_txt(r#"a "b" \c"#), r#""a \"b\" \\c""#);
+        assert_eq!(quote_txt("é\n\t\u{7f}"), r#""\195\169\010\009\127""#);
+        let q = quote_txt(&"x".repeat(600));
+        assert_eq!(
+            q.split(' ').map(str::len).collect::<Vec<_>>(),
+            [257, 257, 92]
+        );
     }
 }

@@ -53,17 +53,59 @@ fn to_ffi<T>(r: Result<T, PluginError>) -> RResult<T, FfiError> {
 }
 
 /// Deserialises a plugin's configuration, naming the key that is wrong.
+///
+/// The message has one of two forms, which the host reads back to name the file
+/// and table the key was set in: `invalid configuration at `PATH`: WHAT` with the
+/// path written as TOML writes keys (`zone`, `servers[0].port`,
+/// `zones."example.com".ttl`), or `invalid configuration: WHAT` for the table as a
+/// whole (a missing key).
 pub(crate) fn parse_config<C: DeserializeOwned>(json: &str) -> Result<C, PluginError> {
     let value: serde_json::Value = serde_json::from_str(json)
         .map_err(|e| PluginError::new(format!("configuration is not a table: {e}")))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
+        let path = key_path(e.path());
+        if path.is_empty() {
             PluginError::new(format!("invalid configuration: {}", e.inner()))
         } else {
             PluginError::new(format!("invalid configuration at `{path}`: {}", e.inner()))
         }
     })
+}
+
+/// A path into the configuration as TOML writes it: bare keys joined with dots,
+/// other keys quoted, array positions in brackets.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        let key = match segment {
+            Segment::Seq { index } => {
+                out.push_str(&format!("[{index}]"));
+                continue;
+            }
+            Segment::Map { key } | Segment::Enum { variant: key } => Some(key.as_str()),
+            Segment::Unknown => None,
+        };
+        if !out.is_empty() {
+            out.push('.');
+        }
+        let Some(key) = key else {
+            out.push('?');
+            continue;
+        };
+        let bare = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if bare {
+            out.push_str(key);
+        } else {
+            out.push('"');
+            out.push_str(&key.replace('\\', "\\\\").replace('"', "\\\""));
+            out.push('"');
+        }
+    }
+    out
 }
 
 /// Parses the configuration and builds the plugin, both guarded.
@@ -114,7 +156,8 @@ pub(crate) struct RunnableAdapter<P> {
     pub(crate) ctx: PluginContext,
     stop: tokio::sync::watch::Sender<bool>,
     shutdown: Shutdown,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The `run` task; it ends with `run`'s error text, if any.
+    task: Mutex<Option<tokio::task::JoinHandle<Result<(), String>>>>,
 }
 
 impl<P> RunnableAdapter<P> {
@@ -139,9 +182,10 @@ impl<P: Runnable> RunnableObj for RunnableAdapter<P> {
             };
             let plugin = Arc::clone(&self.plugin);
             let handle = self.ctx.runtime_owned().spawn(async move {
-                if let Err(error) = plugin.run(run_ctx).await {
+                plugin.run(run_ctx).await.map_err(|error| {
                     tracing::error!(%error, "Runnable stopped with an error.");
-                }
+                    error.to_string()
+                })
             });
             *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
             Ok(())
@@ -155,37 +199,48 @@ impl<P: Runnable> RunnableObj for RunnableAdapter<P> {
         }))
     }
 
+    /// Stops `run` and then calls the plugin's `shutdown`, both within one
+    /// `deadline_ms`. A `run` that failed, panicked or would not stop is reported as
+    /// this call's error, so the host knows the source did not end cleanly.
     fn shutdown(&self, deadline_ms: u64) -> RResult<(), FfiError> {
         to_ffi(guard(P::NAME, "shutdown", || {
             let _ = self.stop.send(true);
-            let deadline = Duration::from_millis(deadline_ms);
+            let end = std::time::Instant::now() + Duration::from_millis(deadline_ms);
             let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
             let rt = self.ctx.runtime_owned();
+            let mut run_problem = None;
             if let Some(task) = task {
                 let abort = task.abort_handle();
-                match rt.block_on(async { tokio::time::timeout(deadline, task).await }) {
-                    Ok(Ok(())) => {}
+                match rt.block_on(async { tokio::time::timeout_at(end.into(), task).await }) {
+                    Ok(Ok(Ok(()))) => {}
+                    Ok(Ok(Err(error))) => run_problem = Some(format!("run failed: {error}")),
                     Ok(Err(join)) if join.is_panic() => {
-                        tracing::error!("Runnable panicked in run.");
+                        let payload = join.into_panic();
+                        let error = PluginError::from_panic("run", &*payload);
+                        tracing::error!(%error, "Runnable panicked in run.");
+                        run_problem = Some(error.to_string());
                     }
                     Ok(Err(_)) => {}
                     Err(_) => {
                         abort.abort();
-                        return Err(PluginError::new(format!(
-                            "run did not stop within {deadline_ms} ms"
-                        )));
+                        run_problem = Some(format!("run did not stop within {deadline_ms} ms"));
                     }
                 }
             }
-            rt.block_on(async {
-                tokio::time::timeout(deadline, self.plugin.shutdown())
+            let stopped = rt.block_on(async {
+                tokio::time::timeout_at(end.into(), self.plugin.shutdown())
                     .await
                     .unwrap_or_else(|_| {
                         Err(PluginError::new(format!(
                             "shutdown did not finish within {deadline_ms} ms"
                         )))
                     })
-            })
+            });
+            match (run_problem, stopped) {
+                (None, stopped) => stopped,
+                (Some(run), Ok(())) => Err(PluginError::new(run)),
+                (Some(run), Err(e)) => Err(PluginError::new(format!("{run}; {e}"))),
+            }
         }))
     }
 }
@@ -567,5 +622,41 @@ mod tests {
         let err =
             super::parse_config::<Cfg>(r#"{"zone": "a.", "ttl": 1, "bogus": 1}"#).unwrap_err();
         assert!(err.message().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn config_error_paths_are_written_as_toml_keys() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Server {
+            port: u16,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Cfg {
+            #[serde(default)]
+            servers: Vec<Server>,
+            #[serde(default)]
+            zones: std::collections::BTreeMap<String, Server>,
+        }
+        let err =
+            super::parse_config::<Cfg>(r#"{"servers": [{"port": 1}, {"port": "x"}]}"#).unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("invalid configuration at `servers[1].port`: invalid type"),
+            "{err}"
+        );
+        let err =
+            super::parse_config::<Cfg>(r#"{"zones": {"example.com": {"port": -1}}}"#).unwrap_err();
+        assert!(
+            err.message()
+                .starts_with(r#"invalid configuration at `zones."example.com".port`: "#),
+            "{err}"
+        );
+        let err = super::parse_config::<Cfg>(r#"{"servers": [{}]}"#).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "invalid configuration at `servers[0]`: missing field `port`"
+        );
     }
 }

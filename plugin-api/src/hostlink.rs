@@ -64,6 +64,12 @@ pub(crate) fn install(host: HostServicesRef, default_plugin: &'static str) {
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
+/// The host's health JSON, if the library is attached to a host that reports it.
+pub(crate) fn health_json() -> Option<String> {
+    let health = HOST.get()?.health()?;
+    Some(health().into_string())
+}
+
 /// Sends a metric event to the host, if the library is attached to one.
 pub(crate) fn metric(plugin: &str, kind: MetricKind, name: &str, value: f64, tags: &[Tag<'_>]) {
     if let Some(host) = HOST.get() {

@@ -119,6 +119,34 @@ pub use crate::message::{
 };
 pub use crate::plugin::{Failures, MessageHandler, MetricRelay, Plugin, Runnable};
 
+/// The host's health, as the host reports it to plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostHealth {
+    /// False when a plugin has failed or a handler did not return in time.
+    pub healthy: bool,
+    /// One line per problem, naming the plugin.
+    pub problems: Vec<String>,
+}
+
+/// The health of the host this library runs in, for a plugin's own health endpoint
+/// (`http.events` answers `/healthz` with it). `None` outside a host, or in a host
+/// older than plugin-api 1.2.
+pub fn host_health() -> Option<HostHealth> {
+    let json: serde_json::Value = serde_json::from_str(&hostlink::health_json()?).ok()?;
+    Some(HostHealth {
+        healthy: json.get("healthy")?.as_bool()?,
+        problems: json
+            .get("problems")
+            .and_then(|p| p.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
 // Re-exports. Consider semver implications carefully.
 pub use serde;
 pub use tokio;

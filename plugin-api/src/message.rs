@@ -541,6 +541,30 @@ impl EventMessage {
         self.source_token = token;
     }
 
+    /// A stand-in for this message carrying only its identity: id, phase, action,
+    /// source token, record type and TTL, with an empty name, no rrdatas and no
+    /// history. It allocates nothing. The host keeps one per message it routes, so
+    /// that when a handler does not return in time the message can still be
+    /// rejected to its source (by id and token) while the original stays with the
+    /// handler that holds it.
+    pub fn stand_in(&self) -> EventMessage {
+        EventMessage {
+            msg_id: self.msg_id,
+            phase: self.phase,
+            action: self.action,
+            record: ResourceRecord {
+                rtype: self.record.rtype,
+                ttl: self.record.ttl,
+                rrdata_count: 0,
+                data: RVec::new(),
+            },
+            timestamp: RString::new(),
+            extra: RString::new(),
+            history: RVec::new(),
+            source_token: self.source_token,
+        }
+    }
+
     /// The event as the JSON of the event format (plus `msg_id`, `phase`, `history`).
     pub fn to_json(&self) -> serde_json::Value {
         let mut data = serde_json::json!({

@@ -28,7 +28,7 @@ fn plugin_logs_reach_the_host_log_with_the_plugin_name() {
     let env = Env::new();
     env.install(&fixture("alpha"), "libalpha.so");
     env.config(
-        "[core]\nplugins = [\"alpha.probe\"]\n[\"alpha.probe\"]\nlog = \"probe says hello\"\n",
+        "[core]\nplugins = [\"alpha.source\", \"alpha.probe\"]\n[core.route]\nconsume = \"probe\"\n[\"alpha.probe\"]\nlog = \"probe says hello\"\n",
     );
     let out = env.gordon(&["check"]);
     assert!(out.status.success());
@@ -47,7 +47,7 @@ fn plugin_logs_reach_the_host_log_with_the_plugin_name() {
 fn check_passes_on_a_good_setup() {
     let env = Env::new();
     env.install(&fixture("alpha"), "libalpha.so");
-    env.config("[core]\nplugins = [\"alpha.source\", \"alpha.enrich\"]\n[\"alpha.enrich\"]\nsuffix = \".example\"\n");
+    env.config("[core]\nplugins = [\"alpha.source\", \"alpha.enrich\"]\n[core.route]\nconsume = \"enrich\"\nenrich = \"cleanup\"\n[\"alpha.enrich\"]\nsuffix = \".example\"\n");
     let out = env.gordon(&["check"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");

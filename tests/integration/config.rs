@@ -1,4 +1,4 @@
-use crate::util::{fixture, text, Env};
+use crate::util::{fixture, sample, text, Env};
 
 fn probe_env() -> Env {
     let env = Env::new();
@@ -10,11 +10,14 @@ fn probe_env() -> Env {
 #[test]
 fn plugin_receives_only_its_package_and_own_tables_merged() {
     let env = probe_env();
+    env.install(&sample("http"), "libgordon_plugin_http.so");
     let dump = env.path().join("probe.json");
     env.config(&format!(
         r#"
 [core]
-plugins = ["alpha.probe"]
+plugins = ["http.events", "alpha.probe"]
+[core.route]
+consume = "probe"
 
 ["alpha"]
 shared = "from package"
@@ -60,7 +63,7 @@ fn validation_errors_of_every_plugin_are_reported() {
     env.config(
         r#"
 [core]
-plugins = ["alpha.probe", "alpha.enrich", "beta.publish"]
+plugins = ["alpha.source", "alpha.probe", "alpha.enrich", "beta.publish"]
 ["alpha.probe"]
 fail = "probe rejects this setup"
 ["alpha.enrich"]
@@ -131,7 +134,7 @@ fn unlisted_plugins_are_not_validated() {
     let env = probe_env();
     // alpha.probe would fail validation, but it is not listed.
     env.config(
-        "[core]\nplugins = [\"beta.publish\"]\n[\"alpha.probe\"]\nfail = \"should not run\"\n",
+        "[core]\nplugins = [\"alpha.source\", \"beta.publish\"]\n[core.route]\nconsume = \"publish\"\n[\"alpha.probe\"]\nfail = \"should not run\"\n",
     );
     let out = env.gordon(&["check"]);
     let stdout = text(&out.stdout);
@@ -147,7 +150,7 @@ fn json_and_syslog_log_handlers_write_where_configured() {
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
     env.config(&format!(
-        "[core]\nplugins = [\"alpha.probe\"]\n[core.logging]\nlevel = \"warning\"\nhandlers = [\"json\", \"syslog\"]\naddress = [\"127.0.0.1\", \"{}\"]\n[\"alpha.probe\"]\nlog = \"probe says hello\"\n",
+        "[core]\nplugins = [\"alpha.source\", \"alpha.probe\"]\n[core.route]\nconsume = \"probe\"\n[core.logging]\nlevel = \"warning\"\nhandlers = [\"json\", \"syslog\"]\naddress = [\"127.0.0.1\", \"{}\"]\n[\"alpha.probe\"]\nlog = \"probe says hello\"\n",
         syslog.local_addr().unwrap().port()
     ));
     let out = env.gordon(&["check"]);

@@ -2,8 +2,9 @@ use std::time::{Duration, Instant};
 
 use crate::util::{http, named_checkzone, sample, signal, text, wait_exit, wait_for_file, Env};
 
-/// The default pipeline: http.events -> dns.enricher -> dns.zonefile.
-fn dns_env() -> Env {
+/// The default pipeline: http.events -> dns.enricher -> dns.zonefile, its HTTP
+/// port written to `port` and its zone to `zones/example.com.zone`.
+pub fn dns_env() -> Env {
     let env = Env::new();
     env.install(&sample("http"), "libgordon_plugin_http.so");
     env.install(&sample("dns"), "libgordon_plugin_dns.so");

@@ -191,9 +191,10 @@ fn a_listed_plugin_no_library_provides_is_an_error() {
 #[test]
 fn debug_mode_turns_refusals_into_warnings() {
     let env = Env::new();
+    env.install(&fixture("alpha"), "libalpha.so");
     env.install(&fixture("beta"), "libbeta.so");
     env.install_bytes(b"garbage", "libbad.so");
-    env.config("[core]\nplugins = [\"beta.publish\"]\ndebug = false\n");
+    env.config("[core]\nplugins = [\"alpha.source\", \"beta.publish\"]\ndebug = false\n[core.route]\nconsume = \"publish\"\n");
     let strict = env.gordon(&["check"]);
     assert_eq!(strict.status.code(), Some(1), "{}", text(&strict.stdout));
     assert!(
@@ -213,10 +214,9 @@ fn debug_mode_turns_refusals_into_warnings() {
     assert!(stdout.contains("ok: beta.publish"), "{stdout}");
 }
 
-#[test]
-fn a_plugin_built_against_released_1_0_still_loads_and_runs() {
+fn released_plugin_loads_and_runs(drift: Drift, api: &str) {
     let env = Env::new();
-    env.install(&drifted_fixture(Drift::Released1_0), "libold.so");
+    env.install(&drifted_fixture(drift), "libold.so");
     env.install(&fixture("alpha"), "libalpha.so");
     env.config(&format!(
         "[core]\nplugins = [\"alpha.source\", \"drift.handler\"]\n[core.route]\nconsume = \"enrich\"\n[\"alpha.source\"]\ncount = 50\nreport = \"{}\"\n",
@@ -229,10 +229,20 @@ fn a_plugin_built_against_released_1_0_still_loads_and_runs() {
         .iter()
         .find(|p| p["name"] == "drift.handler")
         .unwrap_or_else(|| panic!("{list}"));
-    assert_eq!(old["api_version"], "1.0.0");
+    assert_eq!(old["api_version"], api);
     let (out, report) = env.run_to_report();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(report["by_phase"]["cleanup"], 50, "{report}");
+}
+
+#[test]
+fn a_plugin_built_against_released_1_0_still_loads_and_runs() {
+    released_plugin_loads_and_runs(Drift::Released1_0, "1.0.0");
+}
+
+#[test]
+fn a_plugin_built_against_released_1_1_still_loads_and_runs() {
+    released_plugin_loads_and_runs(Drift::Released1_1, "1.1.0");
 }
 
 fn sha256(path: &std::path::Path) -> String {

@@ -4,6 +4,8 @@
 mod loading;
 // gordon.toml + gordon-user.toml, and what each plugin gets to see.
 mod config;
+// Configuration errors naming the file, the table and the key.
+mod config_errors;
 // `gordon check`: every problem reported, panics contained.
 mod check;
 // The phase router: routes, drops, backpressure, shutdown.
@@ -18,4 +20,10 @@ mod janitor;
 mod backends;
 // The janitor against BIND and NATS, repairing drift through the service.
 mod janitor_e2e;
+// No accepted event makes the zone file unloadable or is changed silently.
+mod zone_safety;
+// Libraries built with panic = "abort": refused, or loaded with a warning.
+mod panic_abort;
+// What accepted work is promised: routes, deadlines, exit codes, check = run.
+mod guarantees;
 mod util;

@@ -93,6 +93,8 @@ pub enum Drift {
     /// Not drifted at all: the released plugin-api 1.0.0 (`tests/compat`), which the
     /// current host must keep loading.
     Released1_0,
+    /// The released plugin-api 1.1.0 (`tests/compat`), likewise.
+    Released1_1,
 }
 
 /// A plugin built against a drifted copy of plugin-api (see `tests/abi-drift`).
@@ -104,11 +106,13 @@ pub fn drifted_fixture(drift: Drift) -> PathBuf {
         Drift::Major => "major",
         Drift::Layout => "layout",
         Drift::Released1_0 => "released-1.0",
+        Drift::Released1_1 => "released-1.1",
     };
     let ws = base.join(variant);
     let _ = std::fs::remove_dir_all(&ws);
     let api = match drift {
         Drift::Released1_0 => root().join("tests/compat/plugin-api-1.0.0"),
+        Drift::Released1_1 => root().join("tests/compat/plugin-api-1.1.0"),
         _ => root().join("plugin-api"),
     };
     copy_dir(&api, &ws.join("plugin-api"));
@@ -126,7 +130,7 @@ pub fn drifted_fixture(drift: Drift) -> PathBuf {
             "    rtype: RecordType,\n    ttl: u32,\n",
             "    ttl: u32,\n    rtype: RecordType,\n",
         ),
-        Drift::Released1_0 => {}
+        Drift::Released1_0 | Drift::Released1_1 => {}
     }
     let mut cmd = cargo();
     cmd.current_dir(&ws)
@@ -264,6 +268,48 @@ impl Env {
     }
 }
 
+impl Drop for Env {
+    /// Kills any `gordon` still running on this config root (a test that failed
+    /// between `spawn` and `wait_exit`), so no process outlives its test.
+    fn drop(&mut self) {
+        let root = self.path().as_os_str().as_encoded_bytes().to_vec();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in procs.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let ours = cmdline.split(|b| *b == 0).any(|arg| arg == root.as_slice());
+            if ours {
+                // SAFETY: `kill` has no memory-safety preconditions; the process runs
+                // on this test's own config root.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// A config root with the `alpha` and `beta` fixtures installed and `config` as
+/// `gordon.toml`, where `REPORT` and `MARKER` stand for the files `report.json` and
+/// `sent` of the root.
+pub fn alpha_beta_env(config: &str) -> Env {
+    let env = Env::new();
+    env.install(&fixture("alpha"), "libalpha.so");
+    env.install(&fixture("beta"), "libbeta.so");
+    env.config(
+        &config
+            .replace("REPORT", &env.file("report.json"))
+            .replace("MARKER", &env.file("sent")),
+    );
+    env
+}
+
 /// Sets permission bits.
 pub fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -285,7 +331,8 @@ pub fn refusal_for(list: &serde_json::Value, file: &str) -> Option<String> {
 
 impl Env {
     /// Starts `gordon -c ROOT args...` in the background, stderr captured to
-    /// `ROOT/stderr.log`.
+    /// `ROOT/stderr.log`. Should the test fail before the process exits, dropping
+    /// the `Env` kills it.
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
         let log = std::fs::File::create(self.path().join("stderr.log")).unwrap();
         Command::new(gordon_bin())
@@ -410,4 +457,68 @@ pub fn api_version() -> String {
     let text = std::fs::read_to_string(root().join("plugin-api/Cargo.toml")).unwrap();
     let doc: toml::Table = text.parse().unwrap();
     doc["package"]["version"].as_str().unwrap().to_owned()
+}
+
+/// A vendor's plugin built with `panic = "abort"` (`tests/panic-abort`, a crate with
+/// its own workspace, since `panic` is honoured only at a workspace root), built
+/// outside this workspace once per test process.
+pub fn panic_abort_fixture() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_outside("tests/panic-abort", "libgordon_fixture_panic_abort.so"))
+        .clone()
+}
+
+/// Builds a plugin crate of `tests/` the way a vendor would, outside this
+/// workspace: copied under the target directory with this workspace's `Cargo.lock`
+/// and its plugin-api path made absolute. Returns the library `lib` it produced.
+pub fn build_outside(crate_dir: &str, lib: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let base = target_dir()
+        .join("outside")
+        .join(crate_dir.replace('/', "-"));
+    let built = base.join("target/debug").join(lib);
+    let krate = base.join("fixture");
+    let _ = std::fs::remove_dir_all(&krate);
+    copy_dir(&root().join(crate_dir), &krate);
+    let api = root().join("plugin-api").display().to_string();
+    patch(
+        &krate.join("Cargo.toml"),
+        "path = \"../../plugin-api\"",
+        &format!("path = {}", toml::Value::String(api)),
+    );
+    std::fs::copy(root().join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    let mut cmd = cargo();
+    cmd.current_dir(&krate)
+        .args(["build", "--quiet", "--target-dir"])
+        .arg(base.join("target"));
+    run_cargo(cmd, crate_dir);
+    built
+}
+
+/// The misbehaving vendor plugins of `tests/vendor` (`acme.hang`, `acme.crash`).
+pub fn vendor_fixture() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_outside("tests/vendor", "libacme_gordon_fixture.so"))
+        .clone()
+}
+
+/// Polls `path` until its text contains `needle` (a readiness probe, not a fixed
+/// wait); returns the text.
+pub fn wait_for_text(path: &Path, needle: &str, timeout: std::time::Duration) -> String {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{needle}` did not appear in {}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

@@ -1,18 +1,39 @@
 //! `gordon check`: load configuration and plugins, validate every active plugin's
-//! configuration, start nothing, and report every problem.
+//! configuration and everything the service (or, with `--janitor`, the janitor)
+//! checks before it starts, create nothing, and report every problem.
+//!
+//! `check` creates no plugin: a constructor may bind ports, open connections or
+//! take locks that the running service holds. So a plugin whose `new` fails or
+//! panics passes `check`, and the output says so in a closing note.
 
 use std::io::Write;
 
+use serde_json::json;
+
 use crate::cli::Global;
 use crate::plugins::instance;
+use crate::service::preflight::{self, Mode};
 use crate::session::{Problem, Session, Severity};
 
-/// Runs the check; returns whether everything passed.
+const NOT_CREATED: &str = "check validates configuration but creates no plugin; constructors run only when the service or janitor starts";
+
+/// Runs the check; returns whether it found no error.
 ///
 /// # Errors
-/// A configuration error that stops loading altogether.
-pub fn run(global: &Global) -> anyhow::Result<bool> {
-    let mut session = Session::open(&global.config_root, "gordon", global.verbose)?;
+/// A configuration error that stops loading altogether, or a failed write.
+pub fn run(global: &Global, janitor: bool, as_json: bool) -> anyhow::Result<bool> {
+    let (base, mode) = if janitor {
+        ("gordon-janitor", Mode::Janitor)
+    } else {
+        ("gordon", Mode::Service)
+    };
+    let mut session = Session::open(&global.config_root, base, global.verbose)?;
+    if mode == Mode::Janitor {
+        // The janitor refuses to run with any loading problem, even with core.debug.
+        for p in &mut session.problems {
+            p.severity = Severity::Error;
+        }
+    }
     let mut passed = Vec::new();
     let mut failed = Vec::new();
     for info in &session.active {
@@ -26,7 +47,31 @@ pub fn run(global: &Global) -> anyhow::Result<bool> {
         }
     }
     session.problems.extend(failed);
+    preflight::add_to(&mut session, mode);
+    let lines = |severity: Severity| -> Vec<&str> {
+        session
+            .problems
+            .iter()
+            .filter(|p| p.severity == severity)
+            .map(|p| p.message.as_str())
+            .collect()
+    };
+    let (errors, warnings) = (lines(Severity::Error), lines(Severity::Warning));
     let mut out = std::io::stdout().lock();
+    if as_json {
+        let doc = json!({
+            "ok": errors.is_empty(),
+            "command": if janitor { "janitor" } else { "run" },
+            "files": session.config.files,
+            "active": session.active.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            "passed": passed,
+            "errors": errors,
+            "warnings": warnings,
+            "note": NOT_CREATED,
+        });
+        writeln!(out, "{doc}")?;
+        return Ok(errors.is_empty());
+    }
     for p in &session.problems {
         let label = if p.severity == Severity::Error {
             "error"
@@ -41,18 +86,15 @@ pub fn run(global: &Global) -> anyhow::Result<bool> {
     for name in &passed {
         writeln!(out, "ok: {name}")?;
     }
-    let errors = session
-        .problems
-        .iter()
-        .filter(|p| p.severity == Severity::Error)
-        .count();
-    let warnings = session.problems.len() - errors;
+    writeln!(out, "note: {NOT_CREATED}")?;
     writeln!(
         out,
-        "gordon check: {} active plugin(s), {errors} error(s), {warnings} warning(s)",
-        session.active.len()
+        "gordon check: {} active plugin(s), {} error(s), {} warning(s)",
+        session.active.len(),
+        errors.len(),
+        warnings.len()
     )?;
-    Ok(errors == 0)
+    Ok(errors.is_empty())
 }
 
 /// The long report behind a refusal problem, if it has one.

@@ -1,4 +1,5 @@
-//! `gordon plugins list`: every plugin found and every library refused.
+//! `gordon plugins list`: every plugin found, every library refused, and every
+//! warning about a library that loaded.
 
 use std::io::Write;
 
@@ -37,6 +38,9 @@ pub fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
                 }
                 v
             }).collect::<Vec<_>>(),
+            "warnings": catalog.warnings.iter().map(|w| json!({
+                "library": w.library, "warning": w.warning.to_string(),
+            })).collect::<Vec<_>>(),
             "duplicates": catalog.duplicates.iter().map(|(name, libs)| json!({
                 "name": name, "libraries": libs,
             })).collect::<Vec<_>>(),
@@ -92,6 +96,9 @@ pub fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
             "duplicate: `{name}` is exported by {}",
             libs.join(", ")
         )?;
+    }
+    for w in &catalog.warnings {
+        writeln!(out, "warning: {w}")?;
     }
     for r in &catalog.refused {
         writeln!(out, "refused: {r}")?;

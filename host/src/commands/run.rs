@@ -1,20 +1,26 @@
 //! `gordon` / `gordon run`: the service.
 
 use crate::cli::Global;
+use crate::service::preflight::{self, Mode};
 use crate::session::Session;
 
-/// Runs the service until SIGINT or SIGTERM.
+/// Runs the service until SIGINT or SIGTERM; returns whether it stopped cleanly
+/// (nothing abandoned, no plugin failed or overran).
 ///
 /// # Errors
-/// Start-up problems (configuration, plugins) when `core.debug` is false.
-pub fn run(global: &Global) -> anyhow::Result<()> {
-    let session = Session::open(&global.config_root, "gordon", global.verbose)?;
+/// Start-up problems: configuration, plugins (unless `core.debug`), routes, relays.
+pub fn run(global: &Global) -> anyhow::Result<bool> {
+    let mut session = Session::open(&global.config_root, "gordon", global.verbose)?;
+    preflight::add_to(&mut session, Mode::Service);
     session.log_problems();
     if session.has_errors() {
-        anyhow::bail!(
-            "cannot start: {} problem(s) loading plugins (see above)",
-            session.problems.len()
-        );
+        let errors = session
+            .problems
+            .iter()
+            .filter(|p| p.severity == crate::session::Severity::Error)
+            .count();
+        anyhow::bail!("cannot start: {errors} problem(s) (see above; `gordon check` lists them)");
     }
-    crate::service::run(session)
+    let outcome = crate::service::run(session)?;
+    Ok(outcome.is_clean())
 }

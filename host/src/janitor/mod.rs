@@ -109,6 +109,17 @@ pub fn run(global: &Global, dry_run: bool, interval: Option<f64>) -> anyhow::Res
             session.problems.len()
         );
     }
+    let refused =
+        crate::service::preflight::problems(&session, crate::service::preflight::Mode::Janitor);
+    if !refused.is_empty() {
+        for problem in &refused {
+            tracing::error!("{problem}");
+        }
+        bail!(
+            "cannot run the janitor: {} problem(s) (see above; `gordon check --janitor` lists them)",
+            refused.len()
+        );
+    }
     let parts = build(&session)?;
     let core = &session.config.core;
     let timeout = Duration::from_secs_f64(core.run_timeout);
@@ -151,7 +162,7 @@ pub fn run(global: &Global, dry_run: bool, interval: Option<f64>) -> anyhow::Res
 fn run_once(parts: &Parts, dry_run: bool, timeout: Duration) -> RunReport {
     let (rr_tx, rr_rx) = bounded::<ZoneRecords>(16);
     let (ch_tx, ch_rx) = bounded::<EventMessage>(8192);
-    let (zones, changes) = (rr_rx.clone(), ch_rx.clone());
+    let (zones, changes) = (rr_rx.sent_counter(), ch_rx.sent_counter());
     let (done_tx, done_rx) = mpsc::channel::<(&'static str, Result<(), String>)>();
     let mut running: Vec<&'static str> = Vec::new();
     let mut spawn = |name: &'static str, f: Box<dyn FnOnce() -> Result<(), String> + Send>| {
@@ -250,8 +261,8 @@ fn run_once(parts: &Parts, dry_run: bool, timeout: Duration) -> RunReport {
         print!("{}", plan::render(&plan));
     }
     RunReport {
-        zones: zones.sent_total(),
-        changes: changes.sent_total(),
+        zones: zones.get(),
+        changes: changes.get(),
         failures,
     }
 }

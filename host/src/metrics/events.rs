@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | `gordon.messages` | counter: messages entering a phase | `phase` |
 //! | `gordon.messages.dropped` | counter: messages a handler failed | `phase`, `plugin` |
-//! | `gordon.messages.unroutable` | counter: messages sent to cleanup for lack of a handler | `phase` |
+//! | `gordon.handler.timeouts` | counter: handler calls that did not return within their deadline | `phase`, `plugin` |
+//! | `gordon.messages.abandoned` | counter: accepted messages a stop abandoned (not routed) | `plugin` (the source) |
 //! | `gordon.handler.latency` | timer: seconds per message, averaged over a batch | `phase`, `plugin` |
 //! | `gordon.plugin.state` | gauge: 1 running, 0 stopped | `plugin`, `state` |
 
@@ -71,13 +72,23 @@ pub fn messages_dropped(phase: Phase, plugin: &str, n: usize) {
     );
 }
 
-/// `n` messages reached a phase no handler serves.
-pub fn messages_unroutable(phase: Phase, n: usize) {
+/// A handler call did not return within its deadline.
+pub fn handler_timeout(phase: Phase, plugin: &str) {
     emit(
         MetricKind::Incr,
-        "gordon.messages.unroutable",
+        "gordon.handler.timeouts",
+        1.0,
+        &[tag("phase", phase.as_str()), tag("plugin", plugin)],
+    );
+}
+
+/// A stop abandoned `n` accepted messages of source `plugin`.
+pub fn messages_abandoned(plugin: &str, n: usize) {
+    emit(
+        MetricKind::Incr,
+        "gordon.messages.abandoned",
         n as f64,
-        &[tag("phase", phase.as_str())],
+        &[tag("plugin", plugin)],
     );
 }
 

@@ -44,6 +44,28 @@ fn default_unit() -> String {
     "s".into()
 }
 
+impl FfwdConfig {
+    /// Checks the table without opening anything.
+    ///
+    /// # Errors
+    /// An unknown `time_unit`, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        self.scale().map(|_| ())
+    }
+
+    fn scale(&self) -> Result<f64, String> {
+        match self.time_unit.as_str() {
+            "s" => Ok(1.0),
+            "ms" => Ok(1e3),
+            "us" => Ok(1e6),
+            "ns" => Ok(1e9),
+            other => Err(format!(
+                "ffwd.time_unit: unknown unit `{other}`, expected s, ms, us or ns"
+            )),
+        }
+    }
+}
+
 /// Sends metric events to an ffwd agent.
 pub struct FfwdRelay {
     socket: UdpSocket,
@@ -57,17 +79,7 @@ impl FfwdRelay {
     /// # Errors
     /// A bad `time_unit`, or a socket that cannot be opened.
     pub fn new(cfg: FfwdConfig) -> Result<Self, String> {
-        let scale = match cfg.time_unit.as_str() {
-            "s" => 1.0,
-            "ms" => 1e3,
-            "us" => 1e6,
-            "ns" => 1e9,
-            other => {
-                return Err(format!(
-                    "ffwd.time_unit: unknown unit `{other}`, expected s, ms, us or ns"
-                ))
-            }
-        };
+        let scale = cfg.scale()?;
         let socket = UdpSocket::bind("0.0.0.0:0")
             .map_err(|e| format!("ffwd: cannot open a UDP socket: {e}"))?;
         socket

@@ -28,6 +28,27 @@ pub struct PrometheusConfig {
     listen: String,
 }
 
+impl PrometheusConfig {
+    /// Checks the table without binding anything.
+    ///
+    /// # Errors
+    /// A `listen` value that is not a `host:port` address.
+    pub fn check(&self) -> Result<(), String> {
+        use std::net::ToSocketAddrs;
+        match self.listen.to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(format!(
+                "prometheus.listen: `{}` resolves to no address",
+                self.listen
+            )),
+            Err(e) => Err(format!(
+                "prometheus.listen: `{}` is not a host:port address: {e}",
+                self.listen
+            )),
+        }
+    }
+}
+
 fn default_listen() -> String {
     "127.0.0.1:9464".into()
 }

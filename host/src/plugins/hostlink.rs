@@ -1,4 +1,5 @@
-//! The services the host offers every plugin library: log and metric sinks.
+//! The services the host offers every plugin library: log and metric sinks, and
+//! the host's health.
 //!
 //! These functions are called *from* plugin code, through `extern "C"` pointers. A
 //! panic must not unwind back into the plugin, so each body is wrapped in
@@ -8,10 +9,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 use abi_stable::prefix_type::WithMetadata;
-use gordon_plugin_api::abi::{HostServices, HostServicesRef, LogRecord, MetricEvent};
+use abi_stable::std_types::RString;
+use gordon_plugin_api::abi::{v1_1, HostServices, HostServicesRef, LogRecord, MetricEvent};
 use tracing::level_filters::LevelFilter;
 
-static SERVICES: OnceLock<HostServicesRef> = OnceLock::new();
 static MAX_LEVEL: OnceLock<u8> = OnceLock::new();
 
 /// Sets the most verbose level plugins forward; call before loading libraries.
@@ -27,18 +28,40 @@ pub fn set_max_level(level: LevelFilter) {
     let _ = MAX_LEVEL.set(n);
 }
 
-/// The host-services table handed to every library.
+/// The host-services table handed to libraries built against this host's minor
+/// version (or a later one).
 pub fn services() -> HostServicesRef {
+    static SERVICES: OnceLock<HostServicesRef> = OnceLock::new();
     *SERVICES.get_or_init(|| {
         let table = HostServices {
-            max_log_level: MAX_LEVEL.get().copied().unwrap_or(3),
+            max_log_level: max_level(),
             log: plugin_log,
             metric: plugin_metric,
+            health: plugin_health,
         };
         let leaked: &'static WithMetadata<HostServices> =
             Box::leak(Box::new(WithMetadata::new(table)));
         HostServicesRef(leaked.static_as_prefix())
     })
+}
+
+/// The same services, as the table 1.0 and 1.1 libraries know (no `health`).
+pub fn services_v1_1() -> v1_1::HostServicesRef {
+    static SERVICES: OnceLock<v1_1::HostServicesRef> = OnceLock::new();
+    *SERVICES.get_or_init(|| {
+        let table = v1_1::HostServices {
+            max_log_level: max_level(),
+            log: plugin_log,
+            metric: plugin_metric,
+        };
+        let leaked: &'static WithMetadata<v1_1::HostServices> =
+            Box::leak(Box::new(WithMetadata::new(table)));
+        v1_1::HostServicesRef(leaked.static_as_prefix())
+    })
+}
+
+fn max_level() -> u8 {
+    MAX_LEVEL.get().copied().unwrap_or(3)
 }
 
 extern "C" fn plugin_log(record: &LogRecord<'_>) {
@@ -60,4 +83,10 @@ extern "C" fn plugin_metric(event: &MetricEvent<'_>) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         crate::metrics::emit_plugin_event(event)
     }));
+}
+
+extern "C" fn plugin_health() -> RString {
+    catch_unwind(|| crate::health::to_json().to_string())
+        .unwrap_or_else(|_| r#"{"healthy":false,"problems":["health report failed"]}"#.to_owned())
+        .into()
 }

@@ -8,6 +8,7 @@ use gordon_plugin_api::abi::{
 use gordon_plugin_api::PluginError;
 
 use super::registry::PluginInfo;
+use crate::config::PluginConfig;
 
 /// A created plugin.
 pub enum Instance {
@@ -25,14 +26,17 @@ pub enum Instance {
     Publisher(PublisherBox),
 }
 
-/// Runs the plugin's `validate_config` on its configuration (JSON object text).
+/// Runs the plugin's `validate_config` on its configuration.
 ///
 /// # Errors
-/// The plugin's error, or its caught panic.
-pub fn validate(info: &PluginInfo, config_json: &str) -> Result<(), PluginError> {
-    (info.fns.validate_config)(RStr::from_str(config_json))
-        .into_result()
-        .map_err(Into::into)
+/// The plugin's error naming the file and table of the key it is about, its caught
+/// panic, or a configuration JSON cannot carry.
+pub fn validate(info: &PluginInfo, config: &PluginConfig) -> Result<(), PluginError> {
+    config.validate_with(|json| {
+        (info.fns.validate_config)(RStr::from_str(json))
+            .into_result()
+            .map_err(Into::into)
+    })
 }
 
 /// Creates the plugin with its configuration (JSON object text).

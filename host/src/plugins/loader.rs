@@ -12,7 +12,8 @@ use abi_stable::library::{
 };
 use abi_stable::std_types::{RResult, RStr};
 use gordon_plugin_api::abi::{
-    v1_0, AuthorityBox, HandlerBox, LibraryRef, PublisherBox, ReconcilerBox, RelayBox, RunnableBox,
+    v1_0, v1_1, AuthorityBox, HandlerBox, LibraryRef, PublisherBox, ReconcilerBox, RelayBox,
+    RunnableBox,
 };
 use gordon_plugin_api::FfiError;
 
@@ -79,11 +80,12 @@ pub fn load(path: &Path) -> Result<Library, Refused> {
     }
     let api_version = header.version_strings().version.as_str();
     let library = from_header(header, api_version).map_err(|e| refusal(path, e))?;
-    let init = match &library {
-        Versioned::V1_0(m) => m.init(),
-        Versioned::Current(m) => m.init(),
+    let initialised = match &library {
+        Versioned::V1_0(m) => m.init()(hostlink::services_v1_1()),
+        Versioned::V1_1(m) => m.init()(hostlink::services_v1_1()),
+        Versioned::Current(m) => m.init()(hostlink::services()),
     };
-    init(hostlink::services())
+    initialised
         .into_result()
         .map_err(|e| refuse(Reason::InitFailed(e.message.into())))?;
     Ok(Library {
@@ -96,6 +98,8 @@ pub fn load(path: &Path) -> Result<Library, Refused> {
 pub enum Versioned {
     /// Built against plugin-api 1.0.
     V1_0(v1_0::LibraryRef),
+    /// Built against plugin-api 1.1.
+    V1_1(v1_1::LibraryRef),
     /// Built against this host's minor version or a later one.
     Current(LibraryRef),
 }
@@ -109,10 +113,15 @@ pub fn from_header(header: &LibHeader, api_version: &str) -> Result<Versioned, L
         .split('.')
         .nth(1)
         .and_then(|m| m.parse::<u32>().ok());
-    if api_version.starts_with("1.") && minor == Some(0) {
+    let one = api_version.starts_with("1.");
+    if one && minor == Some(0) {
         header
             .init_root_module::<v1_0::LibraryRef>()
             .map(Versioned::V1_0)
+    } else if one && minor == Some(1) {
+        header
+            .init_root_module::<v1_1::LibraryRef>()
+            .map(Versioned::V1_1)
     } else {
         header
             .init_root_module::<LibraryRef>()
@@ -120,63 +129,59 @@ pub fn from_header(header: &LibHeader, api_version: &str) -> Result<Versioned, L
     }
 }
 
+/// Reads plugin entry `$j`: `$janitor` gives its three janitor constructors
+/// (absent before 1.1).
+macro_rules! entry {
+    ($j:ident, $janitor:expr) => {{
+        let (new_authority, new_reconciler, new_publisher) = $janitor;
+        Entry {
+            name: $j.name().to_string(),
+            kind: $j.kind().to_string(),
+            phase: $j.phase().to_string(),
+            version: $j.version().to_string(),
+            description: $j.description().to_string(),
+            fns: EntryFns {
+                validate_config: $j.validate_config(),
+                new_runnable: $j.new_runnable().into_option(),
+                new_handler: $j.new_handler().into_option(),
+                new_relay: $j.new_relay().into_option(),
+                new_authority,
+                new_reconciler,
+                new_publisher,
+            },
+        }
+    }};
+}
+
+/// The janitor constructors of an entry of 1.1 or later.
+macro_rules! janitor_fns {
+    ($e:expr) => {
+        (
+            $e.new_authority().and_then(|f| f.into_option()),
+            $e.new_reconciler().and_then(|f| f.into_option()),
+            $e.new_publisher().and_then(|f| f.into_option()),
+        )
+    };
+}
+
 impl Versioned {
     /// The plugins, whichever version wrote them.
     pub fn entries(&self) -> Vec<Entry> {
-        let meta = |n: RStr<'_>, k: RStr<'_>, p: RStr<'_>, v: RStr<'_>, d: RStr<'_>, fns| Entry {
-            name: n.to_string(),
-            kind: k.to_string(),
-            phase: p.to_string(),
-            version: v.to_string(),
-            description: d.to_string(),
-            fns,
-        };
         match self {
             Versioned::V1_0(m) => m
                 .plugins()
                 .iter()
-                .map(|e| {
-                    let fns = EntryFns {
-                        validate_config: e.validate_config(),
-                        new_runnable: e.new_runnable().into_option(),
-                        new_handler: e.new_handler().into_option(),
-                        new_relay: e.new_relay().into_option(),
-                        new_authority: None,
-                        new_reconciler: None,
-                        new_publisher: None,
-                    };
-                    meta(
-                        e.name(),
-                        e.kind(),
-                        e.phase(),
-                        e.version(),
-                        e.description(),
-                        fns,
-                    )
-                })
+                .map(|e| entry!(e, (None, None, None)))
+                .collect(),
+            Versioned::V1_1(m) => m
+                .plugins()
+                .iter()
+                .map(|e| entry!(e, janitor_fns!(e)))
                 .collect(),
             Versioned::Current(m) => m
                 .plugins()
                 .iter()
-                .map(|e| {
-                    let fns = EntryFns {
-                        validate_config: e.validate_config(),
-                        new_runnable: e.new_runnable().into_option(),
-                        new_handler: e.new_handler().into_option(),
-                        new_relay: e.new_relay().into_option(),
-                        new_authority: e.new_authority().and_then(|f| f.into_option()),
-                        new_reconciler: e.new_reconciler().and_then(|f| f.into_option()),
-                        new_publisher: e.new_publisher().and_then(|f| f.into_option()),
-                    };
-                    meta(
-                        e.name(),
-                        e.kind(),
-                        e.phase(),
-                        e.version(),
-                        e.description(),
-                        fns,
-                    )
-                })
+                .map(|e| entry!(e, janitor_fns!(e)))
                 .collect(),
         }
     }

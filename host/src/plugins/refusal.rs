@@ -52,6 +52,9 @@ pub enum Reason {
         /// The file's hash, ready to pin.
         found: String,
     },
+    /// Built with `panic = "abort"`, and `core.panic_abort` is `refuse`.
+    #[error("built with panic = \"abort\": a panic in it would end the host; rebuild with panic = \"unwind\" or set core.panic_abort = \"warn\"")]
+    PanicAbort,
     /// The file is not a regular file.
     #[error("not a regular file")]
     NotAFile,
@@ -122,5 +125,32 @@ impl Refused {
 impl fmt::Display for Refused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.library.display(), self.reason)
+    }
+}
+
+/// Something about a library that loaded which its operator should know. Each
+/// prints as one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Warning {
+    /// Built with `panic = "abort"`, and `core.panic_abort` is `warn`.
+    #[error("built with panic = \"abort\": a panic in it would end the host (loaded because core.panic_abort = \"warn\")")]
+    PanicAbort,
+    /// Its symbols show neither panic runtime.
+    #[error("cannot tell from its symbols whether it was built with panic = \"unwind\"; if it was built with panic = \"abort\", a panic in it would end the host")]
+    PanicUnknown,
+}
+
+/// A library that loaded, with a warning about it.
+#[derive(Debug, Clone)]
+pub struct Warned {
+    /// The library file.
+    pub library: PathBuf,
+    /// What to know.
+    pub warning: Warning,
+}
+
+impl fmt::Display for Warned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.library.display(), self.warning)
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::refusal::Refused;
+use super::refusal::{Refused, Warned, Warning};
 use super::{discovery, inspect, loader};
 
 /// A plugin name as a `&'static str`, as messages' histories and metric tags need
@@ -55,13 +55,16 @@ impl std::fmt::Debug for PluginInfo {
     }
 }
 
-/// Everything discovery found: plugins, refused libraries, and name clashes.
+/// Everything discovery found: plugins, refused libraries, warnings about libraries
+/// that loaded, and name clashes.
 #[derive(Debug, Default)]
 pub struct Catalog {
     /// Plugins of the libraries that loaded, in directory order.
     pub plugins: Vec<PluginInfo>,
     /// Libraries (or directories) that were refused.
     pub refused: Vec<Refused>,
+    /// Libraries that loaded, with something to know about them (one line each).
+    pub warnings: Vec<Warned>,
     /// Names exported by more than one library: name -> files.
     pub duplicates: BTreeMap<String, Vec<PathBuf>>,
 }
@@ -69,13 +72,19 @@ pub struct Catalog {
 impl Catalog {
     /// Scans every directory, checks every candidate file before loading it, loads
     /// each one on its own, and collects every failure.
-    pub fn discover(dirs: &[PathBuf], pins: &inspect::Pins) -> Catalog {
+    pub fn discover(dirs: &[PathBuf], checks: &inspect::Checks) -> Catalog {
         let mut catalog = Catalog::default();
         let scan = discovery::scan(dirs);
         catalog.refused.extend(scan.refused);
         for path in scan.libraries {
-            match load_one(&path, pins) {
-                Ok(plugins) => catalog.plugins.extend(plugins),
+            match load_one(&path, checks) {
+                Ok((plugins, warning)) => {
+                    catalog.plugins.extend(plugins);
+                    catalog.warnings.extend(warning.map(|warning| Warned {
+                        library: path.clone(),
+                        warning,
+                    }));
+                }
                 Err(refused) => catalog.refused.push(refused),
             }
         }
@@ -131,12 +140,17 @@ fn join_paths(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-fn load_one(path: &Path, pins: &inspect::Pins) -> Result<Vec<PluginInfo>, Refused> {
-    inspect::inspect(path).map_err(|reason| Refused::new(path.to_path_buf(), reason))?;
-    pins.check(path)
-        .map_err(|reason| Refused::new(path.to_path_buf(), reason))?;
+/// Checks and loads one library: its plugins, and a warning about it if there is one.
+fn load_one(
+    path: &Path,
+    checks: &inspect::Checks,
+) -> Result<(Vec<PluginInfo>, Option<Warning>), Refused> {
+    let refused = |reason| Refused::new(path.to_path_buf(), reason);
+    let runtime = inspect::inspect(path).map_err(refused)?;
+    checks.check_pin(path).map_err(refused)?;
+    let warning = checks.check_panic(runtime).map_err(refused)?;
     let lib = loader::load(path)?;
-    Ok(lib
+    let plugins = lib
         .entries
         .into_iter()
         .map(|e| PluginInfo {
@@ -149,5 +163,6 @@ fn load_one(path: &Path, pins: &inspect::Pins) -> Result<Vec<PluginInfo>, Refuse
             api_version: lib.api_version.to_string(),
             fns: e.fns,
         })
-        .collect())
+        .collect();
+    Ok((plugins, warning))
 }

@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _};
 use gordon_plugin_api::abi::RelayBox;
 use gordon_plugin_api::Phase;
 
-use super::pipeline::{Pipeline, Source};
+use super::pipeline::{Outcome, Pipeline, Source};
 use super::router::HandlerSlot;
 use crate::metrics;
 use crate::plugins::instance::{self, Instance};
@@ -38,6 +38,15 @@ fn build(session: &Session) -> anyhow::Result<Built> {
                 name: intern(&info.name),
                 phase: intern(&info.phase),
                 obj,
+                timeout: Duration::from_secs_f64(
+                    session
+                        .config
+                        .core
+                        .handler_timeouts
+                        .get(&info.name)
+                        .copied()
+                        .unwrap_or(session.config.core.handler_timeout),
+                ),
             }),
             Ok(Instance::Runnable(runnable)) => built.sources.push(Source {
                 name: intern(&info.name),
@@ -54,7 +63,10 @@ fn build(session: &Session) -> anyhow::Result<Built> {
             Ok(_) => {
                 tracing::warn!(plugin = %info.name, kind = %info.kind, "Janitor plugin is active in the service; ignoring it (it runs under `gordon janitor`).")
             }
-            Err(e) => errors.push(info.problem(&e)),
+            Err(e) => {
+                crate::health::report(&info.name, format!("failed to start: {e}"));
+                errors.push(info.problem(&e));
+            }
         }
     }
     for e in &errors {
@@ -75,15 +87,7 @@ pub(crate) fn install_relay(
     session: &Session,
     plugin: Option<(&'static str, RelayBox)>,
 ) -> anyhow::Result<()> {
-    let table = |name: &str| {
-        crate::config::toml_to_json(
-            session
-                .config
-                .table
-                .get(name)
-                .unwrap_or(&toml::Value::Table(toml::Table::new())),
-        )
-    };
+    let table = |name: &str| session.config.table_json(name);
     let relay: Box<dyn metrics::Relay> = match session.config.core.metrics.as_str() {
         "log" => Box::new(metrics::log::LogRelay),
         "ffwd" => {
@@ -105,11 +109,14 @@ pub(crate) fn install_relay(
     Ok(())
 }
 
-/// Runs the service until a signal, or until every source has ended.
+/// Runs the service until a signal, or until every source has ended, and says how
+/// it ended.
 ///
 /// # Errors
-/// A plugin or relay that cannot be started (unless `core.debug`), or a bad route.
-pub fn run(session: Session) -> anyhow::Result<()> {
+/// A plugin or relay that cannot be started (unless `core.debug`), or a route that
+/// leads to a phase no created handler serves (a handler that failed to start
+/// under `core.debug`): its messages would otherwise be acknowledged unpublished.
+pub fn run(session: Session) -> anyhow::Result<Outcome> {
     let core = session.config.core.clone();
     let built = build(&session)?;
     install_relay(&session, built.relay)?;
@@ -124,8 +131,18 @@ pub fn run(session: Session) -> anyhow::Result<()> {
         core.debug,
     )?;
     pipeline.wait_for_stop()?;
-    pipeline.shutdown(Duration::from_secs_f64(core.shutdown_timeout));
+    let outcome = pipeline.shutdown(Duration::from_secs_f64(core.shutdown_timeout));
     metrics::relay().cleanup();
-    tracing::info!("Gordon stopped.");
-    Ok(())
+    if outcome.is_clean() {
+        tracing::info!("Gordon stopped.");
+    } else {
+        for problem in &outcome.problems {
+            tracing::error!("{problem}");
+        }
+        tracing::error!(
+            problems = outcome.problems.len(),
+            "Gordon stopped, but not cleanly."
+        );
+    }
+    Ok(outcome)
 }

@@ -7,14 +7,18 @@
 //!
 //! Shutdown (SIGINT, SIGTERM, or every source ending on its own): intake is closed
 //! (a runnable's further sends fail and hand their messages back to it), messages
-//! already queued finish their route within `core.shutdown_timeout`, then every
-//! plugin's shutdown runs with that deadline; a plugin past it is named in the log.
-//! The exit code is 0.
+//! already queued finish their route, then every plugin's shutdown runs, in
+//! parallel — all of it within one `core.shutdown_timeout`. A second signal exits
+//! at once. The [`pipeline::Outcome`] lists what went wrong (messages abandoned, a
+//! handler past its deadline, a failed `run`, a plugin that did not stop); the
+//! exit code is 0 only when it is empty.
 
 pub mod lifecycle;
 pub mod pipeline;
 pub mod plan;
+pub mod preflight;
 pub mod router;
 pub mod signals;
+mod watchdog;
 
 pub use lifecycle::run;

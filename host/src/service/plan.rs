@@ -2,9 +2,10 @@
 //!
 //! `[core.route]` maps a phase to the next one. Following it from a runnable's start
 //! phase gives a fixed list of stages, computed once at start-up; at run time a
-//! message moves down the list without any lookup. The walk ends at `cleanup`, at a
-//! phase with no next phase, or at a phase no handler serves (an *unroutable* phase:
-//! its messages go to cleanup with a warning, as the original did).
+//! message moves down the list without any lookup. The walk ends at `cleanup` or at a
+//! phase with no next phase. A route to a phase no active handler serves is an error
+//! (the original sent such messages to cleanup, where their source acknowledged
+//! them as if published), and so is a loop.
 
 use std::collections::BTreeMap;
 
@@ -24,14 +25,13 @@ pub struct Stage {
 pub struct Plan {
     /// The handlers, in route order.
     pub stages: Vec<Stage>,
-    /// A phase the route names but no handler serves, if the walk stopped at one.
-    pub unroutable: Option<Phase>,
 }
 
 /// Walks `route` from `start`. `handlers` gives each handler's phase, by index.
 ///
 /// # Errors
-/// A loop in the route (a phase visited twice), naming the phases.
+/// A loop in the route (a phase visited twice), naming the phases, or a phase no
+/// handler serves, naming the route entry that leads there.
 pub fn plan(
     start: &str,
     route: &BTreeMap<String, String>,
@@ -57,18 +57,16 @@ pub fn plan(
                 handler,
             }),
             None => {
-                return Ok(Plan {
-                    stages,
-                    unroutable: Some(Phase::intern(next)),
-                })
+                let served: Vec<&str> = handlers.to_vec();
+                return Err(format!(
+                    "core.route: `{phase} = \"{next}\"` sends messages to phase `{next}`, which no active handler serves (phases served: {}); they would never be published",
+                    if served.is_empty() { "none".to_owned() } else { served.join(", ") }
+                ));
             }
         }
         phase = next;
     }
-    Ok(Plan {
-        stages,
-        unroutable: None,
-    })
+    Ok(Plan { stages })
 }
 
 #[cfg(test)]
@@ -85,17 +83,12 @@ mod tests {
             })
             .collect();
         let got = match plan("consume", &route, handlers) {
-            Ok(p) => {
-                let mut s: Vec<String> = p
-                    .stages
-                    .iter()
-                    .map(|st| format!("{}#{}", st.phase, st.handler))
-                    .collect();
-                if let Some(u) = p.unroutable {
-                    s.push(format!("!{u}"));
-                }
-                s.join(" ")
-            }
+            Ok(p) => p
+                .stages
+                .iter()
+                .map(|st| format!("{}#{}", st.phase, st.handler))
+                .collect::<Vec<_>>()
+                .join(" "),
             Err(e) => e,
         };
         assert_eq!(got, expect);
@@ -122,11 +115,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_phase_is_unroutable() {
+    fn a_phase_no_handler_serves_is_an_error() {
         check(
-            "consume>enrich enrich>audit audit>cleanup",
-            &["enrich"],
-            "enrich#0 !audit",
+            "consume>enrich enrich>publsh publsh>cleanup",
+            &["enrich", "publish"],
+            "core.route: `enrich = \"publsh\"` sends messages to phase `publsh`, which no active handler serves (phases served: enrich, publish); they would never be published",
         );
     }
 

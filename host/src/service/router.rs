@@ -10,9 +10,18 @@
 //! phase `drop`, gets the reason appended to its history, skips the rest of the
 //! route and goes back to its source's cleanup, which rejects it. It never stops the
 //! router, and it never holds up the other messages of its batch.
+//!
+//! **Invariant:** every handler call has a deadline. A worker records, per batch, a
+//! stand-in of each message (its id, action and source token; no allocation) and,
+//! per call, which handler it is in and until when. The watchdog (`watchdog.rs`)
+//! finds a call past its deadline, takes the stand-ins, and replaces the worker: the
+//! new one first hands the stand-ins to the source's cleanup in phase `drop` (so they
+//! are rejected, and redelivered where the source can), then routes on. The stuck
+//! thread is abandoned; should the call ever return, it drops its batch untouched.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RSlice, RSliceMut};
 use gordon_plugin_api::abi::{HandlerBox, RunnableBox};
@@ -33,6 +42,8 @@ pub struct HandlerSlot {
     pub phase: &'static str,
     /// The handler.
     pub obj: HandlerBox,
+    /// How long one call (one batch) may take.
+    pub timeout: Duration,
 }
 
 /// Everything the workers of one source need.
@@ -47,28 +58,146 @@ pub struct SourceRoute {
     pub plan: Plan,
     /// Its queue.
     pub rx: Receiver<EventMessage>,
+    /// Messages taken from the queue and not yet back from cleanup.
+    pub in_flight: AtomicUsize,
 }
 
-/// Runs one worker until the source's stream ends (all senders gone, or the queue
-/// closed) and its queue is empty.
-pub fn work(route: &SourceRoute, handlers: &[HandlerSlot], batch_size: usize) {
-    let mut batch = Vec::with_capacity(batch_size);
-    let mut failed = Vec::new();
-    while route.rx.recv_batch(&mut batch, batch_size, None) != Recv::Ended {
-        route_batch(route, handlers, &mut batch, &mut failed);
-        batch.clear();
+/// What one worker is doing, shared with the watchdog.
+pub struct WorkerState {
+    /// Index of the route (source) the worker serves.
+    pub route: usize,
+    call: Mutex<Call>,
+}
+
+#[derive(Default)]
+struct Call {
+    /// The stage being called and when its deadline passes.
+    busy: Option<(usize, Instant)>,
+    /// Set by the watchdog: the worker has been replaced and must leave its batch.
+    abandoned: bool,
+    /// A stand-in for every message of the batch being routed.
+    stand_ins: Vec<EventMessage>,
+}
+
+/// A call the watchdog found past its deadline.
+pub struct Overdue {
+    /// Index into the route's stages.
+    pub stage: usize,
+    /// Stand-ins for the messages the stuck worker holds.
+    pub stand_ins: Vec<EventMessage>,
+}
+
+impl WorkerState {
+    /// A worker for route `route`, idle.
+    pub fn new(route: usize) -> Self {
+        WorkerState {
+            route,
+            call: Mutex::new(Call::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Call> {
+        self.call.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn begin_batch(&self, batch: &[EventMessage]) {
+        let mut call = self.lock();
+        call.stand_ins.clear();
+        call.stand_ins
+            .extend(batch.iter().map(EventMessage::stand_in));
+    }
+
+    fn begin_call(&self, stage: usize, deadline: Instant) {
+        self.lock().busy = Some((stage, deadline));
+    }
+
+    /// Ends a call; false when the watchdog gave the batch up meanwhile.
+    fn end_call(&self) -> bool {
+        let mut call = self.lock();
+        call.busy = None;
+        !call.abandoned
+    }
+
+    /// Whether the watchdog has replaced this worker.
+    pub fn is_abandoned(&self) -> bool {
+        self.lock().abandoned
+    }
+
+    /// When the current call's deadline passes, if a call is running.
+    pub fn deadline(&self) -> Option<Instant> {
+        let call = self.lock();
+        call.busy
+            .filter(|_| !call.abandoned)
+            .map(|(_, deadline)| deadline)
+    }
+
+    /// Gives the worker up if its call is past its deadline at `now`: from here on
+    /// the worker will not touch its batch, and the stand-ins are the caller's.
+    pub fn take_overdue(&self, now: Instant) -> Option<Overdue> {
+        let mut call = self.lock();
+        match call.busy {
+            Some((stage, deadline)) if !call.abandoned && deadline <= now => {
+                call.abandoned = true;
+                Some(Overdue {
+                    stage,
+                    stand_ins: std::mem::take(&mut call.stand_ins),
+                })
+            }
+            _ => None,
+        }
     }
 }
 
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerEnd {
+    /// The source's stream ended and its queue is empty.
+    Drained,
+    /// A handler call outlived its deadline and the watchdog replaced the worker.
+    Abandoned,
+}
+
+/// Runs one worker until the source's stream ends (all senders gone, or the queue
+/// closed) and its queue is empty, or until the watchdog gives it up.
+pub fn work(
+    route: &SourceRoute,
+    handlers: &[HandlerSlot],
+    batch_size: usize,
+    state: &WorkerState,
+) -> WorkerEnd {
+    // Grows to `batch_size` under load; no up-front allocation of a huge batch.
+    let mut batch = Vec::with_capacity(batch_size.min(1024));
+    let mut failed = Vec::new();
+    while route.rx.recv_batch(&mut batch, batch_size, None) != Recv::Ended {
+        let n = batch.len();
+        route.in_flight.fetch_add(n, Ordering::Relaxed);
+        if !route_batch(route, handlers, &mut batch, &mut failed, state) {
+            tracing::warn!(
+                source = route.name,
+                messages = n,
+                "A handler returned after its deadline; its batch had already been rejected, dropping it."
+            );
+            return WorkerEnd::Abandoned;
+        }
+        route.in_flight.fetch_sub(n, Ordering::Relaxed);
+        batch.clear();
+    }
+    WorkerEnd::Drained
+}
+
 /// Routes one batch through every stage, then hands it to the source's cleanup.
+/// Returns false, having done nothing more with the batch, when a handler call
+/// returned after the watchdog had given the batch up.
 pub fn route_batch(
     route: &SourceRoute,
     handlers: &[HandlerSlot],
     batch: &mut Vec<EventMessage>,
     failed: &mut Vec<EventMessage>,
-) {
+    state: &WorkerState,
+) -> bool {
     events::messages_entered(route.start, batch.len());
-    for stage in &route.plan.stages {
+    state.begin_batch(batch);
+    for (index, stage) in route.plan.stages.iter().enumerate() {
         if batch.is_empty() {
             break;
         }
@@ -78,7 +207,11 @@ pub fn route_batch(
             msg.update_phase_at(stage.phase, ROUTER, now);
         }
         let started = Instant::now();
+        state.begin_call(index, started + handler.timeout);
         let failures = handler.obj.handle_batch(RSliceMut::from_mut_slice(batch));
+        if !state.end_call() {
+            return false;
+        }
         events::stage_done(stage.phase, handler.name, batch.len(), started.elapsed());
         if !failures.is_empty() {
             let mut reasons: Vec<Option<FfiError>> = vec![None; batch.len()];
@@ -91,28 +224,18 @@ pub fn route_batch(
             events::messages_dropped(stage.phase, handler.name, dropped);
         }
     }
-    if let Some(phase) = route.plan.unroutable {
-        if !batch.is_empty() {
-            tracing::warn!(
-                source = route.name,
-                %phase,
-                count = batch.len(),
-                "No handler serves this phase; sending messages to cleanup."
-            );
-            events::messages_unroutable(phase, batch.len());
-            for msg in batch.iter_mut() {
-                msg.append_to_history(
-                    format!("No handler for phase {phase}; sent to cleanup"),
-                    ROUTER,
-                );
-            }
-        }
-    }
     let now = now_ns();
     for msg in batch.iter_mut() {
         msg.update_phase_at(Phase::CLEANUP, ROUTER, now);
     }
     batch.append(failed);
+    cleanup(route, batch);
+    true
+}
+
+/// Hands messages back to their source (which acknowledges those in `cleanup` and
+/// rejects those in `drop`).
+pub fn cleanup(route: &SourceRoute, batch: &[EventMessage]) {
     let started = Instant::now();
     if let Err(error) = route
         .runnable
@@ -122,6 +245,14 @@ pub fn route_batch(
         tracing::error!(source = route.name, error = %error.message, "Cleanup failed.");
     }
     events::stage_done(Phase::CLEANUP, route.name, batch.len(), started.elapsed());
+}
+
+/// Marks stand-ins of messages a stuck handler holds as dropped, with the reason.
+pub fn mark_dropped(stand_ins: &mut [EventMessage], reason: &str) {
+    for msg in stand_ins {
+        msg.update_phase(Phase::DROP, ROUTER);
+        msg.append_to_history(reason, ROUTER);
+    }
 }
 
 /// Moves the failed messages of `batch` to `failed`, marking each `drop` with its

@@ -31,3 +31,22 @@ where
         }
     })
 }
+
+/// After a first signal: watches for a second SIGINT or SIGTERM on a thread of its
+/// own and then exits the process at once with code 3, logging what `abandoned`
+/// says is left (queued messages, plugins still stopping).
+pub fn exit_on_next_signal(abandoned: impl FnOnce() -> String + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name("gordon-second-signal".into())
+        .spawn(move || {
+            if let Ok(Some(signal)) = wait_for_signal_or(std::future::pending::<()>) {
+                let what = abandoned();
+                tracing::error!("Second {signal}: exiting at once; abandoning {what}.");
+                eprintln!("gordon: second {signal}: exited at once, abandoning {what}");
+                std::process::exit(3);
+            }
+        });
+    if spawned.is_err() {
+        tracing::warn!("Cannot watch for a second signal; the shutdown runs to its deadline.");
+    }
+}

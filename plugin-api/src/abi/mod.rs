@@ -15,18 +15,22 @@
 //! abi_stable's layout check lets a reader know *fewer* fields of a prefix type than
 //! its writer has, not more. That suits the types the host writes and the library
 //! reads ([`HostServices`]), but a host must also read root modules written by
-//! libraries built against every earlier minor version. So each released minor
-//! version's library-written types ([`Library`], [`PluginEntry`]) are kept, frozen,
-//! in a module of their own ([`v1_0`]), and the host checks a library against the
-//! types of the minor version the library says it was built with.
+//! libraries built against every earlier minor version, and abi_stable also refuses
+//! a library whose copy of a host-written prefix type ([`HostServices`]) has fewer
+//! fields than the host's. So each released minor version's root-module types
+//! ([`Library`], [`PluginEntry`], [`HostServices`]) are kept, frozen, in a module of
+//! their own ([`v1_0`], [`v1_1`]); the host checks a library against the types of
+//! the minor version the library says it was built with, and hands it that
+//! version's host-services table.
 
 #![allow(non_local_definitions)] // `#[sabi_trait]` expands to impls inside a const block.
 
 use abi_stable::sabi_trait;
-use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RSliceMut, RStr, RVec};
+use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec};
 use abi_stable::StableAbi;
 
 pub mod v1_0;
+pub mod v1_1;
 
 use crate::channel::{FfiReceiver, Sender};
 use crate::error::FfiError;
@@ -117,6 +121,10 @@ pub struct HostServices {
     /// Emits a metric through the host's configured relay.
     #[sabi(last_prefix_field)]
     pub metric: extern "C" fn(event: &MetricEvent<'_>),
+    /// The host's health as JSON text, `{"healthy": bool, "problems": [".."]}`: a
+    /// plugin that failed, or a handler that did not return within its deadline,
+    /// makes the host unhealthy (since 1.2; read it with [`crate::host_health`]).
+    pub health: extern "C" fn() -> RString,
 }
 
 /// A log record forwarded from a plugin's `tracing` events.

@@ -1,13 +1,16 @@
 //! The library-written root-module types exactly as released in plugin-api 1.0.
 //!
 //! Never edit these: a library built against 1.0 is checked against them, field by
-//! field. Everything they point to (the plugin objects, [`HostServicesRef`], the
-//! messages) is shared with the current version, unchanged.
+//! field. The host-services table they take is the one 1.1 froze
+//! ([`super::v1_1::HostServicesRef`]: 1.0 and 1.1 had the same); everything else
+//! they point to (the plugin objects, the messages) is shared with the current
+//! version, unchanged.
 
 use abi_stable::std_types::{ROption, RResult, RSlice, RStr};
 use abi_stable::StableAbi;
 
-use super::{HandlerBox, HostServicesRef, RelayBox, RunnableBox};
+use super::v1_1::HostServicesRef;
+use super::{HandlerBox, RelayBox, RunnableBox};
 use crate::error::FfiError;
 
 /// The root module of a 1.0 library.

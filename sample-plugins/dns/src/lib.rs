@@ -8,7 +8,12 @@
 //!   TXT; SOA is refused), duplicates are removed, a CNAME has exactly one rrdata.
 //!   Names that BIND checks as host names (owners of A, AAAA and MX records; NS, MX
 //!   and SRV targets; PTR targets in reverse zones) must be host names, so that
-//!   `named` accepts the zone.
+//!   `named` accepts the zone. The checks every event source runs
+//!   (`gordon_plugin_api::event_json`: no whitespace in names, no IP address where a
+//!   host name belongs, no NS at a wildcard, at most 100 records and 65 512 bytes of
+//!   TXT data in a set) are run again, for messages from sources that do not. TXT
+//!   data is read once (`event_json::txt_text`) and written back in the form that
+//!   reads as the same text: the text itself, quoted only if it starts with `"`.
 //! - **`dns.zonefile`** (phase `publish`) keeps an RFC 1035 master file for `zone`
 //!   at `path`. Each batch of events is applied in order (an addition replaces the
 //!   record set of its name and type, a deletion removes it), then the SOA serial is
@@ -16,9 +21,13 @@
 //!   rename, fsync of the directory). If the write fails, the batch is rolled back
 //!   and every message in it fails. It re-validates every record it writes, refuses
 //!   SOA and apex NS records (they come from its configuration) and a CNAME next to
-//!   other data. The file is read back at start-up, so records and serial survive a
-//!   restart; it is written at start-up when it is missing or does not match the
-//!   configuration (a new SOA, NS or glue), with a new serial. The serial is
+//!   other data, at the apex or at a name server: a message that would make the zone
+//!   unloadable fails alone, and the rest of its batch is published. The file is read
+//!   back at start-up, so records and serial survive a restart; a file that breaks
+//!   any of these rules (BIND would not load it) stops the plugin with an error
+//!   naming the file and the record, and is left as it is. It is written at start-up
+//!   when it is missing or does not match the configuration (a new SOA, NS or glue),
+//!   with a new serial. The serial is
 //!   `max(old + 1, YYYYMMDD00 of today, UTC)`: date-based and never decreasing.
 //!   Batches from several threads are serialised by a lock; two processes must not
 //!   share one `path`.
@@ -26,9 +35,9 @@
 //! The file holds `$ORIGIN`, `$TTL`, the SOA, the apex NS records and glue, then the
 //! records in DNS canonical order (owner labels compared right to left, then type
 //! code), one line per rrdata: `<owner relative or @> <ttl> IN <TYPE> <rdata>`. TXT
-//! data is quoted here: `"` and `\` are backslash-escaped, bytes outside printable
-//! ASCII become `\DDD`, and data longer than 255 bytes is split into several quoted
-//! strings on the line.
+//! text is quoted (`event_json::quote_txt`): `"` and `\` are backslash-escaped, bytes
+//! outside printable ASCII become `\DDD`, and text longer than 255 bytes is split into
+//! several quoted strings on the line.
 //!
 //! # Configuration
 //!

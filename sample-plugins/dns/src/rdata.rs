@@ -4,15 +4,25 @@
 //! publisher to re-check what it is about to write (a message may reach it without
 //! passing the enricher, and nothing unchecked may end up in the file).
 //!
-//! Names are kept absolute and lowercase. On top of the general rule (labels of 1 to
-//! 63 letters, digits, `-` and `_`, at most 253 characters), names that BIND checks
-//! as host names (`check-names`, which `named` enforces for primary zones) must be
-//! host names: letters, digits and inner hyphens. That applies to the owners of A,
-//! AAAA and MX records, to NS, MX and SRV targets, and to PTR targets in reverse
-//! zones.
+//! First, every name and rrdata passes the checks every event source runs
+//! (`gordon_plugin_api::event_json`: no whitespace in names, no IP address where a
+//! host name belongs, no NS at a wildcard, at most 100 records and 65 512 bytes of
+//! TXT data in a set), so that a message from a source that does not run them is held
+//! to the same rules. Then names are made absolute and lowercase and checked against
+//! the zone: on top of the general rule (labels of 1 to 63 letters, digits, `-` and
+//! `_`, at most 253 characters), names that BIND checks as host names
+//! (`check-names`, which `named` enforces for primary zones) must be host names:
+//! letters, digits and inner hyphens. That applies to the owners of A, AAAA and MX
+//! records, to NS, MX and SRV targets, and to PTR targets in reverse zones.
+//!
+//! TXT data is read with `event_json::txt_text` and kept in the form
+//! `event_json::txt_rrdata` writes: the text itself unless it starts with `"`. Read
+//! again, that form gives the same text, so a message that passes the enricher and
+//! then the zone-file publisher is decoded once, not twice.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use gordon_plugin_api::event_json;
 use gordon_plugin_api::{PluginError, RecordType, ResourceRecord};
 
 /// The smallest TTL an event may carry.
@@ -20,7 +30,7 @@ pub const MIN_TTL: u32 = 60;
 /// The largest TTL an event may carry.
 pub const MAX_TTL: u32 = 86_400;
 /// The longest TXT data accepted, in bytes (255 character-strings of 255 bytes).
-pub const MAX_TXT_BYTES: usize = 255 * 255;
+pub const MAX_TXT_BYTES: usize = event_json::MAX_TXT_BYTES;
 
 /// The record types the plugins handle (SOA is recognised but refused).
 pub(crate) const SUPPORTED: [RecordType; 8] = [
@@ -44,9 +54,10 @@ pub(crate) enum Rule {
 }
 
 /// Makes `raw` absolute and lowercase: `@` is the apex, a name without a trailing dot
-/// is relative to `zone`. Does not check it.
+/// is relative to `zone`. Does not check it (whitespace is kept, for the checks to
+/// refuse).
 pub(crate) fn qualify(raw: &str, zone: &str) -> String {
-    let lower = raw.trim().to_ascii_lowercase();
+    let lower = raw.to_ascii_lowercase();
     if lower == "@" {
         zone.to_owned()
     } else if lower.ends_with('.') {
@@ -157,10 +168,11 @@ pub(crate) fn owner(raw: &str, rtype: RecordType, zone: &str) -> Result<String, 
     if raw.trim().is_empty() {
         return Err(PluginError::new(format!("empty name for a {rtype} record")));
     }
+    let invalid =
+        |why: String| PluginError::new(format!("invalid name {raw:?} for a {rtype} record: {why}"));
+    event_json::check_owner(raw, rtype).map_err(invalid)?;
     let name = qualify(raw, zone);
-    check_name(&name, owner_rule(rtype), true).map_err(|why| {
-        PluginError::new(format!("invalid name {raw:?} for a {rtype} record: {why}"))
-    })?;
+    check_name(&name, owner_rule(rtype), true).map_err(invalid)?;
     if !in_zone(&name, zone) {
         return Err(PluginError::new(format!(
             "name {name} is outside zone {zone}"
@@ -216,7 +228,11 @@ pub(crate) fn canonical(
     owner: &str,
     zone: &str,
 ) -> Result<String, String> {
-    let text = raw.trim();
+    event_json::check_rrdata(rtype, raw)?;
+    let text = match rtype {
+        RecordType::A | RecordType::AAAA => raw.trim(),
+        _ => raw,
+    };
     let fields: Vec<&str> = text.split_ascii_whitespace().collect();
     match rtype {
         RecordType::A => text
@@ -257,18 +273,9 @@ pub(crate) fn canonical(
             )),
             _ => Err("expected \"<priority> <weight> <port> <target>\"".to_owned()),
         },
+        // `check_rrdata` has read the text and checked its length.
         RecordType::TXT => {
-            let unquoted = raw
-                .strip_prefix('"')
-                .and_then(|s| s.strip_suffix('"'))
-                .unwrap_or(raw);
-            if unquoted.len() > MAX_TXT_BYTES {
-                return Err(format!(
-                    "longer than {MAX_TXT_BYTES} bytes ({})",
-                    unquoted.len()
-                ));
-            }
-            Ok(unquoted.to_owned())
+            event_json::txt_text(raw).map(|text| event_json::txt_rrdata(&text).into_owned())
         }
         other => Err(format!("unsupported record type {other}")),
     }
@@ -314,6 +321,8 @@ pub(crate) fn normalise(
             rrdatas.push(data);
         }
     }
+    event_json::check_rrset_size(rtype, &rrdatas)
+        .map_err(|why| PluginError::new(format!("{name} {rtype}: {why}")))?;
     if rtype == RecordType::CNAME && rrdatas.len() != 1 {
         return Err(PluginError::new(format!(
             "CNAME {name} must have exactly one rrdata, got {}",
@@ -360,12 +369,69 @@ mod tests {
     }
 
     #[test]
-    fn txt_loses_one_pair_of_quotes_only() {
-        let c = |s| canonical(RecordType::TXT, s, "t.example.com.", Z).unwrap();
-        assert_eq!(c("\"hello\""), "hello");
-        assert_eq!(c("\"\"x\"\""), "\"x\"");
-        assert_eq!(c(" spaced "), " spaced ");
-        assert_eq!(c("\""), "\"");
-        assert!(canonical(RecordType::TXT, &"x".repeat(MAX_TXT_BYTES + 1), "t.", Z).is_err());
+    fn txt_is_read_once_into_a_form_that_reads_the_same_again() {
+        let c = |s| canonical(RecordType::TXT, s, "t.example.com.", Z);
+        assert_eq!(c("\"hello\"").unwrap(), "hello");
+        assert_eq!(c(" spaced ").unwrap(), " spaced ");
+        assert_eq!(c(r#""a" "b""#).unwrap(), "ab");
+        // Text that starts with a quote stays quoted, so a second pass changes nothing.
+        let once = c(r#""\"x\"""#).unwrap();
+        assert_eq!(once, r#""\"x\"""#);
+        assert_eq!(c(&once).unwrap(), once);
+        // Ambiguous: not one or more quoted strings.
+        assert!(c("\"\"x\"\"").unwrap_err().contains("quoted strings"));
+        assert!(c("\"").unwrap_err().contains("not closed"));
+        assert!(c(&"x".repeat(MAX_TXT_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn names_are_not_trimmed_and_targets_are_not_addresses() {
+        for raw in [" www", "www\n", "w w"] {
+            let e = owner(raw, RecordType::A, Z).unwrap_err().to_string();
+            assert!(e.contains("whitespace"), "{raw:?}: {e}");
+            let e = canonical(RecordType::CNAME, raw, "c.example.com.", Z).unwrap_err();
+            assert!(
+                e.contains("whitespace") || e.contains("control character"),
+                "{raw:?}: {e}"
+            );
+        }
+        for (rtype, data) in [
+            (RecordType::NS, "192.0.2.1"),
+            (RecordType::CNAME, "192.0.2.1"),
+            (RecordType::MX, "10 192.0.2.1"),
+            (RecordType::SRV, "0 0 1 2001:db8::1"),
+        ] {
+            let e = canonical(rtype, data, "x.example.com.", Z).unwrap_err();
+            assert!(e.contains("is an IP address"), "{rtype}: {e}");
+        }
+        let e = owner("*.sub", RecordType::NS, Z).unwrap_err().to_string();
+        assert!(e.contains("wildcard"), "{e}");
+        assert_eq!(
+            owner("*.sub", RecordType::A, Z).unwrap(),
+            "*.sub.example.com."
+        );
+    }
+
+    #[test]
+    fn record_sets_are_limited_in_count_and_size() {
+        let mut rr = ResourceRecord::new("www", RecordType::A, ["10.0.0.1"]);
+        let addrs: Vec<String> = (0..101).map(|i| format!("10.0.1.{i}")).collect();
+        rr.set_rrdatas(&addrs[..100]);
+        assert_eq!(normalise(&rr, Z, 300).unwrap().rrdatas.len(), 100);
+        rr.set_rrdatas(&addrs);
+        let e = normalise(&rr, Z, 300).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "www.example.com. A: 101 records in one record set; at most 100 are allowed"
+        );
+        // Duplicates are removed before counting.
+        let mut dup = addrs[..100].to_vec();
+        dup.push("10.0.1.0".to_owned());
+        rr.set_rrdatas(&dup);
+        assert!(normalise(&rr, Z, 300).is_ok());
+        let half = "x".repeat(40_000);
+        let txt = ResourceRecord::new("t", RecordType::TXT, [half.clone(), format!("{half}y")]);
+        let e = normalise(&txt, Z, 300).unwrap_err().to_string();
+        assert!(e.contains("bytes of record data"), "{e}");
     }
 }

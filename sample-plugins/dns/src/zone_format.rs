@@ -7,12 +7,15 @@
 //! read back; the managed section is rebuilt from the configuration.
 //!
 //! Owners are written relative to `$ORIGIN` (`@` for the apex), record data with
-//! absolute names, TXT data quoted and escaped here, one line per rrdata.
+//! absolute names, TXT data quoted and escaped (`event_json::quote_txt`), one line
+//! per rrdata. TXT data is read back with `event_json::txt_text`, the decoder every
+//! event source uses.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use gordon_plugin_api::RecordType;
+pub(crate) use gordon_plugin_api::event_json::quote_txt;
+use gordon_plugin_api::{event_json, RecordType};
 
 use crate::rdata;
 
@@ -89,35 +92,6 @@ pub(crate) fn relative<'a>(name: &'a str, origin: &str) -> &'a str {
     }
 }
 
-/// TXT data as one or more quoted character-strings on one line: `"` and `\` are
-/// escaped with a backslash, bytes outside printable ASCII become `\DDD`, and data
-/// longer than 255 bytes is split into strings of at most 255 bytes.
-pub(crate) fn quote_txt(text: &str) -> String {
-    let bytes = text.as_bytes();
-    if bytes.is_empty() {
-        return "\"\"".to_owned();
-    }
-    let mut out = String::with_capacity(bytes.len() + 2);
-    for (i, chunk) in bytes.chunks(255).enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push('"');
-        for &b in chunk {
-            match b {
-                b'"' => out.push_str("\\\""),
-                b'\\' => out.push_str("\\\\"),
-                0x20..=0x7e => out.push(char::from(b)),
-                _ => {
-                    let _ = write!(out, "\\{b:03}");
-                }
-            }
-        }
-        out.push('"');
-    }
-    out
-}
-
 fn push_line(out: &mut String, owner: &str, ttl: u32, rtype: RecordType, data: &str) {
     let _ = writeln!(out, "{owner} {ttl} IN {rtype} {data}");
 }
@@ -189,70 +163,18 @@ pub(crate) struct Parsed {
     pub records: Vec<ParsedRecord>,
 }
 
-#[derive(Debug, PartialEq)]
-enum Token {
-    Word(String),
-    Quoted(Vec<u8>),
-}
-
-/// Splits a line into words and decoded quoted strings, up to a `;` comment.
-fn tokenize(line: &str) -> Result<Vec<Token>, String> {
-    let bytes = line.as_bytes();
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b' ' | b'\t' | b'\r' => i += 1,
-            b';' => break,
-            b'"' => {
-                let mut data = Vec::new();
-                i += 1;
-                loop {
-                    match bytes.get(i) {
-                        None => return Err("unterminated quoted string".to_owned()),
-                        Some(b'"') => break,
-                        Some(b'\\') => {
-                            let digits = bytes
-                                .get(i + 1..i + 4)
-                                .filter(|d| d.iter().all(u8::is_ascii_digit));
-                            if let Some(d) = digits {
-                                let v = d.iter().fold(0u32, |v, c| v * 10 + u32::from(c - b'0'));
-                                let b = u8::try_from(v).map_err(|_| format!("bad escape \\{v}"))?;
-                                data.push(b);
-                                i += 4;
-                            } else {
-                                let b = bytes.get(i + 1).ok_or("backslash at end of line")?;
-                                data.push(*b);
-                                i += 2;
-                            }
-                        }
-                        Some(b) => {
-                            data.push(*b);
-                            i += 1;
-                        }
-                    }
-                }
-                i += 1;
-                tokens.push(Token::Quoted(data));
-            }
-            _ => {
-                let start = i;
-                while i < bytes.len() && !b" \t\r;\"".contains(&bytes[i]) {
-                    i += 1;
-                }
-                tokens.push(Token::Word(line[start..i].to_owned()));
-            }
-        }
+/// Takes the next word off `rest`: `None` at the end of the line or at a `;`
+/// comment.
+fn next_word<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let s = rest.trim_start_matches([' ', '\t', '\r']);
+    if s.is_empty() || s.starts_with(';') {
+        *rest = "";
+        return None;
     }
-    Ok(tokens)
-}
-
-fn word(token: Option<&Token>, what: &str) -> Result<String, String> {
-    match token {
-        Some(Token::Word(w)) => Ok(w.clone()),
-        Some(Token::Quoted(_)) => Err(format!("{what} must not be quoted")),
-        None => Err(format!("missing {what}")),
-    }
+    let end = s.find([' ', '\t', '\r', ';']).unwrap_or(s.len());
+    let (word, tail) = s.split_at(end);
+    *rest = tail;
+    Some(word)
 }
 
 /// Parses a file in the format [`render`] writes. The SOA gives the serial; apex NS
@@ -270,13 +192,14 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
             RECORDS_MARK => managed = false,
             _ => {}
         }
-        let tokens = tokenize(line).map_err(at)?;
-        let Some(first) = tokens.first() else {
+        let mut rest = line;
+        let Some(first) = next_word(&mut rest) else {
             continue;
         };
-        let first = word(Some(first), "owner").map_err(at)?;
+        let mut word =
+            |what: &str| next_word(&mut rest).ok_or_else(|| at(format!("missing {what}")));
         if first.starts_with('$') {
-            let arg = word(tokens.get(1), "directive argument").map_err(at)?;
+            let arg = word("directive argument")?;
             match first.to_ascii_uppercase().as_str() {
                 "$ORIGIN" if arg.ends_with('.') => parsed.origin = Some(arg.to_ascii_lowercase()),
                 "$ORIGIN" => return Err(at(format!("$ORIGIN {arg} is not absolute"))),
@@ -292,38 +215,38 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
             .origin
             .clone()
             .ok_or_else(|| at("record before $ORIGIN".to_owned()))?;
-        let mut rest = tokens.iter();
-        let owner = if line.starts_with([' ', '\t']) {
-            last_owner
+        let (owner, ttl) = if line.starts_with([' ', '\t']) {
+            let owner = last_owner
                 .clone()
-                .ok_or_else(|| at("no previous owner".to_owned()))?
+                .ok_or_else(|| at("no previous owner".to_owned()))?;
+            (owner, first)
         } else {
-            rdata::qualify(&word(rest.next(), "owner").map_err(at)?, &origin)
+            (rdata::qualify(first, &origin), word("ttl")?)
         };
         last_owner = Some(owner.clone());
-        let ttl = word(rest.next(), "ttl").map_err(at)?;
         let ttl = ttl
             .parse::<u32>()
             .map_err(|_| at(format!("bad ttl {ttl}")))?;
-        let class = word(rest.next(), "class").map_err(at)?;
+        let class = word("class")?;
         if !class.eq_ignore_ascii_case("IN") {
             return Err(at(format!("class {class} is not IN")));
         }
-        let tname = word(rest.next(), "type").map_err(at)?;
+        let tname = word("type")?;
         let rtype =
-            RecordType::from_name(&tname).ok_or_else(|| at(format!("unsupported type {tname}")))?;
+            RecordType::from_name(tname).ok_or_else(|| at(format!("unsupported type {tname}")))?;
         let data = if rtype == RecordType::TXT {
-            let mut bytes = Vec::new();
-            for t in rest {
-                match t {
-                    Token::Quoted(b) => bytes.extend_from_slice(b),
-                    Token::Word(w) => return Err(at(format!("TXT data {w} is not quoted"))),
-                }
+            // The rest of the line is the quoted strings, read by the one TXT decoder.
+            let quoted = rest.trim_matches([' ', '\t', '\r']);
+            if !quoted.starts_with('"') {
+                return Err(at(format!("TXT data {quoted} is not quoted")));
             }
-            String::from_utf8(bytes).map_err(|_| at("TXT data is not UTF-8".to_owned()))?
+            event_json::txt_text(quoted).map_err(at)?.into_owned()
         } else {
-            let words: Result<Vec<String>, String> = rest.map(|t| word(Some(t), "data")).collect();
-            words.map_err(at)?.join(" ")
+            let mut words = Vec::new();
+            while let Some(w) = next_word(&mut rest) {
+                words.push(w);
+            }
+            words.join(" ")
         };
         if rtype == RecordType::SOA {
             if owner != origin || parsed.serial.is_some() {
@@ -370,13 +293,25 @@ mod tests {
     }
 
     #[test]
-    fn tokens_decode_escapes_and_stop_at_comments() {
-        let t = tokenize(r#"t 60 IN TXT "a\"b\\c\195\169;" "x" ; note"#).unwrap();
-        assert_eq!(t.len(), 6);
-        assert_eq!(t[4], Token::Quoted("a\"b\\cé;".as_bytes().to_vec()));
-        assert_eq!(t[5], Token::Quoted(b"x".to_vec()));
-        assert!(tokenize(r#"t "open"#).is_err());
-        assert!(tokenize(r#"t "\256""#).is_err());
+    fn lines_decode_txt_escapes_and_stop_at_comments() {
+        let records = |body: &str| parse(&format!("$ORIGIN example.com.\n{body}\n"));
+        let r = records(r#"t 60 IN TXT "a\"b\\c\195\169;" "x""#).unwrap();
+        assert_eq!(r.records[0].data, "a\"b\\cé;x");
+        let r = records("a 60 IN MX 10 mail;comment\n  60 IN A 10.0.0.1 ; note").unwrap();
+        assert_eq!(r.records[0].data, "10 mail");
+        assert_eq!(r.records[1].name, "a.example.com.");
+        assert_eq!(r.records[1].data, "10.0.0.1");
+        for bad in [
+            r#"t 60 IN TXT "open"#,
+            r#"t 60 IN TXT "\256""#,
+            "t 60 IN TXT x",
+        ] {
+            assert!(records(bad).unwrap_err().starts_with("line 2: "), "{bad}");
+        }
+        let mut w = "  www 300 ; c";
+        assert_eq!(next_word(&mut w), Some("www"));
+        assert_eq!(next_word(&mut w), Some("300"));
+        assert_eq!(next_word(&mut w), None);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! `dns.zonefile`: keeps an RFC 1035 master file, rewritten atomically per batch.
 
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use gordon_plugin_api::tracing;
+use gordon_plugin_api::{event_json, tracing};
 use gordon_plugin_api::{
     format_rfc3339, Action, EventMessage, Failures, MessageHandler, Plugin, PluginContext,
     PluginError, RecordType,
@@ -143,6 +144,9 @@ fn load(s: &Settings) -> Result<(State, Option<String>), PluginError> {
         let ttl =
             rdata::ttl(r.ttl, s.default_ttl, &name, r.rtype).map_err(|e| at(e.to_string()))?;
         let data = if r.rtype == RecordType::TXT {
+            // The file holds the text; check the rrdata that stands for it.
+            let rrdata = event_json::txt_rrdata(&r.data);
+            rdata::canonical(r.rtype, &rrdata, &name, &s.zone).map_err(at)?;
             r.data
         } else {
             rdata::canonical(r.rtype, &r.data, &name, &s.zone).map_err(at)?
@@ -158,7 +162,97 @@ fn load(s: &Settings) -> Result<(State, Option<String>), PluginError> {
             set.rrdatas.push(data);
         }
     }
+    check_loaded(s, &records).map_err(fail)?;
     Ok((State { serial, records }, Some(text)))
+}
+
+/// Checks what a file read back holds as a whole, as each event was checked when it
+/// was published: a file that BIND would not load (edited by hand, or written by an
+/// older version) stops the plugin with the reason, rather than being served on.
+fn check_loaded(s: &Settings, records: &Records) -> Result<(), String> {
+    for ((_, rtype), set) in records {
+        let rrdatas: Vec<_> = set
+            .rrdatas
+            .iter()
+            .map(|d| zone_data_as_rrdata(*rtype, d))
+            .collect();
+        let at = |why: String| format!("{} {rtype}: {why}", set.name);
+        event_json::check_rrset_size(*rtype, &rrdatas).map_err(at)?;
+        if *rtype == RecordType::CNAME {
+            if set.rrdatas.len() != 1 {
+                return Err(at(format!(
+                    "{} CNAME records; a name has at most one",
+                    set.rrdatas.len()
+                )));
+            }
+            check_cname(s, records, &set.name, *rtype).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// A record's data as the zone holds it (TXT: the text) from its rrdata in the event
+/// format (TXT: read with the one decoder, `event_json::txt_text`).
+fn zone_data(rtype: RecordType, rrdatas: Vec<String>) -> Result<Vec<String>, PluginError> {
+    if rtype != RecordType::TXT {
+        return Ok(rrdatas);
+    }
+    rrdatas
+        .iter()
+        .map(|d| event_json::txt_text(d).map(Cow::into_owned))
+        .collect::<Result<_, _>>()
+        .map_err(PluginError::new)
+}
+
+/// The inverse of [`zone_data`] for one record.
+fn zone_data_as_rrdata(rtype: RecordType, data: &str) -> Cow<'_, str> {
+    if rtype == RecordType::TXT {
+        event_json::txt_rrdata(data)
+    } else {
+        Cow::Borrowed(data)
+    }
+}
+
+/// Refuses a CNAME next to other data, and other data next to a CNAME: BIND refuses
+/// to load such a zone ("CNAME and other data").
+fn check_cname(
+    s: &Settings,
+    records: &Records,
+    name: &str,
+    rtype: RecordType,
+) -> Result<(), PluginError> {
+    let (labels, _) = zone_format::key(name, rtype);
+    let range = (labels.clone(), RecordType(0))..=(labels, RecordType(u16::MAX));
+    let present: Vec<RecordType> = records.range(range).map(|((_, t), _)| *t).collect();
+    if rtype == RecordType::CNAME {
+        if name == s.zone {
+            return Err(PluginError::new(format!(
+                "cannot add a CNAME at the zone apex {name}: it has SOA and NS records"
+            )));
+        }
+        if s.ns.iter().any(|n| n == name) {
+            return Err(PluginError::new(format!(
+                "cannot add a CNAME at {name}: it is a name server of zone {}",
+                s.zone
+            )));
+        }
+        let others: Vec<String> = present
+            .iter()
+            .filter(|t| **t != RecordType::CNAME)
+            .map(|t| t.name().into_owned())
+            .collect();
+        if !others.is_empty() {
+            return Err(PluginError::new(format!(
+                "cannot add a CNAME at {name}: the name has {} records",
+                others.join(", ")
+            )));
+        }
+    } else if present.contains(&RecordType::CNAME) {
+        return Err(PluginError::new(format!(
+            "cannot add {rtype} records at {name}: the name has a CNAME record"
+        )));
+    }
+    Ok(())
 }
 
 /// Writes `data` to `path` atomically: `<path>.tmp` in the same directory, fsync,
@@ -253,47 +347,6 @@ impl ZoneFile {
         metrics.set("zonefile.serial", f64::from(state.serial), &tags);
     }
 
-    /// Refuses a CNAME next to other data, and other data next to a CNAME.
-    fn check_cname(
-        &self,
-        records: &Records,
-        name: &str,
-        rtype: RecordType,
-    ) -> Result<(), PluginError> {
-        let (labels, _) = zone_format::key(name, rtype);
-        let range = (labels.clone(), RecordType(0))..=(labels, RecordType(u16::MAX));
-        let present: Vec<RecordType> = records.range(range).map(|((_, t), _)| *t).collect();
-        if rtype == RecordType::CNAME {
-            if name == self.zone() {
-                return Err(PluginError::new(format!(
-                    "cannot add a CNAME at the zone apex {name}: it has SOA and NS records"
-                )));
-            }
-            if self.settings.ns.iter().any(|n| n == name) {
-                return Err(PluginError::new(format!(
-                    "cannot add a CNAME at {name}: it is a name server of zone {}",
-                    self.zone()
-                )));
-            }
-            let others: Vec<String> = present
-                .iter()
-                .filter(|t| **t != RecordType::CNAME)
-                .map(|t| t.name().into_owned())
-                .collect();
-            if !others.is_empty() {
-                return Err(PluginError::new(format!(
-                    "cannot add a CNAME at {name}: the name has {} records",
-                    others.join(", ")
-                )));
-            }
-        } else if present.contains(&RecordType::CNAME) {
-            return Err(PluginError::new(format!(
-                "cannot add {rtype} records at {name}: the name has a CNAME record"
-            )));
-        }
-        Ok(())
-    }
-
     /// Applies one message; returns how to undo it, or `None` if nothing changed.
     fn apply(
         &self,
@@ -308,7 +361,7 @@ impl ZoneFile {
                 let set = RRset {
                     name: n.name.clone(),
                     ttl: n.ttl,
-                    rrdatas: n.rrdatas,
+                    rrdatas: zone_data(n.rtype, n.rrdatas)?,
                 };
                 (n.name, n.rtype, Some(set))
             }
@@ -326,7 +379,7 @@ impl ZoneFile {
         let key = zone_format::key(&name, rtype);
         let old = match new {
             Some(set) => {
-                self.check_cname(records, &name, rtype)?;
+                check_cname(&self.settings, records, &name, rtype)?;
                 if records.get(&key) == Some(&set) {
                     return Ok(None);
                 }

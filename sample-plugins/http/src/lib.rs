@@ -1,11 +1,18 @@
 //! `http.events`: a gordon event source that needs no external server.
 //!
 //! `POST /events` with one event or an array of events in the event JSON format
-//! (see `gordon_plugin_api::event_json`). A body that is not valid JSON, or breaks
-//! the schema, gets `400` with the reason and nothing is enqueued; an accepted body
-//! gets `202` with the message ids once every message is on the host's queue (a full
-//! queue makes the request wait: backpressure reaches the producer). While the host
-//! shuts down, `503`.
+//! (see `gordon_plugin_api::event_json`). A body that is not valid JSON, breaks the
+//! schema, or holds an event that is ambiguous or that no zone could load (a key
+//! given twice, an unknown key in `resourceRecords`, a name with whitespace, an IP
+//! address where a host name belongs, NS at a wildcard, more than 100 records or
+//! 65 512 bytes of TXT data in one set, TXT data that starts with `"` but is not
+//! quoted strings) gets `400` with the reason naming the event and field, and nothing
+//! is enqueued. An accepted body gets `202` with the message ids once every message
+//! is on the host's queue (a full queue makes the request wait: backpressure reaches
+//! the producer): validated and queued, not yet published. A handler may still drop
+//! a message (an A record that is not an address, a name outside the zone, a CNAME
+//! beside other data), and `GET /events/{id}` then says `dropped` with the reason;
+//! nothing accepted makes the zone invalid. While the host shuts down, `503`.
 //!
 //! `GET /events/{id}` reports `pending`, `published` or `dropped`, with the message's
 //! history; `GET /healthz` answers `ok`.

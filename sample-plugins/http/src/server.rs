@@ -158,7 +158,7 @@ async fn read_request(
 async fn route(req: &Request, shared: &Shared, ctx: &RunContext) -> Response {
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/events") => post_events(&req.body, shared, ctx).await,
-        ("GET", "/healthz") => Response::new(200, json!("ok")),
+        ("GET", "/healthz") => healthz(),
         ("GET", path) if path.starts_with("/events/") => {
             let id = &path["/events/".len()..];
             match MsgId::parse(id).and_then(|id| shared.tracker.status(id)) {
@@ -231,4 +231,15 @@ async fn write_response(
     stream.write_all(body.as_bytes()).await?;
     stream.write_all(b"\n").await?;
     stream.flush().await
+}
+
+/// `ok` while the host is healthy; 503 with the host's problems (a failed plugin, a
+/// handler past its deadline) otherwise.
+fn healthz() -> Response {
+    match gordon_plugin_api::host_health() {
+        Some(h) if !h.healthy => {
+            Response::new(503, json!({"status": "unhealthy", "problems": h.problems}))
+        }
+        _ => Response::new(200, json!("ok")),
+    }
 }

@@ -123,3 +123,60 @@ fn invalid_listen_address_is_a_config_error() {
     let err = testing::validate::<HttpEvents>("bogus = 1").unwrap_err();
     assert!(err.message().contains("bogus"), "{err}");
 }
+
+#[test]
+fn events_that_could_break_a_zone_or_are_ambiguous_get_400_naming_the_field() {
+    let (h, port, _dir) = start();
+    let addrs: Vec<String> = (0..101).map(|i| format!("\"10.0.1.{i}\"")).collect();
+    let rr = |body: &str| format!(r#"{{"action":"additions","resourceRecords":{{{body}}}}}"#);
+    let cases = [
+        (
+            rr(&format!(
+                r#""name":"www","type":"A","rrdatas":[{}]"#,
+                addrs.join(",")
+            )),
+            "resourceRecords.rrdatas: 101 records in one record set; at most 100",
+        ),
+        (
+            rr(r#""name":"*","type":"NS","rrdatas":["ns.other.net."]"#),
+            "resourceRecords.name: \"*\" is a wildcard name",
+        ),
+        (
+            rr(r#""name":"@","type":"MX","rrdatas":["10 192.0.2.1"]"#),
+            "resourceRecords.rrdatas[0]: the exchange \"192.0.2.1\" is an IP address",
+        ),
+        (
+            rr(r#""name":"www\n","type":"A","rrdatas":["10.0.0.1"]"#),
+            "resourceRecords.name: \"www\\n\" contains whitespace",
+        ),
+        (
+            rr(r#""name":"www","type":"A","rrdatas":["10.0.0.1"],"TTL":600"#),
+            "resourceRecords: unknown key \"TTL\"",
+        ),
+        (
+            r#"{"action":"deletions","action":"additions","resourceRecords":{"name":"www","type":"A","rrdatas":["10.0.0.1"]}}"#
+                .to_owned(),
+            "duplicate key \"action\"",
+        ),
+        (
+            rr(r#""name":"t","type":"TXT","rrdatas":["\"\"x\"\""]"#),
+            "resourceRecords.rrdatas[0]: TXT data that starts with '\"'",
+        ),
+    ];
+    for (body, want) in cases {
+        let (status, doc) = request(port, "POST", "/events", &body);
+        assert_eq!(status, 400, "{body}: {doc}");
+        let error = doc["error"].as_str().unwrap();
+        assert!(error.starts_with(want), "{want}: {error}");
+    }
+    assert!(
+        h.recv(1, Duration::from_millis(200)).is_empty(),
+        "a refused body was enqueued"
+    );
+    // Extra top-level fields and Cloud DNS's `kind` are fine.
+    let ok = rr(r#""kind":"dns#resourceRecordSet","name":"www","type":"A","rrdatas":["10.0.0.1"]"#)
+        .replacen('{', r#"{"source":"cmdb","#, 1);
+    assert_eq!(request(port, "POST", "/events", &ok).0, 202);
+    assert_eq!(h.recv(1, Duration::from_secs(5)).len(), 1);
+    h.shutdown(Duration::from_secs(5)).unwrap();
+}

@@ -151,6 +151,42 @@ fn invalid_messages_are_terminated_and_never_routed() {
 }
 
 #[test]
+fn events_that_could_break_a_zone_are_terminated_like_invalid_json() {
+    let Some(nats) = Nats::start() else { return };
+    let bus = Bus::connect(&nats);
+    bus.create_stream(STREAM, &[SUBJECT]);
+    let h = start(&config(&nats, ""));
+    let addrs: Vec<String> = (0..101).map(|i| format!("\"10.0.1.{i}\"")).collect();
+    let rr = |body: &str| format!(r#"{{"action":"additions","resourceRecords":{{{body}}}}}"#);
+    let refused = [
+        rr(&format!(r#""name":"www","type":"A","rrdatas":[{}]"#, addrs.join(","))),
+        rr(r#""name":"*","type":"NS","rrdatas":["ns.other.net."]"#),
+        rr(r#""name":"@","type":"MX","rrdatas":["10 192.0.2.1"]"#),
+        rr(r#""name":"www","type":"A","rrdatas":["10.0.0.1"],"TTL":600"#),
+        r#"{"action":"deletions","action":"additions","resourceRecords":{"name":"www","type":"A","rrdatas":["10.0.0.1"]}}"#.to_owned(),
+    ];
+    for body in &refused {
+        bus.publish("events.dns", body);
+    }
+    bus.publish("events.dns", &event("good.example.com."));
+    let mut msgs = recv(&h, 1);
+    assert_eq!(names(&msgs), ["good.example.com."]);
+    eventually("5 invalid messages counted", || {
+        h.plugin().stats().invalid == 5
+    });
+    succeed(&mut msgs);
+    h.cleanup(&msgs).unwrap();
+    bus.wait_consumer("all settled", |i| {
+        i.num_ack_pending == 0 && i.ack_floor.stream_sequence == 6
+    });
+    assert_eq!(
+        bus.consumer_info(STREAM, DURABLE).unwrap().num_redelivered,
+        0
+    );
+    h.shutdown(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
 fn a_dropped_event_is_naked_and_redelivered() {
     let Some(nats) = Nats::start() else { return };
     let bus = Bus::connect(&nats);
@@ -423,6 +459,16 @@ fn shutdown_hands_back_what_the_route_never_finished() {
     b.shutdown(Duration::from_secs(10)).unwrap();
 }
 
+/// A source whose `run` failed says so when it is shut down, so the host can tell
+/// that it did not end cleanly.
+fn run_failure_is_reported_at_shutdown(h: &testing::RunnableHarness<NatsEvents>) {
+    let err = h
+        .shutdown(Duration::from_secs(10))
+        .expect_err("shutdown after a failed run must report it")
+        .to_string();
+    assert!(err.contains("run failed"), "{err}");
+}
+
 #[test]
 fn a_missing_or_mismatched_stream_or_consumer_is_a_clear_error() {
     let Some(nats) = Nats::start() else { return };
@@ -434,7 +480,7 @@ fn a_missing_or_mismatched_stream_or_consumer_is_a_clear_error() {
             && err.contains("create = true"),
         "{err}"
     );
-    h.shutdown(Duration::from_secs(10)).unwrap();
+    run_failure_is_reported_at_shutdown(&h);
 
     let bus = Bus::connect(&nats);
     bus.create_stream(STREAM, &[SUBJECT]);
@@ -442,7 +488,7 @@ fn a_missing_or_mismatched_stream_or_consumer_is_a_clear_error() {
     eventually("run failed", || h.plugin().failure().is_some());
     let err = h.plugin().failure().unwrap();
     assert!(err.contains("consumer `gordon` (key `durable`)"), "{err}");
-    h.shutdown(Duration::from_secs(10)).unwrap();
+    run_failure_is_reported_at_shutdown(&h);
 
     // A consumer that exists but reads other subjects is not silently used.
     bus.create_consumer(STREAM, DURABLE, "events.other");
@@ -453,7 +499,7 @@ fn a_missing_or_mismatched_stream_or_consumer_is_a_clear_error() {
         err.contains("filters subject \"events.other\", but `subject` is \"events.>\""),
         "{err}"
     );
-    h.shutdown(Duration::from_secs(10)).unwrap();
+    run_failure_is_reported_at_shutdown(&h);
 }
 
 #[test]

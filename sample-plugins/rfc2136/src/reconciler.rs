@@ -17,8 +17,8 @@ pub mod diff;
 use std::collections::{BTreeMap, HashSet};
 
 use gordon_plugin_api::{
-    tracing, EventMessage, Inbox, Outbox, Phase, Plugin, PluginContext, PluginError, Reconciler,
-    RecordType, ResourceRecord, ZoneRecords,
+    event_json, tracing, EventMessage, Inbox, Outbox, Phase, Plugin, PluginContext, PluginError,
+    Reconciler, RecordType, ResourceRecord, ZoneRecords,
 };
 use serde::Deserialize;
 
@@ -193,6 +193,13 @@ fn group(served: &[ServedRecord]) -> (Vec<ResourceRecord>, HashSet<(String, Stri
             }
             continue;
         }
+        // Changes go out in the event format: TXT text as the rrdata that reads back
+        // as it (quoted only when it starts with a quote).
+        let text = if RecordType(*rtype) == RecordType::TXT {
+            event_json::txt_rrdata(&text).into_owned()
+        } else {
+            text
+        };
         let entry = sets.entry((owner, *rtype)).or_insert((*ttl, Vec::new()));
         entry.1.push(text);
     }

@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
-use gordon_plugin_api::RecordType;
+use gordon_plugin_api::{event_json, RecordType};
 
 /// Class IN.
 pub(crate) const CLASS_IN: u16 = 1;
@@ -417,8 +417,8 @@ fn number(field: &str, what: &str) -> Result<u16, String> {
 }
 
 /// Encodes one rrdata of the event format (presentation form; names may be relative
-/// to `zone`; TXT is the raw text, one pair of surrounding quotes dropped, split
-/// into strings of 255 bytes) in canonical wire form.
+/// to `zone`; TXT is read with `event_json::txt_text`, the decoder every source and
+/// handler shares, and split into strings of 255 bytes) in canonical wire form.
 pub(crate) fn encode_rdata(rtype: RecordType, text: &str, zone: &Name) -> Result<Vec<u8>, String> {
     let trimmed = text.trim();
     let fields: Vec<&str> = trimmed.split_ascii_whitespace().collect();
@@ -454,13 +454,7 @@ pub(crate) fn encode_rdata(rtype: RecordType, text: &str, zone: &Name) -> Result
             }
             _ => Err("expected \"<priority> <weight> <port> <target>\"".to_owned()),
         },
-        RecordType::TXT => {
-            let raw = text
-                .strip_prefix('"')
-                .and_then(|s| s.strip_suffix('"'))
-                .unwrap_or(text);
-            Ok(txt_rdata(raw.as_bytes()))
-        }
+        RecordType::TXT => Ok(txt_rdata(event_json::txt_text(text)?.as_bytes())),
         other => Err(format!("record type {other} is not supported")),
     }
 }
@@ -592,6 +586,11 @@ mod tests {
         );
         assert_eq!(e(RecordType::TXT, "\"hi\"").unwrap(), b"\x02hi");
         assert_eq!(e(RecordType::TXT, "").unwrap(), [0]);
+        // The event format's TXT rule, shared with the other plugins: quoted strings
+        // are joined, escapes decoded once, ambiguous data refused.
+        assert_eq!(e(RecordType::TXT, r#""a" "b\"c""#).unwrap(), b"\x04ab\"c");
+        assert_eq!(e(RecordType::TXT, "say \"hi\"").unwrap(), b"\x08say \"hi\"");
+        assert!(e(RecordType::TXT, "\"\"x\"\"").is_err());
         let text = "x".repeat(300);
         let long = e(RecordType::TXT, &text).unwrap();
         assert_eq!((long[0], long[256], long.len()), (255, 45, 302));

@@ -314,35 +314,103 @@ impl Bind {
         let named = require("named", "bind9")?;
         let zones = zone_list(updatable, read_only);
         let (dir, port) = DnsServer::prepare("bind", &zones);
-        let d = dir.path().display();
-        let mut conf = format!(
-            "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }};\n\
-             listen-on-v6 {{ none; }}; pid-file \"{d}/named.pid\"; recursion no;\n\
-             session-keyfile \"{d}/session.key\"; managed-keys-directory \"{d}\";\n\
-             notify no; dnssec-validation no; }};\ncontrols {{ }};\n"
-        );
-        let keys: String = tsig
-            .iter()
-            .map(|k| format!("key \"{}\"; ", k.name))
-            .collect();
-        tsig.iter().for_each(|k| conf.push_str(&k.bind_stanza()));
-        for (zone, rw) in &zones {
-            let update = if *rw { keys.as_str() } else { "none; " };
-            conf.push_str(&format!(
-                "zone \"{zone}\" {{ type primary; file \"{d}/{zone}zone\";\n\
-                 allow-update {{ {update}}}; allow-transfer {{ {keys}}}; }};\n"
-            ));
-        }
-        let conf_path = dir.path().join("named.conf");
-        std::fs::write(&conf_path, conf).expect("write named.conf");
-        let mut cmd = Command::new(named);
-        cmd.arg("-g").arg("-c").arg(conf_path);
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            cmd.args(["-u", "root"]);
-        }
+        let cmd = named_command(&named, dir.path(), port, &zones, tsig);
         DnsServer::launch(cmd, dir, port, &zones, tsig).map(Bind)
     }
+
+    /// Starts `named` serving a copy of the zone file `file` as the primary of `zone`
+    /// (read-only; AXFR with any of `tsig`), to prove that BIND loads it.
+    /// `Some(Ok(bind))` once the zone is loaded and answers; `Some(Err(log))` when
+    /// `named` refuses the zone (the log says why: `too many records`, `CNAME and
+    /// other data`, ...); `None` when `named` or `dig` is not installed (outside CI).
+    ///
+    /// # Panics
+    /// If `named` neither loads nor refuses the zone within 20 s.
+    pub fn load(zone: &str, file: &Path, tsig: &[Key]) -> Option<Result<Self, String>> {
+        let named = require("named", "bind9")?;
+        let dig = require("dig", "bind9-dnsutils")?;
+        let zones = [(zone, false)];
+        let (dir, port) = DnsServer::prepare("bind", &zones);
+        std::fs::copy(file, dir.path().join(format!("{zone}zone"))).expect("copy the zone file");
+        let mut cmd = named_command(&named, dir.path(), port, &zones, tsig);
+        let log_path = dir.path().join("server.log");
+        let log = File::create(&log_path).expect("create the server log");
+        let log2 = log.try_clone().expect("clone the log handle");
+        cmd.stdin(Stdio::null()).stdout(log2).stderr(log);
+        let mut child = cmd.spawn().expect("start named");
+        let shown = zone.trim_end_matches('.');
+        let (loaded, refused) = (
+            format!("zone {shown}/IN: loaded serial"),
+            format!("zone {shown}/IN: not loaded due to errors"),
+        );
+        let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let mut exited = false;
+        wait_until(
+            &format!("named loading {zone}"),
+            Duration::from_secs(20),
+            || {
+                exited = matches!(child.try_wait(), Ok(Some(_)));
+                let log = read_log();
+                exited || log.contains(&loaded) || log.contains(&refused)
+            },
+        );
+        if exited || !read_log().contains(&loaded) {
+            stop(&mut child);
+            return Some(Err(read_log()));
+        }
+        wait_until(
+            &format!("{zone} on port {port}"),
+            Duration::from_secs(20),
+            || soa_ready(port, zone),
+        );
+        Some(Ok(Bind(DnsServer {
+            child,
+            dir,
+            port,
+            zone: zone.to_owned(),
+            keys: tsig.to_vec(),
+            dig,
+        })))
+    }
+}
+
+/// Writes `DIR/named.conf` for `zones` (`DIR/<zone>zone` each) and returns the
+/// command that runs `named` on it in the foreground.
+fn named_command(
+    named: &Path,
+    dir: &Path,
+    port: u16,
+    zones: &[(&str, bool)],
+    tsig: &[Key],
+) -> Command {
+    let d = dir.display();
+    let mut conf = format!(
+        "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }};\n\
+         listen-on-v6 {{ none; }}; pid-file \"{d}/named.pid\"; recursion no;\n\
+         session-keyfile \"{d}/session.key\"; managed-keys-directory \"{d}\";\n\
+         notify no; dnssec-validation no; }};\ncontrols {{ }};\n"
+    );
+    let keys: String = tsig
+        .iter()
+        .map(|k| format!("key \"{}\"; ", k.name))
+        .collect();
+    tsig.iter().for_each(|k| conf.push_str(&k.bind_stanza()));
+    for (zone, rw) in zones {
+        let update = if *rw { keys.as_str() } else { "none; " };
+        conf.push_str(&format!(
+            "zone \"{zone}\" {{ type primary; file \"{d}/{zone}zone\";\n\
+             allow-update {{ {update}}}; allow-transfer {{ {keys}}}; }};\n"
+        ));
+    }
+    let conf_path = dir.join("named.conf");
+    std::fs::write(&conf_path, conf).expect("write named.conf");
+    let mut cmd = Command::new(named);
+    cmd.arg("-g").arg("-c").arg(conf_path);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.args(["-u", "root"]);
+    }
+    cmd
 }
 
 impl std::ops::Deref for Bind {
@@ -363,6 +431,28 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         assert_eq!(Key::random("k", "hmac-sha512").secret.len(), 88);
+    }
+
+    #[test]
+    fn loads_a_zone_file_or_says_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("zone");
+        let head =
+            "$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 900 1209600 300\n\
+                    @ IN NS ns1\nns1 IN A 127.0.0.1\n";
+        let many: String = (0..101).map(|i| format!("www IN A 10.0.0.{i}\n")).collect();
+        std::fs::write(&file, format!("{head}{many}")).unwrap();
+        let Some(refused) = Bind::load("example.test.", &file, &[]) else {
+            return;
+        };
+        let log = refused.unwrap_err();
+        assert!(log.contains("too many records"), "{log}");
+        std::fs::write(&file, format!("{head}www IN A 10.0.0.1\n")).unwrap();
+        let key = Key::random("k", "hmac-sha256");
+        let bind = Bind::load("example.test.", &file, &[key]).unwrap().unwrap();
+        assert!(bind
+            .axfr()
+            .contains(&"www.example.test. 300 IN A 10.0.0.1".to_owned()));
     }
 
     #[test]

@@ -274,3 +274,54 @@ fn configuration_is_validated() {
     assert!(testing::validate::<Enricher>("default_ttl = 300").is_err());
     assert!(testing::handler::<Enricher>(r#"zone = "bad zone.""#).is_err());
 }
+
+#[test]
+fn names_with_whitespace_are_refused_not_trimmed() {
+    for name in [" www", "www\n", "w w", "www\t"] {
+        let e = err(testing::event(name, "A", &["10.0.0.1"]));
+        assert!(e.starts_with(&format!("invalid name {name:?}")), "{e}");
+        assert!(e.contains("whitespace"), "{e}");
+    }
+    let e = one("CNAME", &["www "]).unwrap_err();
+    assert!(e.contains("whitespace"), "{e}");
+}
+
+#[test]
+fn ip_addresses_are_refused_where_host_names_belong() {
+    for (rtype, data, field) in [
+        ("NS", "192.0.2.1", "the target"),
+        ("CNAME", "192.0.2.1", "the target"),
+        ("PTR", "192.0.2.1.", "the target"),
+        ("MX", "10 192.0.2.1", "the exchange"),
+        ("SRV", "0 5 5060 2001:db8::1", "the target"),
+    ] {
+        let e = one(rtype, &[data]).unwrap_err();
+        assert!(
+            e.contains(&format!("{field} ")) && e.contains("is an IP address"),
+            "{rtype}: {e}"
+        );
+    }
+}
+
+#[test]
+fn record_sets_over_the_limits_and_wildcard_ns_are_refused() {
+    let addrs: Vec<String> = (0..101).map(|i| format!("10.0.1.{i}")).collect();
+    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    assert_eq!(one("A", &refs[..100]).unwrap().len(), 100);
+    assert!(one("A", &refs).unwrap_err().contains("at most 100"));
+    let e = err(testing::event("*", "NS", &["ns.other.net."]));
+    assert!(e.contains("wildcard"), "{e}");
+    let half = "x".repeat(40_000);
+    let e = one("TXT", &[&half, &format!("{half}y")]).unwrap_err();
+    assert!(e.contains("bytes of record data"), "{e}");
+}
+
+#[test]
+fn txt_output_reads_back_as_the_same_text() {
+    assert_eq!(one("TXT", &[r#""a" "b""#]).unwrap(), ["ab"]);
+    assert_eq!(one("TXT", &[r#""\"q\"""#]).unwrap(), [r#""\"q\"""#]);
+    let e = one("TXT", &["\"\"x\"\""]).unwrap_err();
+    assert!(e.contains("quoted strings"), "{e}");
+    // "a" and a are the same text: one of them is a duplicate.
+    assert_eq!(one("TXT", &["\"a\"", "a"]).unwrap(), ["a"]);
+}

@@ -148,3 +148,26 @@ fn named_checkzone_accepts_a_reverse_zone() {
     );
     check(&bin, "2.0.192.in-addr.arpa", &path);
 }
+
+#[test]
+fn named_checkzone_accepts_the_largest_record_sets_we_accept() {
+    let Some(bin) = named_checkzone() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("example.com.zone");
+    let h = zonefile(&path, "");
+    let addrs: Vec<String> = (0..100).map(|i| format!("192.0.2.{i}")).collect();
+    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let longest = "x".repeat(rdata::MAX_TXT_BYTES);
+    // 65 282 + 230 bytes: exactly `event_json::MAX_RRSET_DATA`.
+    let rest = "y".repeat(227);
+    apply(
+        &h,
+        vec![
+            add("many", "A", &refs),
+            add("big", "TXT", &[&longest, &rest]),
+        ],
+    );
+    let one_more = "y".repeat(228);
+    assert!(h.handle(add("big", "TXT", &[&longest, &one_more])).is_err());
+    check(&bin, "example.com", &path);
+}

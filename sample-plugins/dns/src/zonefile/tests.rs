@@ -446,3 +446,135 @@ fn configuration_is_validated() {
     let e = testing::validate::<ZoneFile>("zone = \"example.com\"\npath = \"x\"").unwrap_err();
     assert!(e.message().contains("`zone`"), "{e}");
 }
+
+#[test]
+fn events_that_would_make_the_zone_unloadable_fail_alone() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    let addrs: Vec<String> = (0..101).map(|i| format!("10.0.1.{i}")).collect();
+    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let half = "x".repeat(40_000);
+    let out = h.handle_batch(vec![
+        add("www", "A", &refs),
+        add("*", "NS", &["ns.other.net."]),
+        add("t", "TXT", &[&half, &format!("{half}y")]),
+        add("@", "MX", &["10 192.0.2.1"]),
+        add(" www", "A", &["10.0.0.1"]),
+        add("ok", "A", &refs[..100]),
+    ]);
+    let errors: Vec<String> = out
+        .iter()
+        .map(|r| r.as_ref().err().map(|e| e.to_string()).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        errors[0],
+        "www.example.com. A: 101 records in one record set; at most 100 are allowed"
+    );
+    assert!(errors[1].contains("wildcard"), "{}", errors[1]);
+    assert!(errors[2].contains("bytes of record data"), "{}", errors[2]);
+    assert!(errors[3].contains("is an IP address"), "{}", errors[3]);
+    assert!(errors[4].contains("whitespace"), "{}", errors[4]);
+    assert_eq!(errors[5], "");
+    assert_eq!(records(&path).len(), 100);
+}
+
+#[test]
+fn txt_is_decoded_once_whether_or_not_the_enricher_ran() {
+    let (_dir, direct_path) = temp();
+    let direct = zonefile(&direct_path, "");
+    let dir2 = tempfile::tempdir().unwrap();
+    let routed_path = dir2.path().join("example.com.zone");
+    let routed = zonefile(&routed_path, "");
+    let enricher = testing::handler::<crate::Enricher>("zone = \"example.com.\"").unwrap();
+    let inputs: [&[&str]; 4] = [
+        &["\"v=spf1 -all\""],
+        &[r#""\"quoted\" \\ text""#],
+        &[r#""" "x" """#],
+        &["plain \"q\""],
+    ];
+    for (i, data) in inputs.iter().enumerate() {
+        let name = format!("t{i}");
+        apply(&direct, vec![add(&name, "TXT", data)]);
+        let enriched = enricher.handle(add(&name, "TXT", data)).unwrap();
+        apply(&routed, vec![enriched]);
+    }
+    let expected = [
+        r#"t0 300 IN TXT "v=spf1 -all""#,
+        r#"t1 300 IN TXT "\"quoted\" \\ text""#,
+        r#"t2 300 IN TXT "x""#,
+        r#"t3 300 IN TXT "plain \"q\"""#,
+    ];
+    assert_eq!(records(&direct_path), expected);
+    assert_eq!(records(&routed_path), expected);
+    // What the enricher reports is the rrdata that stands for the zone's text.
+    let out = enricher
+        .handle(add("t", "TXT", &[r#""\"quoted\"""#]))
+        .unwrap();
+    assert_eq!(
+        out.record().rrdatas().collect::<Vec<_>>(),
+        [r#""\"quoted\"""#]
+    );
+    assert!(direct
+        .handle(add("t", "TXT", &["\"\"x\"\""]))
+        .unwrap_err()
+        .message()
+        .contains("quoted strings"));
+}
+
+/// The zone file with `lines` in its records section, as if an earlier version (or a
+/// person) had written them.
+fn with_records(path: &Path, lines: &[String]) {
+    let h = zonefile(path, "");
+    drop(h);
+    let mut text = fs::read_to_string(path).unwrap();
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_file_that_would_not_load_stops_the_plugin_naming_it() {
+    let big = format!("\"{}\"", "x".repeat(255));
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            (0..101)
+                .map(|i| format!("www 300 IN A 10.0.1.{i}"))
+                .collect(),
+            "www.example.com. A: 101 records in one record set; at most 100 are allowed",
+        ),
+        (vec!["* 300 IN NS ns.other.net.".into()], "wildcard"),
+        (
+            vec!["x 300 IN CNAME www".into(), "x 300 IN A 10.0.0.1".into()],
+            "cannot add a CNAME at x.example.com.: the name has A records",
+        ),
+        (
+            vec!["x 300 IN CNAME a".into(), "x 300 IN CNAME b".into()],
+            "x.example.com. CNAME: 2 CNAME records; a name has at most one",
+        ),
+        (
+            (0..2)
+                .map(|i| format!("t 300 IN TXT \"{i}\" {}", [big.as_str(); 130].join(" ")))
+                .collect(),
+            "t.example.com. TXT: the TXT record set holds",
+        ),
+        (vec!["@ 300 IN MX 10 192.0.2.1".into()], "is an IP address"),
+        (
+            vec![format!("{}.a 300 IN A 10.0.0.1", "l".repeat(64))],
+            "longer than 63",
+        ),
+    ];
+    for (lines, want) in cases {
+        let (_dir, path) = temp();
+        with_records(&path, &lines);
+        let before = fs::read_to_string(&path).unwrap();
+        let e = ctor_err(&config(&path, "")).to_string();
+        assert!(
+            e.starts_with(&format!("cannot load zone file {}: ", path.display())),
+            "{e}"
+        );
+        assert!(e.contains(want), "{want}: {e}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), before, "rewritten");
+    }
+}

@@ -1,0 +1,134 @@
+//! Build plugins for the gordon DNS registration service.
+//!
+//! A plugin library is a `cdylib` that depends on this crate alone. Implement one of
+//! the plain traits — [`MessageHandler`] (one phase of the route: `enrich`,
+//! `publish`, ...), [`Runnable`] (an event source, which also acknowledges or rejects
+//! its own messages in the `cleanup` phase) or [`MetricRelay`] — then call
+//! [`export_plugins!`] once. Drop the built `.so` into the host's `plugins.d/`, list
+//! the plugin's name in `core.plugins`, and `gordon check` validates it.
+//!
+//! # Example: an enricher
+//!
+//! ```
+//! use gordon_plugin_api::{
+//!     export_plugins, EventMessage, MessageHandler, Plugin, PluginContext, PluginError,
+//! };
+//! use serde::Deserialize;
+//!
+//! /// `["acme"]` + `["acme.suffix"]` in gordon.toml.
+//! #[derive(Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! pub struct SuffixConfig {
+//!     zone: String,
+//! }
+//!
+//! pub struct Suffix {
+//!     zone: String,
+//! }
+//!
+//! impl Plugin for Suffix {
+//!     const NAME: &'static str = "acme.suffix";
+//!     const DESCRIPTION: &'static str = "Appends the zone to relative names";
+//!     type Config = SuffixConfig;
+//!
+//!     fn validate_config(config: &SuffixConfig) -> Result<(), PluginError> {
+//!         if !config.zone.ends_with('.') {
+//!             return Err(PluginError::new("`zone` must end with a dot"));
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn new(config: SuffixConfig, _ctx: PluginContext) -> Result<Self, PluginError> {
+//!         Ok(Suffix { zone: config.zone })
+//!     }
+//! }
+//!
+//! impl MessageHandler for Suffix {
+//!     const PHASE: &'static str = "enrich";
+//!
+//!     fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
+//!         let name = msg.record().name().to_owned();
+//!         if !name.ends_with('.') {
+//!             msg.record_mut().set_name(format!("{name}.{}", self.zone));
+//!             msg.append_to_history("Made the name absolute", Self::NAME);
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! export_plugins!(handler Suffix);
+//! # fn main() {}
+//! ```
+//!
+//! With the `testing` feature, [`testing`] runs it without a host:
+//!
+//! ```ignore
+//! let h = gordon_plugin_api::testing::handler::<Suffix>(r#"zone = "example.com.""#)?;
+//! let msg = h.handle(gordon_plugin_api::testing::event("www", "A", &["10.0.0.1"]))?;
+//! assert_eq!(msg.record().name(), "www.example.com.");
+//! ```
+//!
+//! # Design decisions
+//!
+//! - **A stable ABI, checked before use.** The library exports one abi_stable root
+//!   module. Before the host calls anything in it, abi_stable compares this crate's
+//!   major version and the full layout of every type reachable from the root with the
+//!   host's; a library that does not fit is refused with a message, never run.
+//!   The interface grows by appending only (see [`abi`]).
+//! - **Panics stop at the boundary.** Every call from the host into a plugin goes
+//!   through a shim that catches panics; a panicking handler fails its message, and a
+//!   panicking constructor fails its plugin, but the host lives on.
+//! - **Messages cross by moving, not by serialising.** [`EventMessage`] is `#[repr(C)]`;
+//!   handlers get batches of them in place. Phase and plugin names are interned
+//!   statics, so routing allocates nothing.
+//! - **Each plugin owns its async runtime.** A library has its own copy of tokio, so a
+//!   future from it cannot run on the host's runtime. [`PluginContext::runtime`] gives
+//!   each plugin a runtime of its own; [`Runnable::run`] runs there.
+//! - **Logs and metrics go through the host.** The crate installs a `tracing`
+//!   subscriber inside the library that forwards events, tagged with the plugin's
+//!   name, to the host's log; [`Metrics`] reaches the host's metric relay.
+//! - **Bounded channels.** A runnable's [`EventSender`] blocks (asynchronously) when
+//!   the host's queue is full, so a fast source is slowed rather than buffered without
+//!   end.
+//!
+//! A plugin must be built with `panic = "unwind"` (the default): with `abort`, a
+//! panic cannot be caught and ends the host.
+#![deny(missing_docs)]
+
+pub mod abi;
+pub mod channel;
+mod context;
+mod error;
+pub mod event_json;
+#[doc(hidden)]
+pub mod export;
+mod hostlink;
+mod janitor;
+mod message;
+mod plugin;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use crate::channel::Closed;
+pub use crate::context::{EventSender, Metrics, PluginContext, RunContext, Shutdown};
+pub use crate::error::{FfiError, PluginError};
+pub use crate::janitor::{Authority, Inbox, Outbox, Publisher, Reconciler, ZoneRecords};
+pub use crate::message::{
+    format_rfc3339, now_ns, Action, EventMessage, HistoryEntry, MsgId, Phase, RecordType,
+    ResourceRecord, Rrdatas,
+};
+pub use crate::plugin::{Failures, MessageHandler, MetricRelay, Plugin, Runnable};
+
+// Re-exports. Consider semver implications carefully.
+pub use serde;
+pub use tokio;
+pub use tracing;
+
+/// What the export macro expands to needs; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use abi_stable::library::{
+        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
+    };
+    pub use abi_stable::std_types::RBoxError;
+}
