@@ -133,22 +133,43 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     Ok(utime + stime)
 }
 
-/// CPU used by a running but idle host (http.events listening, no traffic).
+/// CPU used by a running but idle host: the default pipeline (http.events listening,
+/// dns.enricher, dns.zonefile, the router and its watchdog), no traffic.
 pub fn idle() -> anyhow::Result<()> {
-    let lib = crate::artifacts()?.join("libgordon_plugin_http.so");
+    let artifacts = crate::artifacts()?;
     let root = tempfile::tempdir()?;
     let port_file = root.path().join("port");
     let config = format!(
-        "[core]\nplugins = [\"http.events\"]\n[\"http.events\"]\nlisten = \"127.0.0.1:0\"\nport_file = \"{}\"\n",
-        port_file.display()
+        "[core]\nplugins = [\"http.events\", \"dns.enricher\", \"dns.zonefile\"]\n[\"http.events\"]\nlisten = \"127.0.0.1:0\"\nport_file = \"{}\"\n[\"dns\"]\nzone = \"example.com.\"\n[\"dns.zonefile\"]\npath = \"{}\"\n",
+        port_file.display(),
+        root.path().join("example.com.zone").display()
     );
-    let dir = config_root(&[("libhttp.so".into(), lib)], &config)?;
+    let dir = config_root(
+        &[
+            (
+                "libhttp.so".into(),
+                artifacts.join("libgordon_plugin_http.so"),
+            ),
+            (
+                "libdns.so".into(),
+                artifacts.join("libgordon_plugin_dns.so"),
+            ),
+        ],
+        &config,
+    )?;
+    let log = root.path().join("stderr.log");
     let mut child = Command::new(gordon()?)
         .arg("-c")
         .arg(dir.path())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
         .spawn()?;
-    wait_for(&port_file, Duration::from_secs(10))?;
+    if let Err(e) = wait_for(&port_file, Duration::from_secs(10)) {
+        let _ = child.kill();
+        bail!(
+            "{e}; gordon said:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
     let window = Duration::from_secs(5);
     let before = cpu_ticks(child.id())?;
     std::thread::sleep(window);
