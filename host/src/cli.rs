@@ -56,6 +56,19 @@ pub enum Command {
         /// Run every SECS seconds until SIGINT/SIGTERM.
         #[arg(long, value_name = "SECS")]
         interval: Option<f64>,
+        /// Publish a plan even when it updates or deletes more than the change
+        /// threshold of a zone's owned record sets (without it, such a run is
+        /// refused: the plan is printed and nothing is published).
+        #[arg(long)]
+        force: bool,
+        /// The change threshold: the most a plan may update and delete, in percent
+        /// of a zone's owned record sets.
+        #[arg(long, value_name = "PCT", default_value_t = 30.0, value_parser = percent)]
+        max_change_percent: f64,
+        /// Zones with fewer owned record sets than this are not held to the
+        /// change threshold.
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        min_owned_records: u64,
     },
     /// Inspect installed plugins.
     Plugins {
@@ -74,4 +87,12 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Parses a percentage: a number from 0 to 100.
+fn percent(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{raw:?} is not a percentage from 0 to 100")),
+    }
 }

@@ -115,9 +115,10 @@ pub struct LoggingConfig {
     /// Accepted for compatibility with the original configuration; the text layout
     /// is fixed.
     pub fmt: Option<String>,
-    /// Timestamp format (strftime subset: `%Y %m %d %H %M %S`); default RFC 3339.
+    /// Timestamp format, Python `strftime` codes (UTC); default RFC 3339.
     pub date_fmt: Option<String>,
-    /// Syslog destination `[host, port]` (UDP); default the local `/dev/log`.
+    /// Syslog destination: `[host, port]` (UDP) or `[path]` (a local datagram
+    /// socket); default the local `/dev/log`.
     pub address: Option<Vec<String>>,
 }
 
@@ -462,11 +463,21 @@ fn validate_core(path: &Path, core: &CoreConfig) -> Result<(), ConfigError> {
         }
     }
     if let Some(addr) = &core.logging.address {
-        if addr.len() != 2 || addr[1].parse::<u16>().is_err() {
+        let ok = match addr.as_slice() {
+            [host, port] => !host.is_empty() && port.parse::<u16>().is_ok(),
+            [path] => path.starts_with('/'),
+            _ => false,
+        };
+        if !ok {
             invalid(
                 "core.logging.address",
-                format!("expected [\"host\", \"port\"], got {addr:?}"),
+                format!("expected [\"host\", \"port\"] or [\"/path/to/socket\"], got {addr:?}"),
             );
+        }
+    }
+    if let Some(fmt) = &core.logging.date_fmt {
+        if let Err(m) = crate::logging::check_date_format(fmt) {
+            invalid("core.logging.date_fmt", m);
         }
     }
     let mut seconds = |key: &str, value: f64, zero_ok: bool| {

@@ -6,6 +6,8 @@
 use std::io::Write;
 use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tracing::{Level, Metadata};
@@ -47,7 +49,7 @@ pub fn init(cfg: &LoggingConfig, verbose: bool) -> std::io::Result<LevelFilter> 
     if verbose && level < LevelFilter::DEBUG {
         level = LevelFilter::DEBUG;
     }
-    let timer = DateFormat(cfg.date_fmt.clone());
+    let timer = DateFormat(cfg.date_fmt.as_deref().map(|f| chrono_format(f).into()));
     let mut layers: Vec<Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>> = Vec::new();
     for handler in &cfg.handlers {
         match handler.as_str() {
@@ -82,53 +84,59 @@ pub fn init(cfg: &LoggingConfig, verbose: bool) -> std::io::Result<LevelFilter> 
 }
 
 #[derive(Clone)]
-struct DateFormat(Option<String>);
+struct DateFormat(Option<Arc<str>>);
 
 impl FormatTime for DateFormat {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let iso = gordon_plugin_api::format_rfc3339(now);
+        let now = chrono::Utc::now();
         match &self.0 {
-            None => w.write_str(&iso),
-            Some(fmt) => w.write_str(&strftime_subset(fmt, &iso)),
+            None => write!(
+                w,
+                "{}",
+                now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ),
+            Some(fmt) => write!(w, "{}", now.format(fmt)),
         }
     }
 }
 
-/// Applies `%Y %m %d %H %M %S %f %%` to an RFC 3339 timestamp.
-fn strftime_subset(fmt: &str, iso: &str) -> String {
-    let part = |a: usize, b: usize| iso.get(a..b).unwrap_or("");
-    let mut out = String::new();
-    let mut chars = fmt.chars();
+/// Turns a Python `strftime` format (the original's `date_fmt`) into chrono's, which
+/// differs only in `%f`: microseconds in Python, nanoseconds in chrono.
+fn chrono_format(python: &str) -> String {
+    let mut out = String::with_capacity(python.len() + 2);
+    let mut chars = python.chars();
     while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('Y') => out.push_str(part(0, 4)),
-            Some('m') => out.push_str(part(5, 7)),
-            Some('d') => out.push_str(part(8, 10)),
-            Some('H') => out.push_str(part(11, 13)),
-            Some('M') => out.push_str(part(14, 16)),
-            Some('S') => out.push_str(part(17, 19)),
-            Some('f') => out.push_str(part(20, 26)),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
+        out.push(c);
+        if c == '%' {
+            match chars.next() {
+                Some('f') => out.push_str("6f"),
+                Some(other) => out.push(other),
+                None => {}
             }
-            None => out.push('%'),
         }
     }
     out
 }
 
+/// Checks a `date_fmt` (Python `strftime` codes, as the original took).
+///
+/// # Errors
+/// The format has a code chrono does not know, or a lone `%`.
+pub fn check_date_format(python: &str) -> Result<(), String> {
+    use chrono::format::{Item, StrftimeItems};
+    let chrono = chrono_format(python);
+    if StrftimeItems::new(&chrono).any(|item| matches!(item, Item::Error)) {
+        return Err(format!(
+            "`{python}` is not a strftime format (e.g. \"%Y-%m-%d %H:%M:%S\")"
+        ));
+    }
+    Ok(())
+}
+
+/// Where syslog datagrams go.
 #[derive(Clone)]
 enum SyslogSocket {
-    Unix(Arc<UnixDatagram>),
+    Unix(Arc<UnixDatagram>, Arc<Path>),
     Udp(Arc<UdpSocket>),
 }
 
@@ -137,6 +145,8 @@ enum SyslogSocket {
 struct Syslog {
     socket: SyslogSocket,
     tag: Arc<str>,
+    /// When a reconnect to the local socket was last tried (ms since the epoch).
+    last_reconnect_ms: Arc<AtomicU64>,
 }
 
 impl Syslog {
@@ -147,16 +157,54 @@ impl Syslog {
                 sock.connect(format!("{host}:{port}"))?;
                 SyslogSocket::Udp(Arc::new(sock))
             }
+            Some([path]) => {
+                let sock = UnixDatagram::unbound()?;
+                sock.connect(path)?;
+                SyslogSocket::Unix(Arc::new(sock), Path::new(path).into())
+            }
             _ => {
                 let sock = UnixDatagram::unbound()?;
                 sock.connect("/dev/log")?;
-                SyslogSocket::Unix(Arc::new(sock))
+                SyslogSocket::Unix(Arc::new(sock), Path::new("/dev/log").into())
             }
         };
         Ok(Syslog {
             socket,
             tag: format!("gordon[{}]", std::process::id()).into(),
+            last_reconnect_ms: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Sends one datagram. When the local log daemon has restarted, the socket file
+    /// is a new one and sends fail: reconnect (at most once a second, so a missing
+    /// daemon costs no more than one failed syscall per line) and send again.
+    fn send(&self, datagram: &[u8]) {
+        // Logging must never take the service down; a lost syslog line is tolerated.
+        match &self.socket {
+            SyslogSocket::Udp(s) => {
+                let _ = s.send(datagram);
+            }
+            SyslogSocket::Unix(s, path) => {
+                if s.send(datagram).is_ok() {
+                    return;
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let last = self.last_reconnect_ms.load(Ordering::Relaxed);
+                if now.saturating_sub(last) < 1000
+                    || self
+                        .last_reconnect_ms
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_err()
+                {
+                    return;
+                }
+                if s.connect(path).is_ok() {
+                    let _ = s.send(datagram);
+                }
+            }
+        }
     }
 }
 
@@ -181,11 +229,7 @@ impl Drop for SyslogLine {
         // Facility `user` (1): priority = 8 + severity.
         let mut datagram = format!("<{}>{}: ", 8 + self.severity, self.target.tag).into_bytes();
         datagram.extend_from_slice(self.buf.trim_ascii_end());
-        // Logging must never take the service down; a lost syslog line is tolerated.
-        let _ = match &self.target.socket {
-            SyslogSocket::Unix(s) => s.send(&datagram),
-            SyslogSocket::Udp(s) => s.send(&datagram),
-        };
+        self.target.send(&datagram);
     }
 }
 
@@ -225,12 +269,16 @@ mod tests {
     }
 
     #[test]
-    fn date_format_subset() {
-        let iso = "2026-11-22T03:04:05.123456Z";
-        assert_eq!(
-            strftime_subset("%Y-%m-%dT%H:%M:%S", iso),
-            "2026-11-22T03:04:05"
-        );
-        assert_eq!(strftime_subset("%d/%m %f %%", iso), "22/11 123456 %");
+    fn python_date_formats_are_whole_strftime() {
+        assert_eq!(chrono_format("%H:%M:%S.%f"), "%H:%M:%S.%6f");
+        assert_eq!(chrono_format("%%f %d"), "%%f %d");
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-22T03:04:05.123456Z").unwrap();
+        let show = |python: &str| at.format(&chrono_format(python)).to_string();
+        assert_eq!(show("%Y-%m-%dT%H:%M:%S"), "2026-11-22T03:04:05");
+        assert_eq!(show("%d/%m %f %%"), "22/11 123456 %");
+        // Codes the old subset printed literally.
+        assert_eq!(show("%b %e %a %j %y %I %p"), "Nov 22 Sun 326 26 03 AM");
+        assert!(check_date_format("%Y %Q").is_err());
+        assert!(check_date_format("%Y-%m-%d %H:%M:%S,%f").is_ok());
     }
 }

@@ -5,6 +5,7 @@ use gordon::cli::{Cli, Command, PluginsCommand};
 use gordon::commands;
 
 fn main() -> ExitCode {
+    gordon::service::signals::ignore_sighup();
     let cli = Cli::parse();
     // Exit codes: 0 clean; 1 `check` found errors or a janitor run failed; 2 could
     // not start (or a command failed); 3 the service ran but did not stop cleanly.
@@ -16,8 +17,24 @@ fn main() -> ExitCode {
             commands::check::run(&cli.global, *janitor, *json).map(|ok| u8::from(!ok))
         }
         Some(Command::Janitor {
-            dry_run, interval, ..
-        }) => gordon::janitor::run(&cli.global, *dry_run, *interval).map(|ok| u8::from(!ok)),
+            dry_run,
+            interval,
+            force,
+            max_change_percent,
+            min_owned_records,
+            ..
+        }) => {
+            let opts = gordon::janitor::Options {
+                dry_run: *dry_run,
+                interval: *interval,
+                force: *force,
+                threshold: gordon::janitor::safety::Threshold {
+                    max_change_percent: *max_change_percent,
+                    min_owned: *min_owned_records,
+                },
+            };
+            gordon::janitor::run(&cli.global, &opts).map(|ok| u8::from(!ok))
+        }
         Some(Command::Plugins {
             command: PluginsCommand::List { json },
         }) => commands::list::run(&cli.global, *json).map(|()| 0),

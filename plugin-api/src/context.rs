@@ -156,13 +156,7 @@ impl EventSender {
         }
         // The channel is full: this is backpressure. Wait without blocking the other
         // tasks of the runtime.
-        let inner = self.inner.clone();
-        match tokio::task::spawn_blocking(move || inner.send_batch(rest)).await {
-            Ok(result) => result,
-            Err(join) => Err(Closed(Vec::new())).inspect_err(|_| {
-                tracing::error!(error = %join, "Event send task failed.");
-            }),
-        }
+        send_waiting(&self.inner, rest).await
     }
 
     /// Blocking send, for a runnable that produces from a plain thread.
@@ -223,5 +217,54 @@ impl Shutdown {
 impl<T> From<Closed<T>> for PluginError {
     fn from(e: Closed<T>) -> Self {
         PluginError::new(e.to_string())
+    }
+}
+
+/// Sends `batch` on a blocking thread, so a full channel does not block the
+/// runtime's other tasks. The batch waits in a slot the blocking task takes it from:
+/// if that task cannot run (the runtime is shutting down), the batch is still here
+/// and is given back in [`Closed`], as the contract says, instead of being lost.
+pub(crate) async fn send_waiting<T: Send + 'static>(
+    sender: &Sender<T>,
+    batch: Vec<T>,
+) -> Result<(), Closed<T>> {
+    let slot = Arc::new(std::sync::Mutex::new(Some(batch)));
+    let (inner, task_slot) = (sender.clone(), Arc::clone(&slot));
+    let sent = tokio::task::spawn_blocking(move || {
+        let batch = task_slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default();
+        inner.send_batch(batch)
+    })
+    .await;
+    sent.unwrap_or_else(|join| {
+        tracing::error!(error = %join, "Send task failed; giving the batch back.");
+        let back = slot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default();
+        Err(Closed(back))
+    })
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::send_waiting;
+    use crate::channel::bounded;
+
+    #[test]
+    fn a_batch_is_given_back_when_the_send_task_cannot_run() {
+        let (tx, _rx) = bounded::<u32>(1);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        rt.shutdown_background();
+        let back = handle.block_on(send_waiting(&tx, vec![1, 2, 3]));
+        assert_eq!(back.unwrap_err().0, vec![1, 2, 3]);
     }
 }

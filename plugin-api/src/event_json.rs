@@ -142,8 +142,11 @@ pub fn parse_event(
     let timestamp = match obj.remove("timestamp") {
         None | Some(Value::Null) => None,
         Some(Value::String(ts)) => {
-            let at = parse_rfc3339(&ts)
-                .ok_or_else(|| err(format!("`timestamp` is not an RFC 3339 time: {ts:?}")))?;
+            let at = parse_rfc3339(&ts).ok_or_else(|| {
+                err(format!(
+                    "`timestamp` is not a valid time (RFC 3339, or without a zone for UTC): {ts:?}"
+                ))
+            })?;
             if let Some(max) = max_age {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -706,64 +709,20 @@ pub fn quote_txt(text: &str) -> String {
     out
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` into time since the epoch.
+/// Parses an event timestamp into time since the epoch: RFC 3339
+/// (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`), or the same without a zone, read as UTC —
+/// what the original janitor's `datetime.utcnow().isoformat()` wrote
+/// (`2018-03-22T16:46:50.474089`). Any number of fractional digits up to nine;
+/// impossible dates (`2026-02-31`) are refused.
 pub fn parse_rfc3339(text: &str) -> Option<Duration> {
-    let b = text.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(r)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
+    let at = match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.with_timezone(&chrono::Utc),
+        Err(_) => chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()?
+            .and_utc(),
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos = 0u32;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        let frac = text.get(start..i)?;
-        if frac.is_empty() {
-            return None;
-        }
-        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-        nanos = digits.parse().ok()?;
-    }
-    let offset = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-            let off = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
-            if *sign == b'+' {
-                off
-            } else {
-                -off
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(y, mo as u32, d as u32);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset;
-    u64::try_from(secs).ok().map(|s| Duration::new(s, nanos))
-}
-
-// Howard Hinnant's civil-to-days algorithm.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let secs = u64::try_from(at.timestamp()).ok()?;
+    Some(Duration::new(secs, at.timestamp_subsec_nanos()))
 }
 
 #[cfg(test)]
@@ -847,6 +806,40 @@ mod tests {
         let b = parse_rfc3339("2023-11-15T00:13:20+02:00").unwrap();
         assert_eq!(b.as_secs(), 1_700_000_000);
         assert!(parse_rfc3339("2023-13-01T00:00:00Z").is_none());
+    }
+
+    #[test]
+    fn the_original_producers_timestamps_are_read_as_utc() {
+        // gordon-janitor: datetime.utcnow().isoformat()
+        let a = parse_rfc3339("2023-11-14T22:13:20.474089").unwrap();
+        assert_eq!(a, Duration::new(1_700_000_000, 474_089_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20").unwrap().as_secs(),
+            1_700_000_000
+        );
+        let nine = parse_rfc3339("2023-11-14T22:13:20.123456789Z").unwrap();
+        assert_eq!(nine.subsec_nanos(), 123_456_789);
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.1Z")
+                .unwrap()
+                .subsec_nanos(),
+            100_000_000
+        );
+    }
+
+    #[test]
+    fn impossible_dates_are_refused() {
+        for bad in [
+            "2026-02-31T00:00:00Z",
+            "2026-02-29T00:00:00",
+            "2026-04-31T12:00:00+01:00",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01",
+            "yesterday",
+        ] {
+            assert!(parse_rfc3339(bad).is_none(), "{bad} was accepted");
+        }
+        assert!(parse_rfc3339("2024-02-29T00:00:00Z").is_some());
     }
 
     #[test]

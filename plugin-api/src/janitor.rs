@@ -98,10 +98,7 @@ impl<T: Send + 'static> Outbox<T> {
         if rest.is_empty() {
             return Ok(());
         }
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.send_batch(rest))
-            .await
-            .unwrap_or_else(|_| Err(Closed(Vec::new())))
+        crate::context::send_waiting(&self.inner, rest).await
     }
 }
 

@@ -66,13 +66,39 @@ fn a_records(b: &Backend) -> Vec<String> {
     v
 }
 
+/// Records the service published (so gordon owns them: they carry its owner
+/// records), then changed behind its back: `db` gets another address. The
+/// inventory wants www, api and db; rogue is gordon's but no longer wanted.
 fn drift(b: &Backend) {
+    let mut conn = NatsConn::connect(b.nats.port());
+    for (name, addr) in [
+        ("www", "10.0.0.1"),
+        ("rogue", "10.6.6.6"),
+        ("db", "10.0.0.3"),
+    ] {
+        let event = format!(
+            r#"{{"action":"additions","resourceRecords":{{"name":"{name}","type":"A","rrdatas":["{addr}"]}}}}"#
+        );
+        conn.js_publish("dns.events", event.as_bytes());
+    }
+    let want = vec![
+        format!("db.{ZONE} 10.0.0.3"),
+        format!("rogue.{ZONE} 10.6.6.6"),
+        format!("www.{ZONE} 10.0.0.1"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a_records(b) != want {
+        assert!(
+            Instant::now() < deadline,
+            "not published: {:?}",
+            a_records(b)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     b.bind
         .nsupdate(
             ZONE,
-            &format!(
-                "update add www.{ZONE} 300 A 10.0.0.1\nupdate add rogue.{ZONE} 300 A 10.6.6.6\nupdate add db.{ZONE} 300 A 10.0.0.99\nsend\n"
-            ),
+            &format!("update delete db.{ZONE} A\nupdate add db.{ZONE} 300 A 10.0.0.99\nsend\n"),
         )
         .unwrap();
 }

@@ -20,10 +20,16 @@ mod janitor;
 mod backends;
 // The janitor against BIND and NATS, repairing drift through the service.
 mod janitor_e2e;
+// What a janitor run may change: owned records, managed types, scope, threshold.
+mod janitor_safety;
 // No accepted event makes the zone file unloadable or is changed silently.
 mod zone_safety;
 // Libraries built with panic = "abort": refused, or loaded with a warning.
 mod panic_abort;
 // What accepted work is promised: routes, deadlines, exit codes, check = run.
 mod guarantees;
+// Producers' timestamps, SIGHUP, date formats, a restarting syslog daemon.
+mod edges;
+// The HTTP door: stalled clients, framing, 100-continue, HEAD, the bearer token.
+mod http_door;
 mod util;

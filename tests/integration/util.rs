@@ -522,3 +522,84 @@ pub fn wait_for_text(path: &Path, needle: &str, timeout: std::time::Duration) ->
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+impl Env {
+    /// Starts `gordon -c ROOT args...` like [`Env::spawn`], with `vars` added to its
+    /// environment and, with `nofile`, its descriptor limit (`RLIMIT_NOFILE`, soft
+    /// and hard) lowered to that many before it starts.
+    pub fn spawn_with(
+        &self,
+        args: &[&str],
+        vars: &[(&str, &str)],
+        nofile: Option<libc::rlim_t>,
+    ) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::File::create(self.path().join("stderr.log")).unwrap();
+        let mut cmd = Command::new(gordon_bin());
+        cmd.arg("-c")
+            .arg(self.path())
+            .args(args)
+            .envs(vars.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        if let Some(n) = nofile {
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: between fork and exec the closure only calls `setrlimit`, which
+            // is async-signal-safe, on a value it owns; it allocates nothing.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        cmd.spawn().unwrap()
+    }
+}
+
+/// Raises this process's soft descriptor limit to `want` (if its hard limit allows),
+/// for tests that hold many sockets open; returns the soft limit now in force.
+pub fn raise_nofile_limit(want: libc::rlim_t) -> libc::rlim_t {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` and `setrlimit` read and write only the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        let target = want.min(limit.rlim_max);
+        if limit.rlim_cur < target {
+            limit.rlim_cur = target;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+    limit.rlim_cur
+}
+
+/// A raw HTTP/1.1 exchange with 127.0.0.1:`port`, for requests `http` cannot send
+/// (odd framing, several headers): writes `request`, reads until the server closes
+/// or `timeout` passes. Returns what came back (possibly nothing).
+pub fn http_raw(port: u16, request: &[u8], timeout: std::time::Duration) -> String {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    text(&out)
+}
+
+/// The status code of a raw HTTP response (0 if there is none).
+pub fn http_status(response: &str) -> u16 {
+    response
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}

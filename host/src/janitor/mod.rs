@@ -1,26 +1,33 @@
 //! `gordon janitor`: one authority, one reconciler and one publisher, joined by
 //! bounded channels, run once or every `--interval` seconds.
 //!
+//! A run has two steps. The authority and the reconciler run first, and every
+//! change the reconciler sends is held; then the plan is checked against the
+//! change threshold ([`safety`]) and, when it passes (or `--force`), handed to the
+//! publisher. A plan over the threshold is printed with its figures and nothing of
+//! it is published; the run fails. A dry run prints the plan and publishes nothing.
+//!
 //! **Invariant:** a run never hangs. A plugin that is missing ends the run before it
 //! starts (even with `core.debug`, where the original hung forever); a plugin that
 //! fails ends its output stream, so the next plugin finishes; a plugin still running
-//! at `core.run_timeout` is named and the run is reported failed.
+//! at `core.run_timeout` is named and the run is reported failed (and nothing is
+//! published when that happens before the plan is complete).
 
 mod plan;
+pub mod safety;
 
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use gordon_plugin_api::abi::{
-    AuthorityBox, MetricEvent, MetricKind, PublisherBox, ReconcilerBox, Tag,
-};
+use gordon_plugin_api::abi::{AuthorityBox, PublisherBox, ReconcilerBox};
 use gordon_plugin_api::channel::{bounded, Recv};
 use gordon_plugin_api::{EventMessage, ZoneRecords};
 
 use crate::cli::Global;
 use crate::metrics;
+use crate::metrics::events;
 use crate::plugins::instance::{self, Instance};
 use crate::plugins::intern;
 use crate::service::pipeline::with_deadline;
@@ -33,6 +40,41 @@ struct Parts {
     publisher: (&'static str, Arc<PublisherBox>),
 }
 
+/// How `gordon janitor` runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Print the plan, publish nothing.
+    pub dry_run: bool,
+    /// Run every so many seconds until a signal, instead of once.
+    pub interval: Option<f64>,
+    /// Publish a plan even when it is over the change threshold.
+    pub force: bool,
+    /// The change threshold.
+    pub threshold: safety::Threshold,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Every plugin succeeded and the plan was published (or printed).
+    Ok,
+    /// A plugin failed or overran.
+    Failed,
+    /// The plan was over the change threshold: nothing was published.
+    Refused,
+}
+
+impl Status {
+    /// The `status` label of `gordon.janitor.run-ended`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Refused => "refused",
+        }
+    }
+}
+
 /// What one run did.
 #[derive(Debug)]
 pub struct RunReport {
@@ -40,8 +82,13 @@ pub struct RunReport {
     pub zones: u64,
     /// Change messages the reconciler sent.
     pub changes: u64,
-    /// One line per plugin that failed or overran, naming it.
+    /// Changes handed to the publisher.
+    pub published: u64,
+    /// One line per plugin that failed or overran, naming it, and per zone over
+    /// the change threshold.
     pub failures: Vec<String>,
+    /// How it ended.
+    pub status: Status,
 }
 
 /// Creates exactly one plugin of each janitor kind from `core.plugins`.
@@ -99,7 +146,8 @@ fn build(session: &Session) -> anyhow::Result<Parts> {
 ///
 /// # Errors
 /// Configuration or plugin start-up problems (always fatal for the janitor).
-pub fn run(global: &Global, dry_run: bool, interval: Option<f64>) -> anyhow::Result<bool> {
+pub fn run(global: &Global, opts: &Options) -> anyhow::Result<bool> {
+    let dry_run = opts.dry_run;
     let session = Session::open(&global.config_root, "gordon-janitor", global.verbose)?;
     session.log_problems();
     if !session.problems.is_empty() {
@@ -124,13 +172,18 @@ pub fn run(global: &Global, dry_run: bool, interval: Option<f64>) -> anyhow::Res
     let core = &session.config.core;
     let timeout = Duration::from_secs_f64(core.run_timeout);
     let deadline = Duration::from_secs_f64(core.shutdown_timeout);
+    if opts.force && !dry_run {
+        tracing::warn!(
+            "--force: plans over the change threshold ({} % of a zone's owned record sets) are published",
+            opts.threshold.max_change_percent
+        );
+    }
     let mut all_ok = true;
     loop {
-        let report = run_once(&parts, dry_run, timeout);
-        let ok = report.failures.is_empty();
-        all_ok &= ok;
+        let report = run_once(&parts, opts, timeout);
+        all_ok &= report.status == Status::Ok;
         run_ended(&report, dry_run);
-        if let Some(secs) = interval {
+        if let Some(secs) = opts.interval {
             if wait_or_signal(Duration::from_secs_f64(secs))? {
                 break;
             }
@@ -158,16 +211,27 @@ pub fn run(global: &Global, dry_run: bool, interval: Option<f64>) -> anyhow::Res
     Ok(all_ok)
 }
 
-/// One run: authority -> reconciler -> publisher (or the plan printer).
-fn run_once(parts: &Parts, dry_run: bool, timeout: Duration) -> RunReport {
-    let (rr_tx, rr_rx) = bounded::<ZoneRecords>(16);
-    let (ch_tx, ch_rx) = bounded::<EventMessage>(8192);
-    let (zones, changes) = (rr_rx.sent_counter(), ch_rx.sent_counter());
-    let (done_tx, done_rx) = mpsc::channel::<(&'static str, Result<(), String>)>();
-    let mut running: Vec<&'static str> = Vec::new();
-    let mut spawn = |name: &'static str, f: Box<dyn FnOnce() -> Result<(), String> + Send>| {
+/// The threads of a run step, and how they ended.
+struct Step {
+    done_tx: Option<mpsc::Sender<(&'static str, Result<(), String>)>>,
+    done_rx: mpsc::Receiver<(&'static str, Result<(), String>)>,
+    running: Vec<&'static str>,
+}
+
+impl Step {
+    fn new() -> Self {
+        let (done_tx, done_rx) = mpsc::channel();
+        Step {
+            done_tx: Some(done_tx),
+            done_rx,
+            running: Vec::new(),
+        }
+    }
+
+    fn spawn(&mut self, name: &'static str, f: Box<dyn FnOnce() -> Result<(), String> + Send>) {
+        let Some(done_tx) = &self.done_tx else { return };
         let done = done_tx.clone();
-        running.push(name);
+        self.running.push(name);
         let spawned = std::thread::Builder::new()
             .name(format!("gordon-janitor-{name}"))
             .spawn(move || {
@@ -176,9 +240,54 @@ fn run_once(parts: &Parts, dry_run: bool, timeout: Duration) -> RunReport {
         if let Err(e) = spawned {
             let _ = done_tx.send((name, Err(format!("cannot start a thread: {e}"))));
         }
-    };
+    }
+
+    /// Waits for every thread until `until`; returns whether all finished (each
+    /// failure, and each thread still running at `until`, is added to `failures`).
+    fn wait(mut self, until: Instant, timeout: Duration, failures: &mut Vec<String>) -> bool {
+        self.done_tx = None;
+        while !self.running.is_empty() {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.done_rx.recv_timeout(left) {
+                Ok((name, result)) => {
+                    self.running.retain(|n| *n != name);
+                    match result {
+                        Ok(()) => tracing::debug!(plugin = name, "Janitor plugin finished."),
+                        Err(error) => {
+                            tracing::error!(plugin = name, %error, "Janitor plugin failed.");
+                            failures.push(format!("plugin `{name}` failed: {error}"));
+                        }
+                    }
+                }
+                Err(_) => {
+                    for name in &self.running {
+                        tracing::error!(
+                            plugin = name,
+                            "Janitor plugin still running after {:.0} s; abandoning the run.",
+                            timeout.as_secs_f64()
+                        );
+                        failures.push(format!(
+                            "plugin `{name}` did not finish within {:.0} s",
+                            timeout.as_secs_f64()
+                        ));
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// One run: authority -> reconciler -> the plan, checked -> publisher (or printed).
+fn run_once(parts: &Parts, opts: &Options, timeout: Duration) -> RunReport {
+    let until = Instant::now() + timeout;
+    let (rr_tx, rr_rx) = bounded::<ZoneRecords>(16);
+    let (ch_tx, ch_rx) = bounded::<EventMessage>(8192);
+    let (zones, changes) = (rr_rx.sent_counter(), ch_rx.sent_counter());
+    let mut step = Step::new();
     let authority = Arc::clone(&parts.authority.1);
-    spawn(
+    step.spawn(
         parts.authority.0,
         Box::new(move || {
             authority
@@ -189,7 +298,7 @@ fn run_once(parts: &Parts, dry_run: bool, timeout: Duration) -> RunReport {
     );
     let reconciler = Arc::clone(&parts.reconciler.1);
     let rr_in = rr_rx.into_ffi();
-    spawn(
+    step.spawn(
         parts.reconciler.0,
         Box::new(move || {
             reconciler
@@ -198,112 +307,126 @@ fn run_once(parts: &Parts, dry_run: bool, timeout: Duration) -> RunReport {
                 .map_err(|e| e.message.into())
         }),
     );
-    let plan = Arc::new(std::sync::Mutex::new(Vec::new()));
-    if dry_run {
-        let plan = Arc::clone(&plan);
-        spawn(
-            "dry-run",
-            Box::new(move || {
-                let mut buf = Vec::new();
-                while ch_rx.recv_batch(&mut buf, 1024, None) != Recv::Ended {}
-                *plan.lock().unwrap_or_else(|p| p.into_inner()) = buf;
-                Ok(())
-            }),
-        );
-    } else {
-        let publisher = Arc::clone(&parts.publisher.1);
-        let ch_in = ch_rx.into_ffi();
-        spawn(
-            parts.publisher.0,
-            Box::new(move || {
-                publisher
-                    .run(ch_in)
-                    .into_result()
-                    .map_err(|e| e.message.into())
-            }),
-        );
-    }
-    drop(done_tx);
-
+    // Every change is held until the plan is complete: the threshold is about the
+    // plan as a whole.
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&held);
+    step.spawn(
+        "plan",
+        Box::new(move || {
+            let mut buf = Vec::new();
+            while ch_rx.recv_batch(&mut buf, 1024, None) != Recv::Ended {}
+            *sink.lock().unwrap_or_else(|p| p.into_inner()) = buf;
+            Ok(())
+        }),
+    );
     let mut failures = Vec::new();
-    let until = Instant::now() + timeout;
-    while !running.is_empty() {
-        let left = until.saturating_duration_since(Instant::now());
-        match done_rx.recv_timeout(left) {
-            Ok((name, result)) => {
-                running.retain(|n| *n != name);
-                match result {
-                    Ok(()) => tracing::debug!(plugin = name, "Janitor plugin finished."),
-                    Err(error) => {
-                        tracing::error!(plugin = name, %error, "Janitor plugin failed.");
-                        failures.push(format!("plugin `{name}` failed: {error}"));
-                    }
-                }
-            }
-            Err(_) => {
-                for name in &running {
-                    tracing::error!(
-                        plugin = name,
-                        "Janitor plugin still running after {:.0} s; abandoning the run.",
-                        timeout.as_secs_f64()
-                    );
-                    failures.push(format!(
-                        "plugin `{name}` did not finish within {:.0} s",
-                        timeout.as_secs_f64()
-                    ));
-                }
-                break;
-            }
-        }
-    }
-    if dry_run {
-        let plan = plan.lock().unwrap_or_else(|p| p.into_inner());
-        print!("{}", plan::render(&plan));
-    }
-    RunReport {
+    let complete = step.wait(until, timeout, &mut failures);
+    let plan: Vec<EventMessage> =
+        std::mem::take(&mut *held.lock().unwrap_or_else(|p| p.into_inner()));
+    let report = |published: u64, failures: Vec<String>, status: Status| RunReport {
         zones: zones.get(),
         changes: changes.get(),
+        published,
         failures,
+        status,
+    };
+    let figures = safety::figures(&plan);
+    let over: Vec<String> = figures
+        .values()
+        .filter(|f| f.over(&opts.threshold))
+        .map(|f| f.refusal(&opts.threshold))
+        .collect();
+    if opts.dry_run {
+        print!("{}", plan::render(&plan, &opts.threshold));
+        for line in &over {
+            println!("over the change threshold: {line}; a run would be refused without --force");
+        }
+        let status = if failures.is_empty() {
+            Status::Ok
+        } else {
+            Status::Failed
+        };
+        return report(0, failures, status);
     }
+    if !complete {
+        if !plan.is_empty() {
+            tracing::error!(
+                changes = plan.len(),
+                "The plan is incomplete: publishing none of it."
+            );
+        }
+        return report(0, failures, Status::Failed);
+    }
+    if !over.is_empty() {
+        if opts.force {
+            for line in &over {
+                tracing::warn!("--force: publishing a plan over the change threshold: {line}");
+            }
+        } else {
+            print!("{}", plan::render(&plan, &opts.threshold));
+            let mut refused = failures;
+            for line in over {
+                tracing::error!("Refusing the plan: {line}.");
+                refused.push(format!(
+                    "{line}; nothing was published: check the plan, then run again with --force to apply it"
+                ));
+            }
+            return report(0, refused, Status::Refused);
+        }
+    }
+    let published = plan.len() as u64;
+    let mut step = Step::new();
+    let (pub_tx, pub_rx) = bounded::<EventMessage>(8192);
+    let publisher = Arc::clone(&parts.publisher.1);
+    let pub_in = pub_rx.into_ffi();
+    step.spawn(
+        parts.publisher.0,
+        Box::new(move || {
+            publisher
+                .run(pub_in)
+                .into_result()
+                .map_err(|e| e.message.into())
+        }),
+    );
+    step.spawn(
+        "plan-feed",
+        Box::new(move || {
+            // A publisher that stopped early closes its side: the rest is dropped,
+            // and the publisher's own failure says why.
+            let _ = pub_tx.send_batch(plan);
+            Ok(())
+        }),
+    );
+    step.wait(until, timeout, &mut failures);
+    let status = if failures.is_empty() {
+        Status::Ok
+    } else {
+        Status::Failed
+    };
+    report(published, failures, status)
 }
 
-/// Logs the end of a run and emits the `gordon.janitor.run-ended` metric.
+/// Logs the end of a run and emits its metrics.
 fn run_ended(report: &RunReport, dry_run: bool) {
-    let status = if report.failures.is_empty() {
-        "ok"
-    } else {
-        "failed"
-    };
-    let (zones, changes) = (report.zones.to_string(), report.changes.to_string());
-    let tags = [
-        Tag {
-            key: "status".into(),
-            value: status.into(),
-        },
-        Tag {
-            key: "zones".into(),
-            value: zones.as_str().into(),
-        },
-        Tag {
-            key: "changes".into(),
-            value: changes.as_str().into(),
-        },
-        Tag {
-            key: "dry_run".into(),
-            value: if dry_run { "true" } else { "false" }.into(),
-        },
-    ];
-    metrics::relay().emit(&MetricEvent {
-        kind: MetricKind::Incr,
-        name: "gordon.janitor.run-ended".into(),
-        value: 1.0,
-        plugin: "".into(),
-        tags: (&tags[..]).into(),
-    });
+    events::janitor_run_ended(
+        report.status.name(),
+        dry_run,
+        report.zones,
+        report.changes,
+        report.published,
+    );
+    if report.status == Status::Ok && !dry_run {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        events::janitor_last_success(now);
+    }
     if report.failures.is_empty() {
         tracing::info!(
             zones = report.zones,
             changes = report.changes,
+            published = report.published,
             dry_run,
             "Janitor run ended."
         );
@@ -314,6 +437,7 @@ fn run_ended(report: &RunReport, dry_run: bool) {
         tracing::error!(
             zones = report.zones,
             changes = report.changes,
+            status = report.status.name(),
             "Janitor run failed."
         );
     }

@@ -8,6 +8,11 @@
 //! | `gordon.messages.abandoned` | counter: accepted messages a stop abandoned (not routed) | `plugin` (the source) |
 //! | `gordon.handler.latency` | timer: seconds per message, averaged over a batch | `phase`, `plugin` |
 //! | `gordon.plugin.state` | gauge: 1 running, 0 stopped | `plugin`, `state` |
+//! | `gordon.queue.depth` | gauge: messages waiting in a source's queue | `source` |
+//!
+//! Each is also listed in [`METRICS`] with what it measures, which relays that
+//! describe their metrics show (Prometheus `# HELP`); one missing there is
+//! described by its name.
 
 use std::time::Duration;
 
@@ -29,6 +34,78 @@ fn tag<'a>(key: &'static str, value: &'a str) -> Tag<'a> {
         key: key.into(),
         value: value.into(),
     }
+}
+
+/// Every host metric: event name, kind, and what it measures.
+pub const METRICS: &[(&str, MetricKind, &str)] = &[
+    (
+        "gordon.messages",
+        MetricKind::Incr,
+        "Messages that entered a phase (a source's start phase, then each stage of its route).",
+    ),
+    (
+        "gordon.messages.dropped",
+        MetricKind::Incr,
+        "Messages a handler failed (error, panic or missed deadline); they go back to their source in phase drop.",
+    ),
+    (
+        "gordon.handler.timeouts",
+        MetricKind::Incr,
+        "Handler calls that did not return within their deadline (their batch is rejected, their worker replaced).",
+    ),
+    (
+        "gordon.messages.abandoned",
+        MetricKind::Incr,
+        "Accepted messages a stop abandoned before they finished their route, per source.",
+    ),
+    (
+        "gordon.handler.latency",
+        MetricKind::Timer,
+        "Seconds a handler (or a source's cleanup) took per message, averaged over each batch.",
+    ),
+    (
+        "gordon.plugin.state",
+        MetricKind::Set,
+        "1 while a plugin is in the state of the label (running, failed, stuck), 0 once it left it.",
+    ),
+    (
+        "gordon.queue.depth",
+        MetricKind::Set,
+        "Messages waiting in a source's bounded queue for a router worker.",
+    ),
+    (
+        "gordon.janitor.run-ended",
+        MetricKind::Incr,
+        "Janitor runs that ended, by status (ok, failed, refused).",
+    ),
+    (
+        "gordon.janitor.zones",
+        MetricKind::Incr,
+        "Zones janitor runs compared.",
+    ),
+    (
+        "gordon.janitor.changes",
+        MetricKind::Incr,
+        "Corrections janitor runs planned.",
+    ),
+    (
+        "gordon.janitor.published",
+        MetricKind::Incr,
+        "Corrections janitor runs published.",
+    ),
+    (
+        "gordon.janitor.last-success",
+        MetricKind::Set,
+        "When the last janitor run (not a dry run) succeeded, in seconds since the Unix epoch.",
+    ),
+];
+
+/// What the host metric `name` measures, if [`METRICS`] lists it.
+pub fn help(name: &str) -> Option<&'static str> {
+    METRICS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, help)| *help)
 }
 
 /// Messages entered `phase` (a source's start phase).
@@ -92,6 +169,16 @@ pub fn messages_abandoned(plugin: &str, n: usize) {
     );
 }
 
+/// `depth` messages wait in the queue of source `source`.
+pub fn queue_depth(source: &str, depth: usize) {
+    emit(
+        MetricKind::Set,
+        "gordon.queue.depth",
+        depth as f64,
+        &[tag("source", source)],
+    );
+}
+
 /// A plugin changed state (`running`, `stopped`, `failed`).
 pub fn plugin_state(plugin: &str, state: &str, value: f64) {
     emit(
@@ -99,5 +186,37 @@ pub fn plugin_state(plugin: &str, state: &str, value: f64) {
         "gordon.plugin.state",
         value,
         &[tag("plugin", plugin), tag("state", state)],
+    );
+}
+
+/// A janitor run ended: `gordon.janitor.run-ended{status, dry_run}` (counter, 1;
+/// `status` is `ok`, `failed` or `refused`), and its counts as values:
+/// `gordon.janitor.zones`, `gordon.janitor.changes` (the plan) and
+/// `gordon.janitor.published` (counters, `dry_run`).
+pub fn janitor_run_ended(status: &str, dry_run: bool, zones: u64, changes: u64, published: u64) {
+    let dry = tag("dry_run", if dry_run { "true" } else { "false" });
+    emit(
+        MetricKind::Incr,
+        "gordon.janitor.run-ended",
+        1.0,
+        &[tag("status", status), dry],
+    );
+    for (name, n) in [
+        ("gordon.janitor.zones", zones),
+        ("gordon.janitor.changes", changes),
+        ("gordon.janitor.published", published),
+    ] {
+        emit(MetricKind::Incr, name, n as f64, &[dry]);
+    }
+}
+
+/// A janitor run (not a dry run) succeeded at `unix_seconds`:
+/// `gordon.janitor.last-success` (gauge, seconds since the Unix epoch).
+pub fn janitor_last_success(unix_seconds: f64) {
+    emit(
+        MetricKind::Set,
+        "gordon.janitor.last-success",
+        unix_seconds,
+        &[],
     );
 }

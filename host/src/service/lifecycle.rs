@@ -123,6 +123,9 @@ pub fn run(session: Session) -> anyhow::Result<Outcome> {
     if built.sources.is_empty() {
         bail!("no runnable plugin is active: nothing would produce messages (check core.plugins)");
     }
+    // Watch for signals before any source accepts work: a SIGTERM that lands while
+    // sources start must drain what they accepted, not kill the process.
+    let mut signals = super::signals::Signals::install()?;
     let pipeline = Pipeline::start(
         built.sources,
         built.handlers,
@@ -130,7 +133,7 @@ pub fn run(session: Session) -> anyhow::Result<Outcome> {
         &core.router,
         core.debug,
     )?;
-    pipeline.wait_for_stop()?;
+    pipeline.wait_for_stop(&mut signals)?;
     let outcome = pipeline.shutdown(Duration::from_secs_f64(core.shutdown_timeout));
     metrics::relay().cleanup();
     if outcome.is_clean() {

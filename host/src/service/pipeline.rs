@@ -191,20 +191,21 @@ impl Pipeline {
         {}
     }
 
-    /// Waits for SIGINT/SIGTERM or for every worker to end (every source finished).
-    /// Waiting uses no CPU. After a signal, a second one exits the process at once
-    /// (exit code 3), naming what that abandons.
+    /// Waits for SIGINT/SIGTERM (watched by `signals` since before the sources
+    /// started) or for every worker to end (every source finished). Waiting uses no
+    /// CPU. After a signal, a second one exits the process at once (exit code 3),
+    /// naming what that abandons.
     ///
     /// # Errors
-    /// The signal handlers cannot be installed.
-    pub fn wait_for_stop(&self) -> anyhow::Result<()> {
+    /// None today; kept for the callers' `?`.
+    pub fn wait_for_stop(&self, signals: &mut super::signals::Signals) -> anyhow::Result<()> {
         let workers = &self.shared.workers;
         let all_ended = || async {
             while workers.live() > 0 {
                 workers.notify.notified().await;
             }
         };
-        match super::signals::wait_for_signal_or(all_ended)? {
+        match signals.wait_or(all_ended) {
             Some(signal) => {
                 tracing::info!("{signal} received; shutting down (a second signal exits at once).");
                 let shared = Arc::clone(&self.shared);

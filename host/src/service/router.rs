@@ -170,6 +170,7 @@ pub fn work(
     let mut failed = Vec::new();
     while route.rx.recv_batch(&mut batch, batch_size, None) != Recv::Ended {
         let n = batch.len();
+        events::queue_depth(route.name, route.rx.len());
         route.in_flight.fetch_add(n, Ordering::Relaxed);
         if !route_batch(route, handlers, &mut batch, &mut failed, state) {
             tracing::warn!(

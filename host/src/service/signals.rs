@@ -1,13 +1,67 @@
 //! Waiting for SIGINT/SIGTERM without spending CPU: a small current-thread runtime
 //! blocks in epoll until a signal arrives or the other thing waited for happens.
+//! SIGHUP never stops the process: it is logged and ignored.
 
 use std::future::Future;
 
 use anyhow::Context as _;
 
-/// Runs the future `until` makes (inside the runtime, so it may use tokio's timers)
-/// and watches for SIGTERM and SIGINT. Returns the signal's name if one arrived
-/// first, `None` if the future finished first.
+/// SIGTERM, SIGINT and SIGHUP, watched from the moment this is created: a signal
+/// that arrives before [`Signals::wait_or`] runs is kept, not lost (the service
+/// creates this before its sources start accepting work).
+pub struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    ///
+    /// # Errors
+    /// The runtime or the signal handlers cannot be set up.
+    pub fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the signal runtime")?;
+        let _entered = rt.enter();
+        let term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        let hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        drop(_entered);
+        Ok(Signals { rt, term, int, hup })
+    }
+
+    /// Runs the future `until` makes (inside the runtime, so it may use tokio's
+    /// timers) until it finishes or SIGTERM or SIGINT arrives; returns the signal's
+    /// name, or `None` if the future finished first. SIGHUP is logged and ignored.
+    pub fn wait_or<F, Fut>(&mut self, until: F) -> Option<&'static str>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let Signals { rt, term, int, hup } = self;
+        rt.block_on(async {
+            let until = until();
+            tokio::pin!(until);
+            loop {
+                tokio::select! {
+                    _ = term.recv() => return Some("SIGTERM"),
+                    _ = int.recv() => return Some("SIGINT"),
+                    _ = hup.recv() => tracing::warn!(
+                        "SIGHUP received: live reload is not supported yet; ignoring it (the configuration in use is unchanged; restart to apply changes)."
+                    ),
+                    () = &mut until => return None,
+                }
+            }
+        })
+    }
+}
+
+/// [`Signals::install`] then [`Signals::wait_or`].
 ///
 /// # Errors
 /// The runtime or the signal handlers cannot be set up.
@@ -16,20 +70,19 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()>,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal runtime")?;
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-        tokio::select! {
-            _ = term.recv() => Ok(Some("SIGTERM")),
-            _ = int.recv() => Ok(Some("SIGINT")),
-            () = until() => Ok(None),
-        }
-    })
+    Ok(Signals::install()?.wait_or(until))
+}
+
+/// Makes SIGHUP harmless from the start: its default action ends the process, and
+/// `systemctl reload` or a closed terminal sends it. [`wait_for_signal_or`] later
+/// logs each one; until then (start-up, and commands that never wait) it is
+/// ignored.
+pub fn ignore_sighup() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no memory-safety
+    // preconditions and installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
 }
 
 /// After a first signal: watches for a second SIGINT or SIGTERM on a thread of its

@@ -4,7 +4,8 @@
 //!
 //! It sleeps until the earliest deadline of a running call, and when no call is
 //! running, for a quarter of the shortest handler timeout (any call that starts
-//! meanwhile cannot expire sooner): an idle host wakes it a few times a minute.
+//! meanwhile cannot expire sooner): an idle host wakes it a few times a minute. At
+//! each wake-up it also sets the sources' queue-depth gauges.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -58,6 +59,11 @@ impl Watchdog {
 fn watch(shared: &Arc<Shared>, stop: &(Mutex<bool>, Condvar), idle_tick: Duration) {
     let mut stuck = vec![0usize; shared.routes.len()];
     loop {
+        // The queue-depth gauges are refreshed by the workers once per batch; these
+        // wake-ups keep them current while every worker of a route is busy.
+        for route in &shared.routes {
+            events::queue_depth(route.name, route.rx.len());
+        }
         let now = Instant::now();
         let mut wake = now + idle_tick;
         for worker in shared.workers.snapshot() {

@@ -15,7 +15,37 @@
 //! nothing accepted makes the zone invalid. While the host shuts down, `503`.
 //!
 //! `GET /events/{id}` reports `pending`, `published` or `dropped`, with the message's
-//! history; `GET /healthz` answers `ok`.
+//! history; `GET /healthz` answers `ok` (or `503` with the host's problems). `HEAD`
+//! works wherever `GET` does; a query string never changes the route.
+//!
+//! The HTTP stack is hyper's HTTP/1.1 server: keep-alive, `Content-Length` and
+//! chunked bodies, `Expect: 100-continue`; a request whose framing is ambiguous
+//! (`Content-Length` headers that disagree, a malformed chunk) gets `400` and the
+//! connection is closed. `max_body_bytes` bounds sized and chunked bodies alike
+//! (`413`).
+//!
+//! # Timeouts and the connection limit
+//!
+//! A client gets `header_timeout` for its request head (from the connection's start,
+//! or from the first byte of a later request), `body_timeout` for the body (`408`),
+//! and `idle_timeout` between requests on a kept-alive connection; past them the
+//! connection is closed. At most `max_connections` are open: a new connection beyond
+//! it closes the one that has waited longest for its client (a half-sent request, a
+//! slow body, an idle keep-alive), so stalled clients cannot lock others out; a
+//! request being handled is never cut short for another, and when every open
+//! connection is being handled, the new one gets `503` at once. Keep
+//! `max_connections` below the process's descriptor limit (`ulimit -n`).
+//!
+//! # Authentication
+//!
+//! With `token_file` (a file holding the token) or `token_env` (the name of an
+//! environment variable holding it), `POST /events` and `GET /events/{id}` need
+//! `Authorization: Bearer <token>`; without it, or with another token, `401` with
+//! `WWW-Authenticate: Bearer`. `/healthz` stays open (it tells only whether the
+//! host is healthy). The token is never part of the configuration and never logged;
+//! it is compared in constant time; it must be at least 16 printable characters.
+//! Listening on an address other than loopback without a token is a configuration
+//! error (`gordon check` reports it) unless `allow_unauthenticated = true`.
 //!
 //! ```toml
 //! ["http.events"]
@@ -24,8 +54,16 @@
 //! max_msg_age = 300           # seconds; older `timestamp`s are rejected (0 = no limit)
 //! track = 100000              # outcomes remembered for GET /events/{id}
 //! port_file = "var/http.port" # optional: write the bound port here (for listen = ":0")
+//! header_timeout = 10         # seconds for a request head
+//! body_timeout = 30           # seconds for a request body
+//! idle_timeout = 60           # seconds a kept-alive connection may wait for a request
+//! max_connections = 512       # open connections at most
+//! token_file = "/etc/gordon/http.token"  # optional; or token_env = "GORDON_HTTP_TOKEN"
+//! allow_unauthenticated = false          # true: allow a non-loopback `listen` without a token
 //! ```
 
+mod auth;
+mod conns;
 mod server;
 mod tracker;
 
@@ -38,6 +76,8 @@ use gordon_plugin_api::{
 };
 use serde::Deserialize;
 
+use crate::auth::Token;
+use crate::conns::Limits;
 use crate::tracker::Tracker;
 
 /// `["http.events"]` configuration.
@@ -53,6 +93,18 @@ pub struct HttpEventsConfig {
     #[serde(default = "default_track")]
     track: usize,
     port_file: Option<String>,
+    #[serde(default = "default_header_timeout")]
+    header_timeout: u64,
+    #[serde(default = "default_body_timeout")]
+    body_timeout: u64,
+    #[serde(default = "default_idle_timeout")]
+    idle_timeout: u64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    token_file: Option<String>,
+    token_env: Option<String>,
+    #[serde(default)]
+    allow_unauthenticated: bool,
 }
 
 fn default_listen() -> String {
@@ -66,6 +118,36 @@ const fn default_max_age() -> u64 {
 }
 const fn default_track() -> usize {
     100_000
+}
+const fn default_header_timeout() -> u64 {
+    10
+}
+const fn default_body_timeout() -> u64 {
+    30
+}
+const fn default_idle_timeout() -> u64 {
+    60
+}
+const fn default_max_connections() -> usize {
+    512
+}
+
+/// The longest any of the timeouts may be, in seconds.
+const MAX_TIMEOUT: u64 = 3600;
+
+impl HttpEventsConfig {
+    fn limits(&self) -> Limits {
+        Limits {
+            header: Duration::from_secs(self.header_timeout),
+            body: Duration::from_secs(self.body_timeout),
+            idle: Duration::from_secs(self.idle_timeout),
+            max_connections: self.max_connections,
+        }
+    }
+
+    fn token(&self) -> Result<Option<Token>, PluginError> {
+        Token::load(self.token_file.as_deref(), self.token_env.as_deref())
+    }
 }
 
 /// The `http.events` runnable.
@@ -81,7 +163,7 @@ impl Plugin for HttpEvents {
     type Config = HttpEventsConfig;
 
     fn validate_config(cfg: &HttpEventsConfig) -> Result<(), PluginError> {
-        cfg.listen.parse::<SocketAddr>().map_err(|e| {
+        let listen = cfg.listen.parse::<SocketAddr>().map_err(|e| {
             PluginError::new(format!(
                 "`listen`: {:?} is not an address:port: {e}",
                 cfg.listen
@@ -92,11 +174,41 @@ impl Plugin for HttpEvents {
                 "`max_body_bytes` and `track` must be at least 1",
             ));
         }
+        for (key, value) in [
+            ("header_timeout", cfg.header_timeout),
+            ("body_timeout", cfg.body_timeout),
+            ("idle_timeout", cfg.idle_timeout),
+        ] {
+            if !(1..=MAX_TIMEOUT).contains(&value) {
+                return Err(PluginError::new(format!(
+                    "`{key}`: {value} is out of range; 1..={MAX_TIMEOUT} seconds"
+                )));
+            }
+        }
+        if cfg.max_connections == 0 {
+            return Err(PluginError::new("`max_connections` must be at least 1"));
+        }
+        let token = cfg.token()?;
+        if token.is_none()
+            && !listen.ip().to_canonical().is_loopback()
+            && !cfg.allow_unauthenticated
+        {
+            return Err(PluginError::new(format!(
+                "`listen` = {:?} is reachable from other hosts, but no token is set: \
+                 set `token_file` or `token_env`, or `allow_unauthenticated = true` to \
+                 accept events from anyone who can reach it",
+                cfg.listen
+            )));
+        }
         Ok(())
     }
 
     fn new(cfg: HttpEventsConfig, _ctx: PluginContext) -> Result<Self, PluginError> {
         Self::validate_config(&cfg)?;
+        let token = cfg.token()?;
+        if let Some(path) = &cfg.token_file {
+            Token::warn_if_readable_by_others(path);
+        }
         // Bind now, so that an address in use fails start-up with a clear error
         // instead of a source that silently never runs.
         let listener = std::net::TcpListener::bind(&cfg.listen)
@@ -113,6 +225,8 @@ impl Plugin for HttpEvents {
             max_body: cfg.max_body_bytes,
             max_age,
             start_phase: Phase::new(<Self as Runnable>::START_PHASE),
+            token,
+            limits: cfg.limits(),
         });
         Ok(HttpEvents {
             listener: Mutex::new(Some(listener)),
@@ -131,7 +245,19 @@ impl Runnable for HttpEvents {
             .take()
             .ok_or_else(|| PluginError::new("run called twice"))?;
         let listener = gordon_plugin_api::tokio::net::TcpListener::from_std(listener)?;
-        gordon_plugin_api::tracing::info!(address = %self.local, "Accepting events on POST /events.");
+        let limits = self.shared.limits;
+        gordon_plugin_api::tracing::info!(
+            address = %self.local,
+            authentication = if self.shared.token.is_some() { "bearer token" } else { "none" },
+            max_connections = limits.max_connections,
+            "Accepting events on POST /events."
+        );
+        if self.shared.token.is_none() && !self.local.ip().to_canonical().is_loopback() {
+            gordon_plugin_api::tracing::warn!(
+                address = %self.local,
+                "Anyone who can reach this address can post events (`allow_unauthenticated`)."
+            );
+        }
         server::serve(listener, Arc::clone(&self.shared), ctx).await;
         Ok(())
     }

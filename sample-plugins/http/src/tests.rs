@@ -180,3 +180,108 @@ fn events_that_could_break_a_zone_or_are_ambiguous_get_400_naming_the_field() {
     assert_eq!(h.recv(1, Duration::from_secs(5)).len(), 1);
     h.shutdown(Duration::from_secs(5)).unwrap();
 }
+
+#[test]
+fn a_listener_other_hosts_can_reach_needs_a_token_or_an_explicit_allowance() {
+    for listen in ["0.0.0.0:8080", "192.0.2.1:8080", "[::]:8080"] {
+        let err = testing::validate::<HttpEvents>(&format!("listen = \"{listen}\"")).unwrap_err();
+        let msg = err.message();
+        assert!(
+            msg.contains("`listen`")
+                && msg.contains("`token_file`")
+                && msg.contains("`token_env`")
+                && msg.contains("`allow_unauthenticated = true`"),
+            "{msg}"
+        );
+        testing::validate::<HttpEvents>(&format!(
+            "listen = \"{listen}\"\nallow_unauthenticated = true"
+        ))
+        .unwrap();
+    }
+    for listen in ["127.0.0.1:8080", "127.3.2.1:0", "[::1]:8080"] {
+        testing::validate::<HttpEvents>(&format!("listen = \"{listen}\"")).unwrap();
+    }
+}
+
+#[test]
+fn token_sources_are_checked_without_showing_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    let cfg = format!(
+        "listen = \"0.0.0.0:0\"\ntoken_file = \"{}\"",
+        file.display()
+    );
+    let err = testing::validate::<HttpEvents>(&cfg).unwrap_err();
+    assert!(
+        err.message().starts_with("`token_file`: cannot read"),
+        "{err}"
+    );
+    std::fs::write(&file, "short\n").unwrap();
+    let err = testing::validate::<HttpEvents>(&cfg).unwrap_err();
+    assert!(err.message().contains("at least 16"), "{err}");
+    assert!(!err.message().contains("short"), "{err}");
+    std::fs::write(&file, "with a space in it, long enough\n").unwrap();
+    let err = testing::validate::<HttpEvents>(&cfg).unwrap_err();
+    assert!(err.message().contains("without spaces"), "{err}");
+    std::fs::write(&file, "0123456789abcdef0123\n").unwrap();
+    testing::validate::<HttpEvents>(&cfg).unwrap();
+
+    let err = testing::validate::<HttpEvents>(&format!("{cfg}\ntoken_env = \"X\"")).unwrap_err();
+    assert!(err.message().contains("not both"), "{err}");
+    let err = testing::validate::<HttpEvents>("token_env = \"GORDON_HTTP_TEST_UNSET_TOKEN\"")
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains("`token_env`: environment variable GORDON_HTTP_TEST_UNSET_TOKEN is not set"),
+        "{err}"
+    );
+    let err = testing::validate::<HttpEvents>("token = \"inline\"").unwrap_err();
+    assert!(err.message().contains("token"), "{err}");
+}
+
+#[test]
+fn timeouts_and_the_connection_limit_are_range_checked() {
+    for (key, value) in [
+        ("header_timeout", "0"),
+        ("body_timeout", "3601"),
+        ("idle_timeout", "0"),
+        ("max_connections", "0"),
+    ] {
+        let err = testing::validate::<HttpEvents>(&format!("{key} = {value}")).unwrap_err();
+        assert!(err.message().contains(&format!("`{key}`")), "{err}");
+    }
+}
+
+#[test]
+fn with_a_token_events_need_it_and_healthz_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "0123456789abcdef0123\n").unwrap();
+    let port_file = dir.path().join("port");
+    let cfg = format!(
+        "listen = \"127.0.0.1:0\"\nport_file = \"{}\"\ntoken_file = \"{}\"\n",
+        port_file.display(),
+        token.display()
+    );
+    let h = testing::runnable::<HttpEvents>(&cfg, 64).unwrap();
+    let port: u16 = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, body) = request(port, "POST", "/events", EVENT);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "missing bearer token");
+    assert_eq!(request(port, "GET", "/healthz", "").0, 200);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer 0123456789abcdef0123\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{EVENT}",
+        EVENT.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 202"), "{out}");
+    assert_eq!(h.recv(1, Duration::from_secs(5)).len(), 1);
+    h.shutdown(Duration::from_secs(5)).unwrap();
+}

@@ -8,6 +8,10 @@
 //!
 //! **A file that cannot be read or parsed fails the run.** It is never read as "no
 //! hosts": an empty desired set would ask the reconciler to delete every record.
+//! Likewise a host that yields no record (no addresses, no aliases) is an error
+//! naming its file and line, as is a CSV column it does not know or a required
+//! one that is missing: a misspelt `adresses` column must not read as hosts
+//! without addresses.
 //!
 //! ```toml
 //! ["inventory.authority"]
@@ -28,11 +32,17 @@
 //! ttl = 600                                 # optional
 //! ```
 //!
-//! CSV (header required; lists separated by spaces or `;`):
+//! CSV (RFC 4180, read with the `csv` crate; a UTF-8 byte order mark, quoted
+//! fields, blank lines and `#` comment lines are fine). The header is required and
+//! names the columns in any order: `name` and `addresses` must be there, `aliases`,
+//! `ttl` and `zone` may be; any other column is an error naming the file, line and
+//! column. Lists inside a field are separated by spaces, `;` or `,` (quote the
+//! field for commas):
 //!
 //! ```text
 //! name,addresses,aliases,ttl
-//! www,10.0.0.1 2001:db8::1,web,600
+//! www,"10.0.0.1, 2001:db8::1",web,600
+//! db,10.0.1.1;10.0.1.2,,
 //! ```
 
 use std::collections::BTreeMap;
@@ -73,7 +83,28 @@ struct Host {
     #[serde(default)]
     aliases: Vec<String>,
     ttl: Option<u32>,
+    /// Where it was read (CSV: its line), for error messages.
+    #[serde(skip)]
+    line: Option<u64>,
 }
+
+/// One row of a CSV inventory; list fields are split afterwards.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsvHost {
+    name: String,
+    addresses: String,
+    #[serde(default)]
+    aliases: Option<String>,
+    #[serde(default)]
+    ttl: Option<u32>,
+    #[serde(default)]
+    zone: Option<String>,
+}
+
+/// The CSV columns, and which of them a header must have.
+const CSV_COLUMNS: [&str; 5] = ["name", "addresses", "aliases", "ttl", "zone"];
+const CSV_REQUIRED: [&str; 2] = ["name", "addresses"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,7 +214,8 @@ impl Inventory {
             let source = file.display().to_string();
             for host in hosts {
                 self.add_host(&mut zones, &host, &source).map_err(|e| {
-                    PluginError::new(format!("{source}: host {:?}: {e}", host.name))
+                    let at = host.line.map(|l| format!(" line {l}")).unwrap_or_default();
+                    PluginError::new(format!("{source}{at}: host {:?}: {e}", host.name))
                 })?;
             }
         }
@@ -211,6 +243,11 @@ impl Inventory {
             .get_mut(&zone)
             .ok_or_else(|| format!("zone {zone} is not in `zones`"))?;
         let fqdn = qualify(&host.name, &zone)?;
+        if host.addresses.is_empty() && host.aliases.is_empty() {
+            // It would yield no record: read as "this host has no records", it
+            // would ask the reconciler to delete what it has.
+            return Err("no addresses and no aliases: it would have no records".into());
+        }
         let ttl = host.ttl.unwrap_or(self.cfg.default_ttl);
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for a in &host.addresses {
@@ -274,57 +311,123 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<Host>, PluginError> {
     }
 }
 
+/// Splits a list field: spaces, `;` or `,` between items.
+fn list(field: Option<&str>) -> Vec<String> {
+    field
+        .unwrap_or("")
+        .split([' ', ';', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn parse_csv(text: &str) -> Result<Vec<Host>, String> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
-    let (_, header) = lines
-        .next()
-        .ok_or("empty file: a header line is required")?;
-    let columns: Vec<String> = header
-        .split(',')
-        .map(|c| c.trim().to_ascii_lowercase())
-        .collect();
-    let col = |name: &str| columns.iter().position(|c| c == name);
-    let name_col = col("name").ok_or("the header has no `name` column")?;
-    let (addr_col, alias_col, ttl_col) = (col("addresses"), col("aliases"), col("ttl"));
-    let list = |cell: Option<&str>| -> Vec<String> {
-        cell.unwrap_or("")
-            .split([' ', ';'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    // The csv crate's line numbers do not count comment lines: count them here.
+    let line_at = |pos: Option<&csv::Position>| -> u64 {
+        pos.map_or(0, |p| {
+            let upto = text.as_bytes().get(..p.byte() as usize).unwrap_or_default();
+            upto.iter().filter(|b| **b == b'\n').count() as u64 + 1
+        })
     };
-    let mut hosts = Vec::new();
-    for (i, line) in lines {
-        let cells: Vec<&str> = line.split(',').collect();
-        if cells.len() > columns.len() {
+    let header = reader
+        .headers()
+        .map_err(|e| csv_error(&e, &line_at))?
+        .clone();
+    // Nor does the header's position skip leading comment lines.
+    let header_line = text
+        .lines()
+        .position(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map_or(1, |i| i as u64 + 1);
+    if header.is_empty() || header.iter().all(str::is_empty) {
+        return Err("empty file: a header line is required".into());
+    }
+    let mut columns: Vec<String> = Vec::with_capacity(header.len());
+    for (i, raw) in header.iter().enumerate() {
+        let column = raw.to_ascii_lowercase();
+        if !CSV_COLUMNS.contains(&column.as_str()) {
             return Err(format!(
-                "line {}: {} cells, the header has {}",
+                "line {header_line}, column {}: unknown column {raw:?} (the columns are {})",
                 i + 1,
-                cells.len(),
-                columns.len()
+                CSV_COLUMNS.join(", ")
             ));
         }
-        let cell = |c: Option<usize>| c.and_then(|c| cells.get(c).copied());
-        let ttl = match cell(ttl_col).map(str::trim).filter(|t| !t.is_empty()) {
-            Some(t) => Some(
-                t.parse()
-                    .map_err(|_| format!("line {}: ttl {t:?} is not a number", i + 1))?,
-            ),
-            None => None,
-        };
+        if columns.contains(&column) {
+            return Err(format!(
+                "line {header_line}, column {}: column {raw:?} is given twice",
+                i + 1
+            ));
+        }
+        columns.push(column);
+    }
+    for required in CSV_REQUIRED {
+        if !columns.iter().any(|c| c == required) {
+            return Err(format!(
+                "line {header_line}: the header has no `{required}` column (it has {})",
+                header.iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    let columns = csv::StringRecord::from(columns);
+    let mut hosts = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(&e, &line_at))?;
+        let line = line_at(record.position());
+        let row: CsvHost = record
+            .deserialize(Some(&columns))
+            .map_err(|e| match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => {
+                    let at = match err.field() {
+                        Some(f) => {
+                            let name = columns.get(f as usize).unwrap_or("?");
+                            format!("line {line}, column {} (`{name}`)", f + 1)
+                        }
+                        None => format!("line {line}"),
+                    };
+                    format!("{at}: {}", err.kind())
+                }
+                _ => csv_error(&e, &line_at),
+            })?;
+        if row.name.is_empty() {
+            let col = columns.iter().position(|c| c == "name").unwrap_or(0) + 1;
+            return Err(format!(
+                "line {line}, column {col} (`name`): the name is empty"
+            ));
+        }
         hosts.push(Host {
-            name: cell(Some(name_col)).unwrap_or("").trim().to_owned(),
-            zone: None,
-            addresses: list(cell(addr_col)),
-            aliases: list(cell(alias_col)),
-            ttl,
+            name: row.name,
+            zone: row.zone.filter(|z| !z.is_empty()),
+            addresses: list(Some(&row.addresses)),
+            aliases: list(row.aliases.as_deref()),
+            ttl: row.ttl,
+            line: Some(line),
         });
     }
     Ok(hosts)
+}
+
+/// A CSV reading error, with the line it happened on (`line_at` reads a position).
+fn csv_error(e: &csv::Error, line_at: &dyn Fn(Option<&csv::Position>) -> u64) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => {
+            let line = line_at(pos.as_ref());
+            format!("line {line}: {len} field(s), the header has {expected_len}")
+        }
+        _ => match e.position() {
+            Some(pos) => format!("line {}: {e}", line_at(Some(pos))),
+            None => e.to_string(),
+        },
+    }
 }
 
 export_plugins!(authority Inventory);

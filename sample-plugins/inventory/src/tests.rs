@@ -129,3 +129,131 @@ fn config_is_validated() {
             .contains("absolute")
     );
 }
+
+fn csv_inventory(text: &str) -> (tempfile::TempDir, Result<Vec<String>, String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("hosts.csv");
+    std::fs::write(&f, text).unwrap();
+    let got = inventory(dir.path(), &format!("files = [{f:?}]"))
+        .desired()
+        .map(|z| lines(&z["example.com."]))
+        .map_err(|e| e.message().to_owned());
+    (dir, got)
+}
+
+#[test]
+fn csv_quoted_fields_a_bom_comments_and_any_column_order_work() {
+    let (_d, got) = csv_inventory(
+        "\u{feff}# exported from the asset database\nTTL,Name,addresses,aliases\n\n600,www,\"10.0.0.1, 2001:db8::1\",\"web;w3\"\n,\"db\",10.0.1.1 10.0.1.2,\n",
+    );
+    assert_eq!(
+        got.unwrap(),
+        [
+            "www.example.com. A 600 10.0.0.1",
+            "www.example.com. AAAA 600 2001:db8::1",
+            "web.example.com. CNAME 600 www.example.com.",
+            "w3.example.com. CNAME 600 www.example.com.",
+            "db.example.com. A 300 10.0.1.1,10.0.1.2",
+        ]
+    );
+}
+
+#[test]
+fn a_misspelt_or_missing_csv_column_is_an_error_naming_file_line_and_column() {
+    // The misspelling that once read as "hosts without addresses".
+    let (_d, got) = csv_inventory("# hosts\nname,adresses\nwww,10.0.0.1\n");
+    let err = got.unwrap_err();
+    assert!(
+        err.contains("hosts.csv") && err.contains("line 2, column 2: unknown column \"adresses\""),
+        "{err}"
+    );
+    let (_d, got) = csv_inventory("name,aliases\nwww,web\n");
+    let err = got.unwrap_err();
+    assert!(
+        err.contains(
+            "hosts.csv: line 1: the header has no `addresses` column (it has name, aliases)"
+        ),
+        "{err}"
+    );
+    let (_d, got) = csv_inventory("name,addresses,Name\n");
+    assert!(got
+        .unwrap_err()
+        .contains("column 3: column \"Name\" is given twice"));
+    let (_d, got) = csv_inventory("");
+    assert!(got.unwrap_err().contains("a header line is required"));
+}
+
+#[test]
+fn bad_csv_rows_name_their_line_and_column() {
+    let (_d, got) = csv_inventory("name,addresses,ttl\nwww,10.0.0.1,600\ndb,10.0.0.2,soon\n");
+    let err = got.unwrap_err();
+    assert!(err.contains("line 3, column 3 (`ttl`)"), "{err}");
+    let (_d, got) = csv_inventory("name,addresses\nwww,10.0.0.1,extra\n");
+    let err = got.unwrap_err();
+    assert!(
+        err.contains("line 2: 3 field(s), the header has 2"),
+        "{err}"
+    );
+    let (_d, got) = csv_inventory("name,addresses\n,10.0.0.1\n");
+    assert!(got
+        .unwrap_err()
+        .contains("line 2, column 1 (`name`): the name is empty"));
+    // A host that would have no records is an error, not "delete its records".
+    let (_d, got) = csv_inventory("name,addresses,aliases\nwww,10.0.0.1,\nold,,\n");
+    let err = got.unwrap_err();
+    assert!(
+        err.contains("hosts.csv line 3: host \"old\": no addresses and no aliases"),
+        "{err}"
+    );
+    let (_d, got) = csv_inventory("name,addresses\nwww,10.0.0.300\n");
+    assert!(got
+        .unwrap_err()
+        .contains("hosts.csv line 2: host \"www\": \"10.0.0.300\" is not an IP address"));
+}
+
+#[test]
+fn a_csv_zone_column_places_hosts_among_several_zones() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("h.csv");
+    std::fs::write(
+        &f,
+        "name,addresses,zone\nwww,10.0.0.1,example.org.\napi,10.0.0.2,\n",
+    )
+    .unwrap();
+    let cfg: InventoryConfig = toml::from_str(&format!(
+        "zones = [\"example.com.\", \"example.org.\"]\nfiles = [{f:?}]"
+    ))
+    .unwrap();
+    let err = Inventory { cfg }.desired().unwrap_err();
+    assert!(
+        err.message()
+            .contains("line 3: host \"api\": `zone` is required"),
+        "{err}"
+    );
+    std::fs::write(&f, "name,addresses,zone\nwww,10.0.0.1,example.org.\n").unwrap();
+    let cfg: InventoryConfig = toml::from_str(&format!(
+        "zones = [\"example.com.\", \"example.org.\"]\nfiles = [{f:?}]"
+    ))
+    .unwrap();
+    let zones = Inventory { cfg }.desired().unwrap();
+    assert_eq!(
+        lines(&zones["example.org."]),
+        ["www.example.org. A 300 10.0.0.1"]
+    );
+    assert!(zones["example.com."].is_empty());
+}
+
+#[test]
+fn a_toml_host_without_records_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("h.toml");
+    std::fs::write(&f, "[[host]]\nname = \"old\"\n").unwrap();
+    let err = inventory(dir.path(), &format!("files = [{f:?}]"))
+        .desired()
+        .unwrap_err();
+    assert!(
+        err.message()
+            .contains("host \"old\": no addresses and no aliases"),
+        "{err}"
+    );
+}

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use gordon_plugin_api::{RecordType, ResourceRecord};
-use gordon_plugin_rfc2136::reconciler::diff::{diff, Policy};
+use gordon_plugin_rfc2136::reconciler::diff::{diff, Owner, Policy, Rules};
 
 const N: usize = 100_000;
 
@@ -30,9 +30,19 @@ fn main() {
     let mut changes = 0;
     for _ in 0..7 {
         let started = Instant::now();
-        let d = diff("example.com.", &desired, &actual, Policy::Sync, &|_, _| {
-            true
-        });
+        let rules = Rules {
+            policy: Policy::Sync,
+            adopt: false,
+            manage_unowned: false,
+        };
+        let d = diff(
+            "example.com.",
+            &desired,
+            &actual,
+            rules,
+            &|_, t| t == RecordType::A,
+            &|_, _| Owner::Ours,
+        );
         rounds.push(started.elapsed().as_secs_f64());
         changes = d.changes.len();
     }

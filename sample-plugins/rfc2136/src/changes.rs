@@ -8,7 +8,8 @@
 //! `_gordon-a-www.example.com.`); at the apex the name is `_gordon-<type>.<zone>`.
 //! It is a sibling of the record, never the record's own name, so it cannot collide
 //! with user TXT data at that name, and it is never below the name, which might be
-//! a delegation point.
+//! a delegation point. Ownership is always on: every edit has an owner record name,
+//! and names whose first label starts with `_gordon-` are reserved.
 
 use std::collections::HashMap;
 
@@ -50,8 +51,8 @@ pub(crate) struct Edit {
     pub(crate) name: Name,
     pub(crate) rtype: RecordType,
     pub(crate) op: Op,
-    /// The owner record's name, when ownership is on.
-    pub(crate) owner: Option<Name>,
+    /// The owner record's name.
+    pub(crate) owner: Name,
 }
 
 /// The edits of one batch for one record set, in message order; the last one is the
@@ -81,10 +82,9 @@ impl Change {
             Op::Replace { rdatas, .. } => rdatas.iter().map(|r| rr + r.len()).sum::<usize>(),
             Op::Delete => 0,
         };
-        let owner = e
-            .owner
-            .as_ref()
-            .map_or(0, |o| 4 * (o.wire().len() + 10) + 2 * owner_value + rr);
+        // At most: a prerequisite on the set, one on the owner record, and the owner
+        // record deleted and added (with two owner values).
+        let owner = 3 * (e.owner.wire().len() + 10) + 2 * owner_value + rr;
         2 * rr + data + owner
     }
 }
@@ -118,7 +118,6 @@ pub(crate) fn owner_rdata(owner_id: &str) -> Vec<u8> {
 pub(crate) struct Rules<'a> {
     pub(crate) zone: &'a Name,
     pub(crate) default_ttl: u32,
-    pub(crate) ownership: bool,
 }
 
 /// Validates message `index` into an edit, or says why it cannot be published.
@@ -147,20 +146,16 @@ pub(crate) fn validate(
             "the apex NS records of {zone} are managed on the server, not by events"
         )));
     }
-    let owner = if rules.ownership {
-        let reserved = name
-            .labels()
-            .next()
-            .is_some_and(|l| l.starts_with(OWNER_PREFIX.as_bytes()));
-        if reserved {
-            return Err(fail(format!(
-                "name {name} is reserved for gordon's owner records ({OWNER_PREFIX}*)"
-            )));
-        }
-        Some(owner_name(&name, rtype, zone).map_err(fail)?)
-    } else {
-        None
-    };
+    let reserved = name
+        .labels()
+        .next()
+        .is_some_and(|l| l.starts_with(OWNER_PREFIX.as_bytes()));
+    if reserved {
+        return Err(fail(format!(
+            "name {name} is reserved for gordon's owner records ({OWNER_PREFIX}*)"
+        )));
+    }
+    let owner = owner_name(&name, rtype, zone).map_err(fail)?;
     let op = match msg.action() {
         Action::Deletions => Op::Delete,
         Action::Additions => {
@@ -253,38 +248,64 @@ pub(crate) fn chunks(
 /// How a change's ownership is asserted in its UPDATE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Claim {
-    /// Ownership is off: no prerequisites.
-    None,
     /// The owner record holds exactly our value: require that it still does.
     Ours,
     /// Neither the record set nor an owner record exists: require that, and create
     /// the owner record with the records.
     New,
+    /// `adopt`: no owner record exists (the record set may): require that, change
+    /// the set and write our owner record.
+    Adopt,
+    /// `adopt_from_owner`: the owner record holds exactly the previous owner's
+    /// value: require that, and rewrite it to ours.
+    Previous,
+    /// `manage_unowned`: no prerequisite; the owner record is rewritten to ours
+    /// (or deleted with the set).
+    Force,
 }
 
-/// Writes one UPDATE for `changes` with their claims; `value` is the owner record
-/// data. The id is 0: the client fills it in.
-pub(crate) fn update_message(zone: &Name, changes: &[(&Edit, Claim)], value: &[u8]) -> Vec<u8> {
+/// The owner record data: ours, and that of `adopt_from_owner` (empty without).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OwnerValues<'a> {
+    pub(crate) ours: &'a [u8],
+    pub(crate) previous: &'a [u8],
+}
+
+/// Writes one UPDATE for `changes` with their claims. The id is 0: the client
+/// fills it in.
+pub(crate) fn update_message(
+    zone: &Name,
+    changes: &[(&Edit, Claim)],
+    values: OwnerValues<'_>,
+) -> Vec<u8> {
     type Rr<'a> = (&'a Name, u16, u16, u32, &'a [u8]);
     let txt = RecordType::TXT.0;
     let mut prereqs: Vec<Rr<'_>> = Vec::new();
     let mut updates: Vec<Rr<'_>> = Vec::new();
     for (e, claim) in changes {
-        let t = e.rtype.0;
-        let owner = e.owner.as_ref().filter(|_| *claim != Claim::None);
-        match (claim, owner) {
-            (Claim::Ours, Some(o)) => prereqs.push((o, txt, CLASS_IN, 0, value)),
-            (Claim::New, Some(o)) => {
+        let (t, o) = (e.rtype.0, &e.owner);
+        match claim {
+            Claim::Ours => prereqs.push((o, txt, CLASS_IN, 0, values.ours)),
+            Claim::Previous => prereqs.push((o, txt, CLASS_IN, 0, values.previous)),
+            Claim::New => {
                 prereqs.push((&e.name, t, CLASS_NONE, 0, &[]));
                 prereqs.push((o, txt, CLASS_NONE, 0, &[]));
             }
-            _ => {}
+            Claim::Adopt => prereqs.push((o, txt, CLASS_NONE, 0, &[])),
+            Claim::Force => {}
         }
+        // Whether the owner record set is there to be rewritten or deleted.
+        let rewrite = matches!(claim, Claim::Previous | Claim::Force);
         match &e.op {
             Op::Replace { ttl, rdatas } => {
-                match (claim, owner) {
-                    (Claim::New, Some(o)) => updates.push((o, txt, CLASS_IN, *ttl, value)),
-                    _ => updates.push((&e.name, t, CLASS_ANY, 0, &[])),
+                if rewrite {
+                    updates.push((o, txt, CLASS_ANY, 0, &[]));
+                }
+                if *claim != Claim::Ours {
+                    updates.push((o, txt, CLASS_IN, *ttl, values.ours));
+                }
+                if *claim != Claim::New {
+                    updates.push((&e.name, t, CLASS_ANY, 0, &[]));
                 }
                 updates.extend(
                     rdatas
@@ -296,7 +317,7 @@ pub(crate) fn update_message(zone: &Name, changes: &[(&Edit, Claim)], value: &[u
                 if *claim != Claim::New {
                     updates.push((&e.name, t, CLASS_ANY, 0, &[]));
                 }
-                if let (Claim::Ours, Some(o)) = (claim, owner) {
+                if rewrite || *claim == Claim::Ours {
                     updates.push((o, txt, CLASS_ANY, 0, &[]));
                 }
             }

@@ -78,9 +78,25 @@ pub struct Rfc2136Config {
     /// `none` (default), `query` or `axfr`.
     #[serde(default)]
     pub verify: Verify,
-    /// Turns ownership records on: this instance's owner id.
+    /// This instance's owner id (default `gordon`): every record set published is
+    /// marked with an owner record holding it, and only record sets so marked are
+    /// changed or deleted.
+    #[serde(default = "default_owner_id")]
+    pub owner_id: String,
+    /// Take over record sets that exist without any owner record (made by hand or
+    /// by a deployment from before ownership): change them and write our owner
+    /// record. Meant for migrating; default `false`.
     #[serde(default)]
-    pub owner_id: Option<String>,
+    pub adopt: bool,
+    /// Take over record sets marked by this other owner id (a renamed instance):
+    /// their owner record is rewritten to ours.
+    #[serde(default)]
+    pub adopt_from_owner: Option<String>,
+    /// DANGER: change and delete record sets whatever owns them — records made by
+    /// hand, by other tools or by other owners. Owner records are still written.
+    /// Default `false`; a warning is logged whenever it is on.
+    #[serde(default)]
+    pub manage_unowned: bool,
     /// `auto` (default) or `tcp`.
     #[serde(default)]
     pub transport: Transport,
@@ -101,6 +117,27 @@ fn default_retry_backoff_ms() -> u64 {
 fn default_max_batch() -> usize {
     500
 }
+fn default_owner_id() -> String {
+    "gordon".into()
+}
+
+/// How ownership records are honoured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Ownership {
+    /// Our owner id.
+    pub(crate) owner_id: String,
+    /// Take over record sets without an owner record.
+    pub(crate) adopt: bool,
+    /// Take over record sets of this other owner id.
+    pub(crate) adopt_from_owner: Option<String>,
+    /// Change record sets whatever owns them.
+    pub(crate) manage_unowned: bool,
+}
+
+impl Ownership {
+    /// The warning logged whenever `manage_unowned` is on.
+    pub(crate) const MANAGE_UNOWNED_WARNING: &'static str = "manage_unowned = true: record sets gordon does not own (made by hand, by other tools or by other owners) are changed and deleted too";
+}
 
 /// The configuration, checked, with the key loaded.
 #[derive(Clone, Debug)]
@@ -114,7 +151,7 @@ pub(crate) struct Settings {
     pub(crate) backoff: Duration,
     pub(crate) max_batch: usize,
     pub(crate) verify: Verify,
-    pub(crate) owner_id: Option<String>,
+    pub(crate) ownership: Ownership,
     pub(crate) tcp_only: bool,
 }
 
@@ -225,8 +262,9 @@ fn load_key(cfg: &Rfc2136Config) -> Result<Key, PluginError> {
     }
 }
 
-/// Checks an owner id: printable ASCII without separators, at most 64 characters.
-fn check_owner_id(id: &str) -> Result<(), PluginError> {
+/// Checks an owner id (named by `key`): printable ASCII without separators, at most
+/// 64 characters.
+fn check_owner_id(key: &str, id: &str) -> Result<(), PluginError> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
@@ -236,7 +274,7 @@ fn check_owner_id(id: &str) -> Result<(), PluginError> {
         Ok(())
     } else {
         Err(err(format!(
-            "`owner_id` {id:?} must be 1 to 64 printable characters without spaces, ',', '=', '\"', '\\' or ';'"
+            "`{key}` {id:?} must be 1 to 64 printable characters without spaces, ',', '=', '\"', '\\' or ';'"
         )))
     }
 }
@@ -283,8 +321,14 @@ impl Settings {
                 cfg.max_batch
             )));
         }
-        if let Some(id) = &cfg.owner_id {
-            check_owner_id(id)?;
+        check_owner_id("owner_id", &cfg.owner_id)?;
+        if let Some(old) = &cfg.adopt_from_owner {
+            check_owner_id("adopt_from_owner", old)?;
+            if *old == cfg.owner_id {
+                return Err(err(format!(
+                    "`adopt_from_owner` {old:?} is `owner_id` itself: name the owner id to take records over from"
+                )));
+            }
         }
         Ok(Settings {
             zone,
@@ -296,7 +340,12 @@ impl Settings {
             backoff: Duration::from_millis(cfg.retry_backoff_ms),
             max_batch: cfg.max_batch,
             verify: cfg.verify,
-            owner_id: cfg.owner_id.clone(),
+            ownership: Ownership {
+                owner_id: cfg.owner_id.clone(),
+                adopt: cfg.adopt,
+                adopt_from_owner: cfg.adopt_from_owner.clone(),
+                manage_unowned: cfg.manage_unowned,
+            },
             tcp_only: cfg.transport == Transport::Tcp,
         })
     }
@@ -416,6 +465,8 @@ mod tests {
         assert!(bad("verify = \"maybe\"").contains("maybe"));
         assert!(bad("max_batch = 0").contains("`max_batch` must be within 1..=10000"));
         assert!(bad("owner_id = \"a,b\"").contains("`owner_id`"));
+        assert!(bad("adopt_from_owner = \"a b\"").contains("`adopt_from_owner`"));
+        assert!(bad("adopt_from_owner = \"gordon\"").contains("is `owner_id` itself"));
         assert!(bad("timeout_ms = 0").contains("`timeout_ms`"));
         let toml = format!("zone = \"example.com\"\nserver = \"127.0.0.1\"\n{key}");
         assert!(validate::<Rfc2136>(&toml)
@@ -445,11 +496,15 @@ mod tests {
             retry_backoff_ms: 0,
             max_batch: 1,
             verify: Verify::Axfr,
-            owner_id: Some("g".into()),
+            owner_id: "g".into(),
+            adopt: false,
+            adopt_from_owner: Some("old".into()),
+            manage_unowned: false,
             transport: Transport::Tcp,
         };
         let settings = Settings::resolve(&cfg).unwrap();
         assert!(settings.tcp_only);
+        assert_eq!(settings.ownership.adopt_from_owner.as_deref(), Some("old"));
         assert!(
             !format!("{settings:?}").contains(SECRET),
             "Debug must not show the secret"

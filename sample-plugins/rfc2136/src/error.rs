@@ -20,6 +20,9 @@ pub(crate) enum Failure {
     Unauthenticated(String),
     /// The answer is malformed or does not answer the request.
     Malformed(String),
+    /// The owner-record lookup was answered with this rcode, while the zone takes
+    /// updates from the key.
+    OwnerLookup(u16),
 }
 
 /// What a failure says about the records of the UPDATE.
@@ -92,7 +95,9 @@ impl Failure {
                 }
                 _ => Scope::Zone,
             },
-            Failure::Unauthenticated(_) | Failure::Malformed(_) => Scope::Zone,
+            Failure::Unauthenticated(_) | Failure::Malformed(_) | Failure::OwnerLookup(_) => {
+                Scope::Zone
+            }
         }
     }
 
@@ -106,6 +111,7 @@ impl Failure {
             Failure::Io(_) => "io".to_owned(),
             Failure::Unauthenticated(_) => "unauthenticated".to_owned(),
             Failure::Malformed(_) => "malformed".to_owned(),
+            Failure::OwnerLookup(_) => "owner_lookup".to_owned(),
         }
     }
 
@@ -144,6 +150,10 @@ impl Failure {
                 format!("{auth} with server {server} for zone {zone}: its answer cannot be trusted: {why}")
             }
             Failure::Malformed(why) => format!("bad answer from server {server} for zone {zone}: {why}"),
+            Failure::OwnerLookup(r) => format!(
+                "server {server} answered {} to the owner-record queries of zone {zone}, which it needs to tell which record sets gordon owns: let the key query the zone",
+                rcode_name(*r)
+            ),
         }
     }
 }
@@ -181,6 +191,8 @@ mod tests {
             "server 127.0.0.1:53 answered RCODE11 to the update for zone example.com."
         );
         assert!(d(Failure::Timeout(Duration::from_millis(1500))).contains("within 1500 ms"));
+        assert!(d(Failure::OwnerLookup(rcode::REFUSED))
+            .contains("answered REFUSED to the owner-record queries of zone example.com."));
         for f in [
             rc(2, 0),
             rc(5, 0),

@@ -30,19 +30,25 @@
 //!   changed record set, `axfr` transfers the zone once; a message fails when the
 //!   server does not serve exactly the records and TTL sent (BIND silently ignores,
 //!   for example, an address record added next to a CNAME).
-//! - **Ownership** (`owner_id`, external-dns style): each managed record set
-//!   `(name, type)` gets a TXT owner record `heritage=gordon,owner=<owner_id>` at a
-//!   sibling name: the first label prefixed with `_gordon-<type>-`
-//!   (`_gordon-a-www.example.com.` for `www.example.com.` A, `_gordon-mx.example.com.`
-//!   for the apex MX). It never shares a name with user data. Before an UPDATE the
-//!   owner records are queried; the UPDATE then carries RFC 2136 prerequisites so
-//!   that nothing changed between the query and the UPDATE: "owner record set is
-//!   exactly ours" for a set we own, "neither the set nor an owner record exists" for
-//!   a new one (the owner record is created in the same UPDATE). A set that exists
-//!   without our owner record fails its message with "... is not owned by gordon
-//!   owner X ...", and nothing is touched. Deleting a set deletes its owner record.
-//!   Names whose first label starts with `_gordon-` are refused while ownership is
-//!   on.
+//! - **Ownership** (always on, external-dns style): each record set `(name, type)`
+//!   it publishes gets a TXT owner record `heritage=gordon,owner=<owner_id>`
+//!   (`owner_id` defaults to `gordon`) at a sibling name: the first label prefixed
+//!   with `_gordon-<type>-` (`_gordon-a-www.example.com.` for `www.example.com.` A,
+//!   `_gordon-mx.example.com.` for the apex MX). It never shares a name with user
+//!   data. Before an UPDATE the owner records are queried; the UPDATE then carries
+//!   RFC 2136 prerequisites so that nothing changed between the query and the
+//!   UPDATE: "owner record set is exactly ours" for a set we own, "neither the set
+//!   nor an owner record exists" for a new one (the owner record is created in the
+//!   same UPDATE). A set that exists without our owner record — made by hand, by
+//!   another tool, or by another owner id — fails its message with "... is not
+//!   owned by gordon owner X ...", and nothing is touched. Deleting a set deletes
+//!   its owner record. Names whose first label starts with `_gordon-` are refused.
+//!   Opt-ins, for migrating: `adopt = true` takes over sets that have no owner
+//!   record at all (prerequisite: still none), `adopt_from_owner = "old-id"` those
+//!   marked by another owner id (prerequisite: still exactly that mark); both write
+//!   our owner record. `manage_unowned = true` drops the prerequisites and changes
+//!   any set, whoever made it (owner records are still written) — logged as a
+//!   warning at start; it is the behaviour of a deployment without ownership.
 //! - **Security.** The secret comes from a key file or an environment variable; it
 //!   never appears in logs, errors or `Debug` output. Every answer reporting success
 //!   must be signed with the key (an unsigned NOERROR could be forged).
@@ -81,7 +87,10 @@
 //! | `retry_backoff_ms` | `200` | the first retry's pause, doubled each retry; 0..=60000 |
 //! | `max_batch` | `500` | the most record-set changes in one UPDATE; 1..=10000 |
 //! | `verify` | `"none"` | `"none"`, `"query"` or `"axfr"` |
-//! | `owner_id` | — | turns ownership records on; 1..=64 printable characters without `,` `=` `"` `\` `;` |
+//! | `owner_id` | `"gordon"` | the owner id written to and required in owner records; 1..=64 printable characters without `,` `=` `"` `\` `;` |
+//! | `adopt` | `false` | take over record sets that have no owner record (migrating a deployment from before ownership) |
+//! | `adopt_from_owner` | — | take over record sets marked by this other owner id (a renamed instance) |
+//! | `manage_unowned` | `false` | DANGER: change and delete any record set, whoever made it; a warning at start |
 //! | `transport` | `"auto"` | `"auto"` or `"tcp"` |
 //!
 //! `gordon check` (`validate_config`) checks the address, the algorithm, that exactly
@@ -99,7 +108,7 @@
 //! max_batch = 500
 //! retries = 3
 //! verify = "query"
-//! owner_id = "gordon-1"
+//! owner_id = "gordon"              # the default
 //! ```
 //!
 //! On the server, allow the key to update the zone, e.g. BIND
@@ -160,9 +169,14 @@ impl Plugin for Rfc2136 {
             zone = %s.zone,
             key = %s.key.name(),
             algorithm = s.key.algorithm().name(),
-            owner_id = s.owner_id.as_deref().unwrap_or(""),
+            owner_id = %s.ownership.owner_id,
+            adopt = s.ownership.adopt,
+            adopt_from_owner = s.ownership.adopt_from_owner.as_deref().unwrap_or(""),
             "Publishing by RFC 2136 update."
         );
+        if s.ownership.manage_unowned {
+            tracing::warn!(zone = %s.zone, "{}", config::Ownership::MANAGE_UNOWNED_WARNING);
+        }
         let note = format!(
             "Published to server {} zone {} by RFC 2136 update",
             s.server, s.zone
@@ -178,15 +192,20 @@ impl Plugin for Rfc2136 {
             tcp_only: s.tcp_only,
             metrics: ctx.metrics(),
         };
-        let owner = s.owner_id.map(|id| {
-            let value = changes::owner_rdata(&id);
-            (id, value)
-        });
+        let value = changes::owner_rdata(&s.ownership.owner_id);
+        let previous = s
+            .ownership
+            .adopt_from_owner
+            .as_deref()
+            .map(changes::owner_rdata)
+            .unwrap_or_default();
         let publisher = Publisher {
             client: Arc::new(client),
             max_batch: s.max_batch,
             verify: s.verify,
-            owner,
+            ownership: s.ownership,
+            value,
+            previous,
         };
         Ok(Rfc2136 {
             publisher,
@@ -221,7 +240,6 @@ impl Rfc2136 {
         let rules = Rules {
             zone: &client.zone,
             default_ttl: self.default_ttl,
-            ownership: self.publisher.owner.is_some(),
         };
         let mut failed: HashMap<usize, PluginError> = HashMap::new();
         let mut edits = Vec::with_capacity(msgs.len());

@@ -15,9 +15,9 @@ use gordon_plugin_api::tokio::sync::Semaphore;
 use gordon_plugin_api::tokio::task::JoinSet;
 use gordon_plugin_api::{tracing, PluginError, RecordType};
 
-use crate::changes::{self, update_message, Change, Claim, Edit, Op};
+use crate::changes::{self, update_message, Change, Claim, Edit, Op, OwnerValues};
 use crate::client::Client;
-use crate::config::Verify;
+use crate::config::{Ownership, Verify};
 use crate::error::{rcode, Failure, Scope};
 use crate::wire::{rdata_text, Name};
 
@@ -34,6 +34,8 @@ const PARALLEL_QUERIES: usize = 32;
 enum OwnerState {
     /// Exactly our owner record.
     Ours,
+    /// Exactly the owner record of `adopt_from_owner`.
+    Previous,
     /// No TXT record there.
     Absent,
     /// Something else, shown for the error message.
@@ -46,8 +48,21 @@ pub(crate) struct Publisher {
     pub(crate) client: Arc<Client>,
     pub(crate) max_batch: usize,
     pub(crate) verify: Verify,
-    /// The owner id and its owner record data, when ownership is on.
-    pub(crate) owner: Option<(String, Vec<u8>)>,
+    /// How ownership records are honoured.
+    pub(crate) ownership: Ownership,
+    /// Our owner record data.
+    pub(crate) value: Vec<u8>,
+    /// The owner record data of `adopt_from_owner` (empty without).
+    pub(crate) previous: Vec<u8>,
+}
+
+impl Publisher {
+    fn values(&self) -> OwnerValues<'_> {
+        OwnerValues {
+            ours: &self.value,
+            previous: &self.previous,
+        }
+    }
 }
 
 /// One `handle_batch` call's state.
@@ -73,7 +88,7 @@ impl Publisher {
             zone_refused: None,
             failed: HashMap::new(),
         };
-        let value_len = self.owner.as_ref().map_or(0, |(_, v)| v.len());
+        let value_len = self.value.len().max(self.previous.len());
         let (chunks, too_large) = changes::chunks(changes, self.max_batch, value_len);
         for c in too_large {
             let e = c.effective();
@@ -163,21 +178,30 @@ impl Run<'_> {
     /// Looks up the owner records of `changes` not looked up yet in this run.
     async fn look_up_owners(&mut self, changes: &[Change]) -> Result<(), Failure> {
         let p = self.p;
-        let Some((_, value)) = &p.owner else {
+        if p.ownership.manage_unowned {
+            // Every claim is `Force`: nothing to look up.
             return Ok(());
-        };
+        }
         let txt = RecordType::TXT.0;
         let wanted: Vec<(Name, u16)> = changes
             .iter()
-            .filter_map(|c| c.effective().owner.clone())
+            .map(|c| c.effective().owner.clone())
             .filter(|o| !self.owners.contains_key(o))
             .map(|o| (o, txt))
             .collect();
         let found = self.query_all(&wanted).await;
         for ((name, _), found) in wanted.into_iter().zip(found) {
-            let state = match found? {
+            let found = match found {
+                Ok(found) => found,
+                Err(f) if f.scope() == Scope::Transient => return Err(f),
+                Err(f) => return Err(self.lookup_failed(f).await),
+            };
+            let state = match found {
                 rrs if rrs.is_empty() => OwnerState::Absent,
-                rrs if rrs.len() == 1 && rrs[0].1 == *value => OwnerState::Ours,
+                rrs if rrs.len() == 1 && rrs[0].1 == p.value => OwnerState::Ours,
+                rrs if rrs.len() == 1 && !p.previous.is_empty() && rrs[0].1 == p.previous => {
+                    OwnerState::Previous
+                }
                 rrs => {
                     let shown: Vec<String> = rrs.iter().map(|(_, r)| rdata_text(txt, r)).collect();
                     OwnerState::Foreign(shown.join(", "))
@@ -188,13 +212,58 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn not_owned(&self, e: &Edit, found: &str) -> String {
-        let id = self.p.owner.as_ref().map_or("", |(id, _)| id.as_str());
-        let owner = e.owner.as_ref().map(Name::to_string).unwrap_or_default();
+    /// An owner lookup was answered with an error: the zone-wide reason if an empty
+    /// UPDATE shows one (not authoritative, refused, wrong key), else the lookup's.
+    async fn lookup_failed(&mut self, f: Failure) -> Failure {
+        match self.p.client.probe_update().await {
+            Err(probe) => {
+                let refused = matches!(
+                    probe,
+                    Failure::Rcode {
+                        rcode: rcode::REFUSED,
+                        ..
+                    }
+                );
+                self.zone_refused = Some(refused);
+                probe
+            }
+            Ok(()) => {
+                self.zone_refused = Some(false);
+                match f {
+                    Failure::Rcode { rcode, .. } => Failure::OwnerLookup(rcode),
+                    other => other,
+                }
+            }
+        }
+    }
+
+    fn not_owned(&self, e: &Edit, found: &str, unmarked: bool) -> String {
+        let id = &self.p.ownership.owner_id;
+        let hint = if unmarked {
+            "; `adopt = true` takes over record sets without an owner record"
+        } else {
+            "; `adopt_from_owner` takes over the record sets of another owner id"
+        };
         format!(
-            "{} {} is not owned by gordon owner {id} (owner record {owner} at server {} holds {found}): leaving it alone",
-            e.name, e.rtype, self.server
+            "{} {} is not owned by gordon owner {id} (owner record {} at server {} holds {found}): leaving it alone{hint}",
+            e.name, e.rtype, e.owner, self.server
         )
+    }
+
+    /// How `e` claims its record set, from what the lookups found; `Err` with the
+    /// reason when it may not touch it.
+    fn claim(&self, e: &Edit) -> Result<Claim, String> {
+        let own = &self.p.ownership;
+        if own.manage_unowned {
+            return Ok(Claim::Force);
+        }
+        match self.owners.get(&e.owner) {
+            Some(OwnerState::Ours) => Ok(Claim::Ours),
+            Some(OwnerState::Previous) => Ok(Claim::Previous),
+            Some(OwnerState::Absent) | None if own.adopt => Ok(Claim::Adopt),
+            Some(OwnerState::Absent) | None => Ok(Claim::New),
+            Some(OwnerState::Foreign(found)) => Err(self.not_owned(e, found, false)),
+        }
     }
 
     /// Sends one UPDATE for `part`. On a failure of the UPDATE as a whole, returns
@@ -206,12 +275,9 @@ impl Run<'_> {
         let mut sent: Vec<(Change, Claim)> = Vec::with_capacity(part.len());
         for change in part {
             let e = change.effective();
-            let claim = match e.owner.as_ref().map(|o| self.owners.get(o)) {
-                None => Claim::None,
-                Some(Some(OwnerState::Ours)) => Claim::Ours,
-                Some(Some(OwnerState::Absent)) | Some(None) => Claim::New,
-                Some(Some(OwnerState::Foreign(found))) => {
-                    let text = self.not_owned(e, found);
+            let claim = match self.claim(e) {
+                Ok(claim) => claim,
+                Err(text) => {
                     self.fail(&change, "not_owned", text);
                     continue;
                 }
@@ -222,12 +288,11 @@ impl Run<'_> {
             return Ok(());
         }
         let p = self.p;
-        let value = p.owner.as_ref().map_or(&[][..], |(_, v)| v.as_slice());
         let refs: Vec<(&Edit, Claim)> = sent
             .iter()
             .map(|(c, claim)| (c.effective(), *claim))
             .collect();
-        let msg = update_message(&p.client.zone, &refs, value);
+        let msg = update_message(&p.client.zone, &refs, p.values());
         let client = &p.client;
         let started = Instant::now();
         let result = client.update(&msg).await;
@@ -247,14 +312,12 @@ impl Run<'_> {
             .metrics
             .incr("rfc2136.changes", changes.len() as f64, &tags);
         for c in &changes {
-            if let Some(o) = &c.effective().owner {
-                let now = if c.effective().op == Op::Delete {
-                    OwnerState::Absent
-                } else {
-                    OwnerState::Ours
-                };
-                self.owners.insert(o.clone(), now);
-            }
+            let now = if c.effective().op == Op::Delete {
+                OwnerState::Absent
+            } else {
+                OwnerState::Ours
+            };
+            self.owners.insert(c.effective().owner.clone(), now);
         }
         let problems = self.verify(&changes).await;
         for c in &changes {
@@ -336,20 +399,20 @@ impl Run<'_> {
                 None => self.apply(vec![single.clone()]).await.map_err(|(f, _)| f),
             };
             if let Err(f) = &outcome {
-                let owner = single.effective().owner.clone();
-                if let (Scope::Prerequisite, Some(o)) = (f.scope(), owner) {
+                let o = single.effective().owner.clone();
+                if f.scope() == Scope::Prerequisite {
                     self.owners.remove(&o);
                     outcome = self.apply(vec![single.clone()]).await.map_err(|(f, _)| f);
                     if let Err(f) = &outcome {
                         if f.scope() == Scope::Prerequisite {
-                            let found = match self.owners.get(&o) {
+                            let (found, unmarked) = match self.owners.get(&o) {
                                 Some(OwnerState::Absent) => {
-                                    "nothing, but the record set exists".to_owned()
+                                    ("nothing, but the record set exists".to_owned(), true)
                                 }
-                                Some(OwnerState::Foreign(s)) => s.clone(),
-                                _ => "a record that changed during the update".to_owned(),
+                                Some(OwnerState::Foreign(s)) => (s.clone(), false),
+                                _ => ("a record that changed during the update".to_owned(), false),
                             };
-                            let text = self.not_owned(single.effective(), &found);
+                            let text = self.not_owned(single.effective(), &found, unmarked);
                             self.fail(&single, "not_owned", text);
                             continue;
                         }

@@ -8,11 +8,10 @@ fn zone() -> Name {
     Name::parse("example.com.").unwrap()
 }
 
-fn rules(zone: &Name, ownership: bool) -> Rules<'_> {
+fn rules(zone: &Name) -> Rules<'_> {
     Rules {
         zone,
         default_ttl: 120,
-        ownership,
     }
 }
 
@@ -22,11 +21,11 @@ fn del(name: &str, rtype: &str) -> EventMessage {
     msg
 }
 
-fn edits(msgs: &[EventMessage], ownership: bool) -> Vec<Edit> {
+fn edits(msgs: &[EventMessage]) -> Vec<Edit> {
     let z = zone();
     msgs.iter()
         .enumerate()
-        .map(|(i, m)| validate(i, m, rules(&z, ownership)).unwrap())
+        .map(|(i, m)| validate(i, m, rules(&z)).unwrap())
         .collect()
 }
 
@@ -35,7 +34,7 @@ fn validation_qualifies_names_fills_ttl_and_dedupes() {
     let z = zone();
     let mut msg = event("WWW", "A", &["10.0.0.1", "10.0.0.1", "10.0.0.2"]);
     msg.record_mut().set_ttl(0);
-    let e = validate(3, &msg, rules(&z, false)).unwrap();
+    let e = validate(3, &msg, rules(&z)).unwrap();
     assert_eq!(e.name, Name::parse("www.example.com.").unwrap());
     assert_eq!(
         e.op,
@@ -44,30 +43,26 @@ fn validation_qualifies_names_fills_ttl_and_dedupes() {
             rdatas: vec![vec![10, 0, 0, 1], vec![10, 0, 0, 2]]
         }
     );
-    assert_eq!((e.msg, e.owner), (3, None));
-    let d = validate(0, &del("gone.example.com.", "TXT"), rules(&z, false)).unwrap();
+    assert_eq!(e.msg, 3);
+    assert_eq!(e.owner.to_string(), "_gordon-a-www.example.com.");
+    let d = validate(0, &del("gone.example.com.", "TXT"), rules(&z)).unwrap();
     assert_eq!(d.op, Op::Delete);
 }
 
 #[test]
 fn validation_refuses_what_the_server_owns_or_cannot_take() {
     let z = zone();
-    let check = |msg: EventMessage, ownership: bool| {
-        validate(0, &msg, rules(&z, ownership))
-            .unwrap_err()
-            .to_string()
-    };
-    assert!(check(event("@", "SOA", &["x"]), false).contains("cannot change the SOA"));
-    assert!(check(event("@", "NS", &["ns1.example.com."]), false).contains("apex NS"));
-    assert!(check(event("www.example.org.", "A", &["10.0.0.1"]), false)
-        .contains("outside zone example.com."));
-    assert!(check(event("www", "A", &["10.0.0.300"]), false)
-        .contains("invalid A rrdata \"10.0.0.300\""));
-    assert!(check(event("www", "A", &[]), false).contains("no rrdatas"));
-    assert!(check(event("c", "CNAME", &["a.", "b."]), false).contains("exactly one"));
-    assert!(check(event("_gordon-a-www", "TXT", &["x"]), true).contains("reserved"));
-    // Without ownership the prefix is an ordinary name.
-    assert!(validate(0, &event("_gordon-a-www", "TXT", &["x"]), rules(&z, false)).is_ok());
+    let check = |msg: EventMessage| validate(0, &msg, rules(&z)).unwrap_err().to_string();
+    assert!(check(event("@", "SOA", &["x"])).contains("cannot change the SOA"));
+    assert!(check(event("@", "NS", &["ns1.example.com."])).contains("apex NS"));
+    assert!(
+        check(event("www.example.org.", "A", &["10.0.0.1"])).contains("outside zone example.com.")
+    );
+    assert!(check(event("www", "A", &["10.0.0.300"])).contains("invalid A rrdata \"10.0.0.300\""));
+    assert!(check(event("www", "A", &[])).contains("no rrdatas"));
+    assert!(check(event("c", "CNAME", &["a.", "b."])).contains("exactly one"));
+    // Ownership is always on: the owner-record prefix is reserved.
+    assert!(check(event("_gordon-a-www", "TXT", &["x"])).contains("reserved"));
 }
 
 #[test]
@@ -90,8 +85,8 @@ fn owner_records_are_siblings_named_by_type() {
     let long = format!("{}.example.com.", "x".repeat(60));
     assert!(owner_name(&name(&long), RecordType::TXT, &z).is_err());
     assert_eq!(owner_rdata("g-1"), b"\x19heritage=gordon,owner=g-1");
-    let e = validate(0, &event("www", "AAAA", &["::1"]), rules(&z, true)).unwrap();
-    assert_eq!(e.owner, Some(name("_gordon-aaaa-www.example.com.")));
+    let e = validate(0, &event("www", "AAAA", &["::1"]), rules(&z)).unwrap();
+    assert_eq!(e.owner, name("_gordon-aaaa-www.example.com."));
 }
 
 #[test]
@@ -104,7 +99,7 @@ fn folding_keeps_the_last_edit_per_rrset_in_order() {
         event("B", "A", &["10.0.0.3"]),
         event("a", "A", &["10.0.0.4"]),
     ];
-    let changes = fold(edits(&msgs, false));
+    let changes = fold(edits(&msgs));
     let summary: Vec<(String, RecordType, Vec<usize>)> = changes
         .iter()
         .map(|c| {
@@ -137,72 +132,140 @@ fn chunks_respect_count_and_size() {
     let msgs: Vec<EventMessage> = (0..10)
         .map(|i| event(&format!("h{i}"), "A", &["10.0.0.1"]))
         .collect();
-    let (chunks4, big) = chunks(fold(edits(&msgs, false)), 4, 0);
+    let (chunks4, big) = chunks(fold(edits(&msgs)), 4, 0);
     assert_eq!(chunks4.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
     assert!(big.is_empty());
     let txt = |n: &str| event(n, "TXT", &[&"x".repeat(30_000)]);
-    let (by_size, big) = chunks(
-        fold(edits(&[txt("t1"), txt("t2"), txt("t3")], false)),
-        500,
-        0,
-    );
+    let (by_size, big) = chunks(fold(edits(&[txt("t1"), txt("t2"), txt("t3")])), 500, 0);
     assert_eq!(by_size.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
     assert!(big.is_empty());
     let (none, big) = chunks(
-        fold(edits(&[event("x", "TXT", &[&"y".repeat(65_000)])], false)),
+        fold(edits(&[event("x", "TXT", &[&"y".repeat(65_000)])])),
         500,
         0,
     );
     assert!(none.is_empty() && big.len() == 1);
 }
 
-#[test]
-fn update_messages_replace_delete_and_claim_ownership() {
-    let z = zone();
-    let value = owner_rdata("g");
-    let msgs = [
-        event("www", "A", &["10.0.0.1", "10.0.0.2"]),
-        del("old", "MX"),
-    ];
-    let plain = edits(&msgs, false);
-    let buf = update_message(
-        &z,
-        &[(&plain[0], Claim::None), (&plain[1], Claim::None)],
-        &value,
+/// `(name, type, class)` of each record of a section, and the rdata of TXT ones.
+fn rrs(records: &[crate::wire::Record], buf: &[u8]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            let data = if r.rtype == 16 && r.class == CLASS_IN {
+                let rdata = crate::wire::canonical_rdata(buf, r).unwrap();
+                format!(
+                    " {}",
+                    String::from_utf8_lossy(&crate::wire::txt_bytes(&rdata))
+                )
+            } else {
+                String::new()
+            };
+            format!("{} {} {}{data}", r.name, r.rtype, r.class)
+        })
+        .collect()
+}
+
+fn claimed(msgs: &[EventMessage], claim: Claim) -> (Vec<String>, Vec<String>) {
+    let owned = edits(msgs);
+    let (ours, previous) = (owner_rdata("g"), owner_rdata("old"));
+    let values = OwnerValues {
+        ours: &ours,
+        previous: &previous,
+    };
+    let refs: Vec<(&Edit, Claim)> = owned.iter().map(|e| (e, claim)).collect();
+    let mut buf = update_message(&zone(), &refs, values);
+    // Read the update section as more answers: the parser keeps no authority.
+    let (pre, upd) = (
+        u16::from_be_bytes([buf[6], buf[7]]),
+        u16::from_be_bytes([buf[8], buf[9]]),
     );
+    buf[6..10].copy_from_slice(&[((pre + upd) >> 8) as u8, (pre + upd) as u8, 0, 0]);
     let m = parse(&buf).unwrap();
     assert_eq!(m.flags, OPCODE_UPDATE);
-    assert!(m.answers.is_empty(), "no prerequisites without ownership");
-    // The authority section: delete www A, add two, delete old MX.
-    assert_eq!(u16::from_be_bytes([buf[8], buf[9]]), 4);
-    let owned = edits(&msgs, true);
-    let buf = update_message(
-        &z,
-        &[(&owned[0], Claim::New), (&owned[1], Claim::Ours)],
-        &value,
-    );
-    let m = parse(&buf).unwrap();
-    let prereqs: Vec<(String, u16, u16)> = m
-        .answers
-        .iter()
-        .map(|r| (r.name.to_string(), r.rtype, r.class))
-        .collect();
+    let (p, u) = m.answers.split_at(usize::from(pre));
+    (rrs(p, &buf), rrs(u, &buf))
+}
+
+#[test]
+fn update_messages_replace_delete_and_claim_ownership() {
+    let add = [event("www", "A", &["10.0.0.1"])];
+    let gone = [del("old", "MX")];
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    // A new set: require that neither it nor an owner record exists; add both.
     assert_eq!(
-        prereqs,
-        [
-            ("www.example.com.".to_owned(), 1, CLASS_NONE),
-            ("_gordon-a-www.example.com.".to_owned(), 16, CLASS_NONE),
-            ("_gordon-mx-old.example.com.".to_owned(), 16, CLASS_IN),
-        ]
+        claimed(&add, Claim::New),
+        (
+            s(&[
+                "www.example.com. 1 254",
+                "_gordon-a-www.example.com. 16 254"
+            ]),
+            s(&[
+                "_gordon-a-www.example.com. 16 1 heritage=gordon,owner=g",
+                "www.example.com. 1 1"
+            ])
+        )
     );
-    // Add owner + two A records; delete old MX and its owner record.
-    assert_eq!(u16::from_be_bytes([buf[8], buf[9]]), 5);
-    let check = [(&owned[1], Claim::New)];
-    let buf = update_message(&z, &check, &value);
+    // Deleting a set that is not there only checks.
+    let (pre, upd) = claimed(&gone, Claim::New);
+    assert_eq!(pre.len(), 2);
+    assert!(upd.is_empty());
+    // Ours: require our owner record; replace the set, or delete it with its mark.
     assert_eq!(
-        u16::from_be_bytes([buf[6], buf[7]]),
-        2,
-        "deleting a set that is not there only checks"
+        claimed(&add, Claim::Ours),
+        (
+            s(&["_gordon-a-www.example.com. 16 1 heritage=gordon,owner=g"]),
+            s(&["www.example.com. 1 255", "www.example.com. 1 1"])
+        )
     );
-    assert_eq!(u16::from_be_bytes([buf[8], buf[9]]), 0);
+    assert_eq!(
+        claimed(&gone, Claim::Ours).1,
+        s(&[
+            "old.example.com. 15 255",
+            "_gordon-mx-old.example.com. 16 255"
+        ])
+    );
+    // Adopt: require that no owner record exists; replace the set and mark it.
+    assert_eq!(
+        claimed(&add, Claim::Adopt),
+        (
+            s(&["_gordon-a-www.example.com. 16 254"]),
+            s(&[
+                "_gordon-a-www.example.com. 16 1 heritage=gordon,owner=g",
+                "www.example.com. 1 255",
+                "www.example.com. 1 1"
+            ])
+        )
+    );
+    assert_eq!(
+        claimed(&gone, Claim::Adopt).1,
+        s(&["old.example.com. 15 255"])
+    );
+    // From a previous owner: require its mark exactly; rewrite it to ours.
+    assert_eq!(
+        claimed(&add, Claim::Previous),
+        (
+            s(&["_gordon-a-www.example.com. 16 1 heritage=gordon,owner=old"]),
+            s(&[
+                "_gordon-a-www.example.com. 16 255",
+                "_gordon-a-www.example.com. 16 1 heritage=gordon,owner=g",
+                "www.example.com. 1 255",
+                "www.example.com. 1 1"
+            ])
+        )
+    );
+    // manage_unowned: no prerequisite at all; the mark is rewritten or deleted.
+    let (pre, upd) = claimed(&add, Claim::Force);
+    assert!(pre.is_empty());
+    assert_eq!(upd.len(), 4);
+    assert_eq!(
+        claimed(&gone, Claim::Force),
+        (
+            vec![],
+            s(&[
+                "old.example.com. 15 255",
+                "_gordon-mx-old.example.com. 16 255"
+            ])
+        )
+    );
 }

@@ -4,7 +4,12 @@
 //! Record sets are keyed by (lowercase owner name, type) and compared as sets of
 //! canonical rrdata (order never matters; names compare case-insensitively, TXT
 //! exactly), plus the TTL. The zone's SOA, apex NS and the addresses of its
-//! in-zone name servers (glue) are never compared.
+//! in-zone name servers (glue) are never compared, nor is anything outside the
+//! scope (managed record types, domain filter, exclusions).
+//!
+//! Only record sets gordon owns are changed or deleted ([`Owner`]); a desired set
+//! that exists without an owner record is left alone unless `adopt` is on, which
+//! rewrites it (marking it ours); `manage_unowned` treats every set as ours.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -32,6 +37,65 @@ impl Policy {
             _ => None,
         }
     }
+
+    /// The policy's name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Sync => "sync",
+            Policy::UpsertOnly => "upsert-only",
+            Policy::CreateOnly => "create-only",
+        }
+    }
+}
+
+/// Who owns a record set the server serves, by its owner record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Marked with our owner id.
+    Ours,
+    /// Marked with the owner id of `adopt_from_owner`.
+    Previous,
+    /// No owner record: made by hand, by another tool, or before ownership.
+    Unmarked,
+    /// Marked by another owner.
+    Other,
+}
+
+/// What may be changed besides what the policy allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// `sync`, `upsert-only` or `create-only`.
+    pub policy: Policy,
+    /// Take over desired record sets that exist without an owner record.
+    pub adopt: bool,
+    /// Treat every record set as ours (DANGER).
+    pub manage_unowned: bool,
+}
+
+/// What a correction does to the zone's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Adds a record set that is not there.
+    Create,
+    /// Replaces a record set that is there with other data.
+    Update,
+    /// Deletes a record set.
+    Delete,
+    /// Rewrites a record set that already holds the desired data, to mark it ours
+    /// (`adopt`, `adopt_from_owner`): the data does not change.
+    Adopt,
+}
+
+impl Kind {
+    /// The name used in the change event's `change` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Create => "create",
+            Kind::Update => "update",
+            Kind::Delete => "delete",
+            Kind::Adopt => "adopt",
+        }
+    }
 }
 
 /// One correction.
@@ -39,6 +103,8 @@ impl Policy {
 pub struct Change {
     /// Add (replace) or delete.
     pub action: Action,
+    /// What it does to the data.
+    pub kind: Kind,
     /// The record set (for a deletion, as the server serves it).
     pub record: ResourceRecord,
 }
@@ -50,8 +116,18 @@ pub struct Diff {
     pub changes: Vec<Change>,
     /// Record sets compared.
     pub compared: usize,
-    /// Deletions withheld (empty desired set, policy, or not owned).
+    /// Served record sets in scope that are ours to change: the base of the
+    /// janitor's change threshold.
+    pub owned: usize,
+    /// Deletions withheld because of an empty desired set or the policy.
     pub withheld: usize,
+    /// Served record sets in scope left alone because they are not ours; the
+    /// first few are named in `not_owned_names`.
+    pub not_owned: usize,
+    /// Up to ten `name type` of desired record sets left alone as not ours.
+    pub not_owned_names: Vec<String>,
+    /// Desired record sets outside the scope, not compared.
+    pub out_of_scope: usize,
 }
 
 /// A record set's key, (owner name, type), compared without regard to ASCII case
@@ -149,14 +225,16 @@ fn same_rrdatas(a: &ResourceRecord, b: &ResourceRecord) -> bool {
     x.iter().zip(&y).all(|(p, q)| same_data(t, p, q))
 }
 
-/// Compares `desired` with `actual` for `zone`. `owned(name, type)` says whether
-/// the record set on the server belongs to us (always true without ownership).
+/// Compares `desired` with `actual` for `zone`. `in_scope(name, type)` says
+/// whether a record set may be compared at all (managed types, domain filter,
+/// exclusions); `owner(name, type)` who owns a served one.
 pub fn diff(
     zone: &str,
     desired: &[ResourceRecord],
     actual: &[ResourceRecord],
-    policy: Policy,
-    owned: &dyn Fn(&str, RecordType) -> bool,
+    rules: Rules,
+    in_scope: &dyn Fn(&str, RecordType) -> bool,
+    owner: &dyn Fn(&str, RecordType) -> Owner,
 ) -> Diff {
     let apex_ns =
         |r: &ResourceRecord| r.rtype() == RecordType::NS && r.name().eq_ignore_ascii_case(zone);
@@ -173,6 +251,7 @@ pub fn diff(
             || (matches!(r.rtype(), RecordType::A | RecordType::AAAA)
                 && glue.iter().any(|ns| ns.eq_ignore_ascii_case(r.name())))
     };
+    let mut out = Diff::default();
     // Desired record sets by key; several sources for one key are merged.
     let mut wanted: Map<'_, usize> =
         Map::with_capacity_and_hasher(desired.len(), Default::default());
@@ -182,6 +261,10 @@ pub fn diff(
     let mut firsts: Vec<usize> = Vec::with_capacity(desired.len());
     let mut slots: Vec<Option<usize>> = Vec::with_capacity(desired.len());
     for (i, r) in desired.iter().enumerate().filter(|(_, r)| !skip(r)) {
+        if !in_scope(r.name(), r.rtype()) {
+            out.out_of_scope += 1;
+            continue;
+        }
         let k = Key::of(r);
         match wanted.get(&k) {
             Some(&slot) => {
@@ -216,47 +299,79 @@ pub fn diff(
             None => &desired[firsts[slot]],
         }
     };
-    let mut served: Map<'_, &ResourceRecord> =
+    // Served record sets in scope, with their owner.
+    let mut served: Map<'_, (&ResourceRecord, Owner)> =
         Map::with_capacity_and_hasher(actual.len(), Default::default());
-    for r in actual.iter().filter(|r| !skip(r)) {
-        served.insert(Key::of(r), r);
+    for r in actual
+        .iter()
+        .filter(|r| !skip(r) && in_scope(r.name(), r.rtype()))
+    {
+        let who = if rules.manage_unowned {
+            Owner::Ours
+        } else {
+            owner(r.name(), r.rtype())
+        };
+        served.insert(Key::of(r), (r, who));
     }
-    let mut out = Diff {
-        compared: order.len() + served.len(),
-        ..Diff::default()
-    };
-    // Deletions: served but not wanted.
-    let refuse_deletes = order.is_empty() || policy != Policy::Sync;
+    out.compared = order.len() + served.len();
+    out.owned = served
+        .values()
+        .filter(|(_, who)| matches!(who, Owner::Ours | Owner::Previous))
+        .count();
+    // Deletions: served, ours, but not wanted.
+    let refuse_deletes = order.is_empty() || rules.policy != Policy::Sync;
     let mut deletions: Vec<&ResourceRecord> = Vec::new();
-    for (k, r) in &served {
+    for (k, (r, who)) in &served {
         if wanted.contains_key(k) {
             continue;
         }
-        if refuse_deletes || !owned(k.0, k.1) {
+        if !matches!(who, Owner::Ours | Owner::Previous) {
+            out.not_owned += 1;
+        } else if refuse_deletes {
             out.withheld += 1;
-            continue;
+        } else {
+            deletions.push(r);
         }
-        deletions.push(r);
     }
     deletions.sort_by_cached_key(|r| Key::of(r).sort_key());
     out.changes.extend(deletions.into_iter().map(|r| Change {
         action: Action::Deletions,
+        kind: Kind::Delete,
         record: r.clone(),
     }));
-    // Additions: wanted and missing, or different.
+    // Additions: wanted and missing, different, or to be marked ours.
     for (slot, k) in order.iter().enumerate() {
         let want = record_of(slot);
-        let add = match served.get(k) {
-            None => true,
-            Some(have) => {
-                policy != Policy::CreateOnly
-                    && (have.ttl() != want.ttl() || !same_rrdatas(have, want))
-                    && owned(k.0, k.1)
+        let kind = match served.get(k) {
+            None => Some(Kind::Create),
+            Some((have, who)) => {
+                let same = have.ttl() == want.ttl() && same_rrdatas(have, want);
+                let ours = match who {
+                    Owner::Ours | Owner::Previous => true,
+                    Owner::Unmarked => rules.adopt,
+                    Owner::Other => false,
+                };
+                if !ours {
+                    out.not_owned += 1;
+                    if out.not_owned_names.len() < 10 {
+                        out.not_owned_names
+                            .push(format!("{} {}", want.name(), want.rtype()));
+                    }
+                    None
+                } else if same {
+                    // Ours already, or to be marked ours without a change of data.
+                    (*who != Owner::Ours).then_some(Kind::Adopt)
+                } else if rules.policy == Policy::CreateOnly {
+                    None
+                } else {
+                    Some(Kind::Update)
+                }
             }
         };
-        if add {
+        if let Some(kind) = kind {
             out.changes.push(Change {
                 action: Action::Additions,
+                kind,
                 record: want.clone(),
             });
         }
@@ -278,18 +393,35 @@ mod tests {
         d.changes
             .iter()
             .map(|c| {
-                format!(
-                    "{} {} {}",
-                    if c.action == Action::Additions {
-                        "+"
-                    } else {
-                        "-"
-                    },
-                    c.record.name(),
-                    c.record.rtype()
-                )
+                let sign = match c.kind {
+                    Kind::Create => "+",
+                    Kind::Update => "~",
+                    Kind::Delete => "-",
+                    Kind::Adopt => "=",
+                };
+                format!("{sign} {} {}", c.record.name(), c.record.rtype())
             })
             .collect()
+    }
+
+    fn rules(policy: Policy) -> Rules {
+        Rules {
+            policy,
+            adopt: false,
+            manage_unowned: false,
+        }
+    }
+
+    fn all(_: &str, _: RecordType) -> bool {
+        true
+    }
+
+    fn ours(_: &str, _: RecordType) -> Owner {
+        Owner::Ours
+    }
+
+    fn run(desired: &[ResourceRecord], actual: &[ResourceRecord], policy: Policy) -> Diff {
+        diff(Z, desired, actual, rules(policy), &all, &ours)
     }
 
     const Z: &str = "example.com.";
@@ -330,33 +462,35 @@ mod tests {
     #[test]
     fn sync_deletes_first_then_adds_ignoring_order_case_soa_and_apex_ns() {
         let (desired, actual) = sample();
-        let d = diff(Z, &desired, &actual, Policy::Sync, &|_, _| true);
+        let d = run(&desired, &actual, Policy::Sync);
         assert_eq!(
             summary(&d),
             [
                 "- old.example.com. A",
                 "+ new.example.com. A",
-                "+ ttl.example.com. A"
+                "~ ttl.example.com. A"
             ]
         );
+        assert_eq!(d.owned, 3, "www, old, ttl: not SOA, apex NS or glue");
     }
 
     #[test]
     fn policies_limit_what_changes() {
         let (desired, actual) = sample();
-        let up = diff(Z, &desired, &actual, Policy::UpsertOnly, &|_, _| true);
+        let up = run(&desired, &actual, Policy::UpsertOnly);
         assert_eq!(
             summary(&up),
-            ["+ new.example.com. A", "+ ttl.example.com. A"]
+            ["+ new.example.com. A", "~ ttl.example.com. A"]
         );
-        let create = diff(Z, &desired, &actual, Policy::CreateOnly, &|_, _| true);
+        assert_eq!(up.withheld, 1);
+        let create = run(&desired, &actual, Policy::CreateOnly);
         assert_eq!(summary(&create), ["+ new.example.com. A"]);
     }
 
     #[test]
     fn an_empty_desired_set_deletes_nothing() {
         let (_, actual) = sample();
-        let d = diff(Z, &[], &actual, Policy::Sync, &|_, _| true);
+        let d = run(&[], &actual, Policy::Sync);
         assert!(d.changes.is_empty());
         assert_eq!(d.withheld, 3);
     }
@@ -378,21 +512,137 @@ mod tests {
             &["10.0.0.2", "10.0.0.1"],
             300,
         )];
-        let d = diff(Z, &desired, &actual, Policy::Sync, &|_, _| true);
+        let d = run(&desired, &actual, Policy::Sync);
         assert!(d.changes.is_empty(), "{:?}", summary(&d));
-        let d = diff(Z, &desired, &[], Policy::Sync, &|_, _| true);
+        let d = run(&desired, &[], Policy::Sync);
         assert_eq!(
             d.changes[0].record.rrdatas().collect::<Vec<_>>(),
             ["10.0.0.1", "10.0.0.2"]
         );
     }
 
+    /// The sample zone plus hand-made records: an apex MX, an SPF TXT and a legacy
+    /// host, none with an owner record.
+    fn hand_made() -> Vec<ResourceRecord> {
+        let (_, mut actual) = sample();
+        actual.extend([
+            rr("example.com.", RecordType::MX, &["10 mx.example.net."], 300),
+            rr("example.com.", RecordType::TXT, &["v=spf1 -all"], 300),
+            rr("legacy.example.com.", RecordType::A, &["10.0.0.66"], 300),
+        ]);
+        actual
+    }
+
+    fn who(name: &str, _: RecordType) -> Owner {
+        match name {
+            "WWW.example.com." | "old.example.com." => Owner::Ours,
+            "ttl.example.com." => Owner::Unmarked,
+            "legacy.example.com." | "example.com." => Owner::Unmarked,
+            _ => Owner::Other,
+        }
+    }
+
+    fn managed(_: &str, t: RecordType) -> bool {
+        matches!(t, RecordType::A | RecordType::AAAA | RecordType::CNAME)
+    }
+
     #[test]
     fn records_we_do_not_own_are_left_alone() {
-        let (desired, actual) = sample();
-        let owned =
-            |name: &str, _: RecordType| name != "old.example.com." && name != "ttl.example.com.";
-        let d = diff(Z, &desired, &actual, Policy::Sync, &owned);
-        assert_eq!(summary(&d), ["+ new.example.com. A"]);
+        let (desired, _) = sample();
+        let actual = hand_made();
+        let d = diff(Z, &desired, &actual, rules(Policy::Sync), &managed, &who);
+        // ttl differs but is unmarked: left alone; legacy is not desired and not ours.
+        assert_eq!(
+            summary(&d),
+            ["- old.example.com. A", "+ new.example.com. A"]
+        );
+        assert_eq!((d.owned, d.not_owned), (2, 2));
+        assert_eq!(d.not_owned_names, ["ttl.example.com. A"]);
+        // Even when every type is in scope, the hand-made MX and TXT stay.
+        let d = diff(Z, &desired, &actual, rules(Policy::Sync), &all, &who);
+        assert_eq!(
+            summary(&d),
+            ["- old.example.com. A", "+ new.example.com. A"]
+        );
+        assert_eq!(d.not_owned, 4);
+    }
+
+    #[test]
+    fn only_managed_types_in_scope_are_compared() {
+        let (desired, _) = sample();
+        let actual = hand_made();
+        let mut with_txt = desired.clone();
+        with_txt.push(rr("t.example.com.", RecordType::TXT, &["x"], 300));
+        let mut r = rules(Policy::Sync);
+        r.manage_unowned = true;
+        let d = diff(Z, &with_txt, &actual, r, &managed, &who);
+        // manage_unowned: legacy is deleted and ttl replaced, but MX and TXT are not
+        // managed types, and the desired TXT is not compared.
+        assert_eq!(
+            summary(&d),
+            [
+                "- legacy.example.com. A",
+                "- old.example.com. A",
+                "+ new.example.com. A",
+                "~ ttl.example.com. A"
+            ]
+        );
+        assert_eq!((d.owned, d.out_of_scope), (4, 1));
+        let not_legacy = |n: &str, t: RecordType| managed(n, t) && n != "legacy.example.com.";
+        let d = diff(Z, &with_txt, &actual, r, &not_legacy, &who);
+        assert!(!summary(&d).contains(&"- legacy.example.com. A".to_owned()));
+    }
+
+    #[test]
+    fn adopting_marks_desired_sets_and_deletes_no_unmarked_one() {
+        let mut desired = sample().0;
+        desired.push(rr(
+            "legacy.example.com.",
+            RecordType::A,
+            &["10.0.0.66"],
+            300,
+        ));
+        let actual = hand_made();
+        let mut r = rules(Policy::Sync);
+        r.adopt = true;
+        let d = diff(Z, &desired, &actual, r, &managed, &who);
+        assert_eq!(
+            summary(&d),
+            [
+                "- old.example.com. A",
+                "+ new.example.com. A",
+                "~ ttl.example.com. A",
+                "= legacy.example.com. A"
+            ]
+        );
+        // A previous owner's sets are ours: deleted when not desired, re-marked when
+        // they hold the desired data.
+        let previous = |n: &str, t: RecordType| match who(n, t) {
+            Owner::Ours => Owner::Previous,
+            o => o,
+        };
+        let d = diff(
+            Z,
+            &desired,
+            &actual,
+            rules(Policy::Sync),
+            &managed,
+            &previous,
+        );
+        assert_eq!(
+            summary(&d),
+            [
+                "- old.example.com. A",
+                "= www.example.com. A",
+                "+ new.example.com. A"
+            ]
+        );
+        // Under create-only a set with other data is never replaced, adopted or not.
+        r.policy = Policy::CreateOnly;
+        let d = diff(Z, &desired, &actual, r, &managed, &who);
+        assert_eq!(
+            summary(&d),
+            ["+ new.example.com. A", "= legacy.example.com. A"]
+        );
     }
 }

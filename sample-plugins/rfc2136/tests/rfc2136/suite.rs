@@ -22,6 +22,7 @@ suite!(
     a_wrong_key_fails_every_message_and_changes_nothing,
     a_refused_zone_maps_to_a_clear_error,
     ownership_leaves_records_created_behind_our_back_alone,
+    adopting_takes_over_unmarked_and_renamed_owners_sets,
     verify_query_catches_what_the_server_ignored,
     verify_axfr_accepts_what_landed,
 );
@@ -75,13 +76,16 @@ fn an_addition_replaces_the_existing_rrset(kind: Kind) {
     let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
         return;
     };
-    s.nsupdate(
-        ZONE,
-        "update add www.example.test. 60 A 10.9.9.9\nupdate add www.example.test. 60 A 10.9.9.8\n\
-         update add www.example.test. 60 TXT \"keep me\"",
-    )
-    .unwrap();
+    s.nsupdate(ZONE, "update add www.example.test. 60 TXT \"keep me\"")
+        .unwrap();
     let p = publisher(&s, &key, ZONE, "");
+    let mut first = add("www", "A", &["10.9.9.9", "10.9.9.8"]);
+    first.record_mut().set_ttl(60);
+    all_ok(&p.batch(vec![first]));
+    assert_eq!(
+        rrset(&s, "www.example.test.", "A"),
+        ["60 10.9.9.8", "60 10.9.9.9"]
+    );
     all_ok(&p.batch(vec![add("www", "A", &["10.0.0.1"])]));
     assert_eq!(rrset(&s, "www.example.test.", "A"), ["300 10.0.0.1"]);
     let mut again = add("www", "A", &["10.0.0.3", "10.0.0.2"]);
@@ -118,10 +122,11 @@ fn a_batch_of_200_changes_lands_in_one_update(kind: Kind) {
     let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
         return;
     };
-    let old: String = (0..20)
-        .map(|i| format!("update add old{i}.example.test. 60 A 10.1.0.{i}\n"))
+    let p = publisher(&s, &key, ZONE, "");
+    let old = (0..20)
+        .map(|i| add(&format!("old{i}"), "A", &[&format!("10.1.0.{i}")]))
         .collect();
-    s.nsupdate(ZONE, &old).unwrap();
+    all_ok(&p.batch(old));
     let before = serial(&s);
     // The secret comes from the environment this time.
     let var = format!("GORDON_RFC2136_TEST_SECRET_{kind:?}").to_uppercase();
@@ -277,6 +282,7 @@ fn ownership_leaves_records_created_behind_our_back_alone(kind: Kind) {
         "update add theirs.example.test. 60 A 10.9.9.9\nupdate add gone.example.test. 60 TXT \"theirs\"",
     )
     .unwrap();
+    // Ownership is on by default (owner id `gordon`); here with an id of its own.
     let p = publisher(&s, &key, ZONE, "owner_id = \"gordon-1\"");
     let mut msgs: Vec<_> = (0..8)
         .map(|i| add(&format!("ours{i}"), "A", &["10.0.0.1"]))
@@ -287,7 +293,8 @@ fn ownership_leaves_records_created_behind_our_back_alone(kind: Kind) {
     for (i, text) in texts.iter().enumerate() {
         if i == 3 || i == 9 {
             assert!(
-                text.contains("is not owned by gordon owner gordon-1"),
+                text.contains("is not owned by gordon owner gordon-1")
+                    && text.contains("`adopt = true` takes over"),
                 "{i}: {text}"
             );
             assert!(text.contains(&s.addr()), "{text}");
@@ -322,6 +329,79 @@ fn ownership_leaves_records_created_behind_our_back_alone(kind: Kind) {
     assert!(rrset(&s, "_gordon-a-ours0.example.test.", "TXT").is_empty());
     assert!(rrset(&s, "_gordon-a-ours1.example.test.", "TXT").is_empty());
     assert_eq!(rrset(&s, "_gordon-a-ours2.example.test.", "TXT").len(), 1);
+}
+
+fn adopting_takes_over_unmarked_and_renamed_owners_sets(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    s.nsupdate(
+        ZONE,
+        "update add legacy.example.test. 60 A 10.9.9.9\nupdate add mine.example.test. 60 TXT \"by hand\"",
+    )
+    .unwrap();
+    let owner = |n: &str, t: &str| rrset(&s, &format!("_gordon-{t}-{n}.example.test."), "TXT");
+    let mark = |id: &str| vec![format!("300 \"heritage=gordon,owner={id}\"")];
+    // An instance under its old owner id, and one of another owner.
+    let old = publisher(&s, &key, ZONE, "owner_id = \"gordon-old\"");
+    all_ok(&old.batch(vec![add("renamed", "A", &["10.0.0.7"])]));
+    let other = publisher(&s, &key, ZONE, "owner_id = \"someone-else\"");
+    all_ok(&other.batch(vec![add("theirs", "A", &["10.0.0.8"])]));
+
+    // The default leaves all of them alone.
+    let plain = publisher(&s, &key, ZONE, "");
+    let texts = outcomes(&plain.batch(vec![
+        add("legacy", "A", &["10.0.0.1"]),
+        del("mine", "TXT"),
+        add("renamed", "A", &["10.0.0.2"]),
+    ]));
+    assert!(
+        texts
+            .iter()
+            .all(|t| t.contains("is not owned by gordon owner gordon")),
+        "{texts:#?}"
+    );
+    assert_eq!(rrset(&s, "legacy.example.test.", "A"), ["60 10.9.9.9"]);
+
+    // adopt: sets without any owner record are taken over and marked ours.
+    let adopting = publisher(&s, &key, ZONE, "adopt = true");
+    let texts = outcomes(&adopting.batch(vec![
+        add("legacy", "A", &["10.0.0.1"]),
+        del("mine", "TXT"),
+        add("renamed", "A", &["10.0.0.2"]),
+        add("fresh", "A", &["10.0.0.3"]),
+    ]));
+    assert_eq!(texts[0], "ok");
+    assert_eq!(texts[1], "ok");
+    assert!(texts[2].contains("`adopt_from_owner`"), "{}", texts[2]);
+    assert_eq!(texts[3], "ok");
+    assert_eq!(rrset(&s, "legacy.example.test.", "A"), ["300 10.0.0.1"]);
+    assert_eq!(owner("legacy", "a"), mark("gordon"));
+    assert!(rrset(&s, "mine.example.test.", "TXT").is_empty());
+    assert!(owner("mine", "txt").is_empty());
+    assert_eq!(owner("fresh", "a"), mark("gordon"));
+
+    // adopt_from_owner: the old id's sets become ours; another owner's stay.
+    let renaming = publisher(&s, &key, ZONE, "adopt_from_owner = \"gordon-old\"");
+    let texts = outcomes(&renaming.batch(vec![
+        add("renamed", "A", &["10.0.0.2"]),
+        add("theirs", "A", &["10.0.0.9"]),
+    ]));
+    assert_eq!(texts[0], "ok");
+    assert!(texts[1].contains("owner=someone-else"), "{}", texts[1]);
+    assert_eq!(rrset(&s, "renamed.example.test.", "A"), ["300 10.0.0.2"]);
+    assert_eq!(owner("renamed", "a"), mark("gordon"));
+    assert_eq!(owner("theirs", "a"), mark("someone-else"));
+
+    // manage_unowned: anything goes, and what it writes is marked ours.
+    s.nsupdate(ZONE, "update add stray.example.test. 60 A 10.6.6.6")
+        .unwrap();
+    let all = publisher(&s, &key, ZONE, "manage_unowned = true");
+    all_ok(&all.batch(vec![add("theirs", "A", &["10.0.0.10"]), del("stray", "A")]));
+    assert_eq!(rrset(&s, "theirs.example.test.", "A"), ["300 10.0.0.10"]);
+    assert_eq!(owner("theirs", "a"), mark("gordon"));
+    assert!(rrset(&s, "stray.example.test.", "A").is_empty());
 }
 
 fn verify_query_catches_what_the_server_ignored(kind: Kind) {
