@@ -95,7 +95,13 @@ fn start(
         queue_capacity: 8192,
         batch_size: 256,
     };
-    Pipeline::start(sources, handlers, &route(), &router, false)
+    Ok(Pipeline::start(
+        sources,
+        handlers,
+        &route(),
+        &router,
+        false,
+    )?)
 }
 
 fn run_once(module: &[Entry], count: u64) -> anyhow::Result<f64> {

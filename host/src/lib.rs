@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod error;
 pub mod health;
 pub mod janitor;
 pub mod logging;

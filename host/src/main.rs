@@ -33,7 +33,9 @@ fn main() -> ExitCode {
                     min_owned: *min_owned_records,
                 },
             };
-            gordon::janitor::run(&cli.global, &opts).map(|ok| u8::from(!ok))
+            gordon::janitor::run(&cli.global, &opts)
+                .map(|ok| u8::from(!ok))
+                .map_err(anyhow::Error::from)
         }
         Some(Command::Plugins {
             command: PluginsCommand::List { json },

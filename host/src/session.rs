@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
+use crate::error::{IoWhat, StartResult};
 
 use crate::config::{Config, PluginConfig};
 use crate::plugins::{hostlink, Catalog, PluginInfo};
@@ -43,10 +43,10 @@ impl Session {
     ///
     /// # Errors
     /// A configuration error (naming the file and key) or a logging set-up error.
-    pub fn open(root: &Path, base: &str, verbose: bool) -> anyhow::Result<Session> {
+    pub fn open(root: &Path, base: &str, verbose: bool) -> StartResult<Session> {
         let config = Config::load(root, base)?;
         let level =
-            crate::logging::init(&config.core.logging, verbose).context("cannot set up logging")?;
+            crate::logging::init(&config.core.logging, verbose).what("cannot set up logging")?;
         hostlink::set_max_level(level);
         let dirs = config.plugin_dirs();
         let checks = crate::plugins::inspect::Checks {

@@ -1,28 +1,13 @@
 use std::time::{Duration, Instant};
 
-use crate::util::{http, named_checkzone, sample, signal, text, wait_exit, wait_for_file, Env};
+use crate::util::{
+    dns_env_with, http, named_checkzone, signal, text, wait_exit, wait_for_file, Env,
+};
 
 /// The default pipeline: http.events -> dns.enricher -> dns.zonefile, its HTTP
 /// port written to `port` and its zone to `zones/example.com.zone`.
 pub fn dns_env() -> Env {
-    let env = Env::new();
-    env.install(&sample("http"), "libgordon_plugin_http.so");
-    env.install(&sample("dns"), "libgordon_plugin_dns.so");
-    env.config(&format!(
-        r#"[core]
-plugins = ["http.events", "dns.enricher", "dns.zonefile"]
-["http.events"]
-listen = "127.0.0.1:0"
-port_file = "{port}"
-["dns"]
-zone = "example.com."
-["dns.zonefile"]
-path = "{zone}"
-"#,
-        port = env.file("port"),
-        zone = env.file("zones/example.com.zone"),
-    ));
-    env
+    dns_env_with("", "")
 }
 
 fn wait_status(port: u16, id: &str) -> serde_json::Value {

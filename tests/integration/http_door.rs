@@ -8,7 +8,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    http_raw, http_status, raise_nofile_limit, sample, signal, text, wait_exit, Env,
+    dns_env_with, http_raw, http_status, raise_nofile_limit, signal, text, wait_exit, Env,
 };
 
 const EVENT: &str =
@@ -17,25 +17,7 @@ const TOKEN: &str = "s3cret-token-0123456789abcdef";
 
 /// The default pipeline with `extra` added to `["http.events"]`.
 fn door_env(extra: &str) -> Env {
-    let env = Env::new();
-    env.install(&sample("http"), "libgordon_plugin_http.so");
-    env.install(&sample("dns"), "libgordon_plugin_dns.so");
-    env.config(&format!(
-        r#"[core]
-plugins = ["http.events", "dns.enricher", "dns.zonefile"]
-["http.events"]
-listen = "127.0.0.1:0"
-port_file = "{port}"
-{extra}
-["dns"]
-zone = "example.com."
-["dns.zonefile"]
-path = "{zone}"
-"#,
-        port = env.file("port"),
-        zone = env.file("zones/example.com.zone"),
-    ));
-    env
+    dns_env_with("", extra)
 }
 
 /// The port the service listens on, once it does; fails at once, with the log, if

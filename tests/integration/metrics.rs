@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    api_version, fixture, free_port, http, root, sample, signal, text, vendor_fixture, wait_exit,
-    wait_for_file, Env,
+    api_version, dns_env_with, fixture, free_port, http, root, sample, signal, test_tool, text,
+    vendor_fixture, wait_exit, wait_for_file, Env,
 };
 
 /// One GET to 127.0.0.1:`port`, read to the end; panics when no full answer comes
@@ -35,18 +35,10 @@ fn body(answer: &str) -> &str {
 
 /// `promtool`, if installed. In CI (`CI=true`) its absence fails the test.
 fn promtool() -> Option<PathBuf> {
-    let found = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is missing (Debian package prometheus); CI must install it"
-        );
-        eprintln!("skipping the promtool check: install the Debian package prometheus");
-    }
-    found
+    test_tool(
+        &["/usr/bin/promtool", "/usr/local/bin/promtool"],
+        "prometheus",
+    )
 }
 
 /// Holds an exposition to Prometheus' rules: `promtool check metrics` (syntax and
@@ -193,29 +185,12 @@ fail_on = "host1."
 }
 
 /// The default pipeline (`http.events -> dns.enricher -> dns.zonefile`) on a config
-/// root of its own, `zone` being the zone file's path.
+/// root of its own, exposing metrics on `metrics_port`.
 fn zonefile_env(metrics_port: u16) -> Env {
-    let env = Env::new();
-    env.install(&sample("http"), "libgordon_plugin_http.so");
-    env.install(&sample("dns"), "libgordon_plugin_dns.so");
-    env.config(&format!(
-        r#"[core]
-plugins = ["http.events", "dns.enricher", "dns.zonefile"]
-metrics = "prometheus"
-[prometheus]
-listen = "127.0.0.1:{metrics_port}"
-["http.events"]
-listen = "127.0.0.1:0"
-port_file = "{port}"
-["dns"]
-zone = "example.com."
-["dns.zonefile"]
-path = "{zone}"
-"#,
-        port = env.file("port"),
-        zone = env.file("zones/example.com.zone"),
-    ));
-    env
+    dns_env_with(
+        &format!("metrics = \"prometheus\"\n[prometheus]\nlisten = \"127.0.0.1:{metrics_port}\""),
+        "",
+    )
 }
 
 /// Starts the service, posts one event, scrapes once it was published, stops.

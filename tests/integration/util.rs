@@ -436,20 +436,57 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json
     )
 }
 
-/// `named-checkzone`, if installed. In CI (`CI=true`) its absence fails the test.
-pub fn named_checkzone() -> Option<PathBuf> {
-    let found = ["/usr/bin/named-checkzone", "/usr/sbin/named-checkzone"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
+/// A tool the tests check output with, if installed at one of `paths`. In CI
+/// (`CI=true`) its absence fails the test; locally the check is skipped.
+pub fn test_tool(paths: &[&str], package: &str) -> Option<PathBuf> {
+    let found = paths.iter().map(PathBuf::from).find(|p| p.exists());
+    let name = paths
+        .first()
+        .and_then(|p| Path::new(p).file_name())
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     if found.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "named-checkzone is missing (Debian package bind9); CI must install it"
+            "{name} is missing (Debian package {package}); CI must install it"
         );
-        eprintln!("skipping the named-checkzone check: install the Debian package bind9");
+        eprintln!("skipping the {name} check: install the Debian package {package}");
     }
     found
+}
+
+/// `named-checkzone`, if installed. In CI (`CI=true`) its absence fails the test.
+pub fn named_checkzone() -> Option<PathBuf> {
+    test_tool(
+        &["/usr/bin/named-checkzone", "/usr/sbin/named-checkzone"],
+        "bind9",
+    )
+}
+
+/// The default pipeline (http.events -> dns.enricher -> dns.zonefile) on a fresh
+/// config root, its HTTP port written to `port` and its zone to
+/// `zones/example.com.zone`; `core` is added to `[core]` (it may end with more
+/// top-level tables) and `http` to `["http.events"]`.
+pub fn dns_env_with(core: &str, http: &str) -> Env {
+    let env = Env::new();
+    env.install(&sample("http"), "libgordon_plugin_http.so");
+    env.install(&sample("dns"), "libgordon_plugin_dns.so");
+    env.config(&format!(
+        r#"[core]
+plugins = ["http.events", "dns.enricher", "dns.zonefile"]
+{core}
+["http.events"]
+listen = "127.0.0.1:0"
+port_file = "{port}"
+{http}
+["dns"]
+zone = "example.com."
+["dns.zonefile"]
+path = "{zone}"
+"#,
+        port = env.file("port"),
+        zone = env.file("zones/example.com.zone"),
+    ));
+    env
 }
 
 /// The plugin-api version of this workspace (what the host reports).

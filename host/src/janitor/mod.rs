@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use crate::error::{refuse, StartError, StartResult};
 use gordon_plugin_api::abi::{AuthorityBox, PublisherBox, ReconcilerBox};
 use gordon_plugin_api::channel::{bounded, Recv};
 use gordon_plugin_api::{EventMessage, ZoneRecords};
@@ -92,17 +92,17 @@ pub struct RunReport {
 }
 
 /// Creates exactly one plugin of each janitor kind from `core.plugins`.
-fn build(session: &Session) -> anyhow::Result<Parts> {
+fn build(session: &Session) -> StartResult<Parts> {
     let (mut authority, mut reconciler, mut publisher) = (None, None, None);
     let mut relay = None;
     for info in &session.active {
         let cfg = session.plugin_config_json(info);
         let created = instance::validate(info, &cfg)
             .and_then(|()| instance::instantiate(info, &cfg))
-            .map_err(|e| anyhow::anyhow!(info.problem(&e)))?;
+            .map_err(|e| StartError::Refused(info.problem(&e)))?;
         let name = intern(&info.name);
         let slot_taken = |what: &str, other: &str| {
-            anyhow::anyhow!("core.plugins lists two {what} plugins: `{other}` and `{name}`; the janitor runs one")
+            StartError::Refused(format!("core.plugins lists two {what} plugins: `{other}` and `{name}`; the janitor runs one"))
         };
         match created {
             Instance::Authority(a) => {
@@ -130,10 +130,10 @@ fn build(session: &Session) -> anyhow::Result<Parts> {
     }
     crate::service::lifecycle::install_relay(session, relay)?;
     let missing = |kind: &str| {
-        anyhow::anyhow!(
+        StartError::Refused(format!(
             "no active {kind} plugin: core.plugins ({}) must name one that a library provides",
             session.config.core.plugins.join(", ")
-        )
+        ))
     };
     Ok(Parts {
         authority: authority.ok_or_else(|| missing("authority"))?,
@@ -146,13 +146,13 @@ fn build(session: &Session) -> anyhow::Result<Parts> {
 ///
 /// # Errors
 /// Configuration or plugin start-up problems (always fatal for the janitor).
-pub fn run(global: &Global, opts: &Options) -> anyhow::Result<bool> {
+pub fn run(global: &Global, opts: &Options) -> StartResult<bool> {
     let dry_run = opts.dry_run;
     let session = Session::open(&global.config_root, "gordon-janitor", global.verbose)?;
     session.log_problems();
     if !session.problems.is_empty() {
         // Even with core.debug: a janitor without one of its plugins cannot run.
-        bail!(
+        refuse!(
             "cannot run the janitor: {} problem(s) loading plugins (see above)",
             session.problems.len()
         );
@@ -163,7 +163,7 @@ pub fn run(global: &Global, opts: &Options) -> anyhow::Result<bool> {
         for problem in &refused {
             tracing::error!("{problem}");
         }
-        bail!(
+        refuse!(
             "cannot run the janitor: {} problem(s) (see above; `gordon check --janitor` lists them)",
             refused.len()
         );
@@ -444,6 +444,6 @@ fn run_ended(report: &RunReport, dry_run: bool) {
 }
 
 /// Sleeps `d` unless SIGINT/SIGTERM arrives first; returns whether one did.
-fn wait_or_signal(d: Duration) -> anyhow::Result<bool> {
+fn wait_or_signal(d: Duration) -> StartResult<bool> {
     Ok(crate::service::signals::wait_for_signal_or(|| tokio::time::sleep(d))?.is_some())
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use crate::error::{refuse, StartError, StartResult};
 use gordon_plugin_api::abi::RelayBox;
 use gordon_plugin_api::Phase;
 
@@ -21,7 +21,7 @@ struct Built {
 
 /// Validates and creates every active plugin; with `core.debug`, a plugin that
 /// fails is skipped with a warning, otherwise start-up stops naming it.
-fn build(session: &Session) -> anyhow::Result<Built> {
+fn build(session: &Session) -> StartResult<Built> {
     let debug = session.config.core.debug;
     let mut built = Built {
         handlers: Vec::new(),
@@ -77,7 +77,7 @@ fn build(session: &Session) -> anyhow::Result<Built> {
         }
     }
     if !errors.is_empty() && !debug {
-        bail!("{} plugin(s) could not be started", errors.len());
+        refuse!("{} plugin(s) could not be started", errors.len());
     }
     Ok(built)
 }
@@ -86,21 +86,21 @@ fn build(session: &Session) -> anyhow::Result<Built> {
 pub(crate) fn install_relay(
     session: &Session,
     plugin: Option<(&'static str, RelayBox)>,
-) -> anyhow::Result<()> {
+) -> StartResult<()> {
     let table = |name: &str| session.config.table_json(name);
     let relay: Box<dyn metrics::Relay> = match session.config.core.metrics.as_str() {
         "log" => Box::new(metrics::log::LogRelay),
         "ffwd" => {
-            let cfg = serde_json::from_value(table("ffwd")).context("invalid [ffwd] table")?;
-            Box::new(metrics::ffwd::FfwdRelay::new(cfg).map_err(anyhow::Error::msg)?)
+            let cfg = serde_json::from_value(table("ffwd")).map_err(|e| StartError::Refused(format!("invalid [ffwd] table: {e}")))?;
+            Box::new(metrics::ffwd::FfwdRelay::new(cfg).map_err(StartError::Refused)?)
         }
         "prometheus" => {
-            let cfg = serde_json::from_value(table("prometheus")).context("invalid [prometheus] table")?;
-            Box::new(metrics::prometheus::PrometheusRelay::start(cfg).map_err(anyhow::Error::msg)?)
+            let cfg = serde_json::from_value(table("prometheus")).map_err(|e| StartError::Refused(format!("invalid [prometheus] table: {e}")))?;
+            Box::new(metrics::prometheus::PrometheusRelay::start(cfg).map_err(StartError::Refused)?)
         }
         name => match plugin {
             Some((_, obj)) => Box::new(metrics::PluginRelay { obj }),
-            None => bail!(
+            None => refuse!(
                 "core.metrics: `{name}` is neither log, ffwd, prometheus nor an active metric-relay plugin"
             ),
         },
@@ -116,12 +116,14 @@ pub(crate) fn install_relay(
 /// A plugin or relay that cannot be started (unless `core.debug`), or a route that
 /// leads to a phase no created handler serves (a handler that failed to start
 /// under `core.debug`): its messages would otherwise be acknowledged unpublished.
-pub fn run(session: Session) -> anyhow::Result<Outcome> {
+pub fn run(session: Session) -> StartResult<Outcome> {
     let core = session.config.core.clone();
     let built = build(&session)?;
     install_relay(&session, built.relay)?;
     if built.sources.is_empty() {
-        bail!("no runnable plugin is active: nothing would produce messages (check core.plugins)");
+        refuse!(
+            "no runnable plugin is active: nothing would produce messages (check core.plugins)"
+        );
     }
     // Watch for signals before any source accepts work: a SIGTERM that lands while
     // sources start must drain what they accepted, not kill the process.

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use crate::error::{refuse, IoWhat, StartError, StartResult};
 use gordon_plugin_api::abi::RunnableBox;
 use gordon_plugin_api::channel::bounded;
 use gordon_plugin_api::{EventMessage, Phase};
@@ -114,7 +114,7 @@ impl Pipeline {
         route: &BTreeMap<String, String>,
         router_cfg: &RouterConfig,
         debug: bool,
-    ) -> anyhow::Result<Pipeline> {
+    ) -> StartResult<Pipeline> {
         let phases: Vec<&str> = handlers.iter().map(|h| h.phase).collect();
         for h in &handlers {
             events::plugin_state(h.name, "running", 1.0);
@@ -131,7 +131,7 @@ impl Pipeline {
         } in sources
         {
             let plan = plan(start.as_str(), route, &phases)
-                .map_err(|e| anyhow::anyhow!("source `{name}`: {e}"))?;
+                .map_err(|e| StartError::Refused(format!("source `{name}`: {e}")))?;
             let stages: Vec<&str> = plan.stages.iter().map(|s| s.phase.as_str()).collect();
             tracing::info!(source = name, route = %format!("{start} -> {} -> cleanup", stages.join(" -> ")), "Route planned.");
             let (tx, rx) = bounded::<EventMessage>(router_cfg.queue_capacity);
@@ -164,7 +164,7 @@ impl Pipeline {
             if let Err(e) = route.runnable.start(sender).into_result() {
                 let msg = format!("plugin `{}` failed to start: {}", route.name, e.message);
                 if !debug {
-                    bail!("{msg}");
+                    refuse!("{msg}");
                 }
                 tracing::warn!("{msg}; continuing without it (core.debug = true)");
                 crate::health::report(route.name, format!("failed to start: {}", e.message));
@@ -198,7 +198,7 @@ impl Pipeline {
     ///
     /// # Errors
     /// None today; kept for the callers' `?`.
-    pub fn wait_for_stop(&self, signals: &mut super::signals::Signals) -> anyhow::Result<()> {
+    pub fn wait_for_stop(&self, signals: &mut super::signals::Signals) -> StartResult<()> {
         let workers = &self.shared.workers;
         let all_ended = || async {
             while workers.live() > 0 {
@@ -362,7 +362,7 @@ pub(crate) fn spawn_worker(
     shared: &Arc<Shared>,
     index: usize,
     rejected: Vec<EventMessage>,
-) -> anyhow::Result<Arc<WorkerState>> {
+) -> StartResult<Arc<WorkerState>> {
     let state = Arc::new(WorkerState::new(index));
     shared.workers.add(&state);
     let (thread_shared, thread_state) = (Arc::clone(shared), Arc::clone(&state));
@@ -398,7 +398,7 @@ pub(crate) fn spawn_worker(
         });
     if let Err(e) = spawned {
         shared.workers.remove(&state);
-        return Err(e).context("cannot start a router thread");
+        return Err(e).what("cannot start a router thread");
     }
     Ok(state)
 }

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use anyhow::Context as _;
+use crate::error::{IoWhat, StartResult};
 
 /// SIGTERM, SIGINT and SIGHUP, watched from the moment this is created: a signal
 /// that arrives before [`Signals::wait_or`] runs is kept, not lost (the service
@@ -21,16 +21,16 @@ impl Signals {
     ///
     /// # Errors
     /// The runtime or the signal handlers cannot be set up.
-    pub fn install() -> anyhow::Result<Signals> {
+    pub fn install() -> StartResult<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .context("cannot start the signal runtime")?;
+            .what("cannot start the signal runtime")?;
         let _entered = rt.enter();
-        let term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        let int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-        let hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        let term = signal(SignalKind::terminate()).what("cannot watch SIGTERM")?;
+        let int = signal(SignalKind::interrupt()).what("cannot watch SIGINT")?;
+        let hup = signal(SignalKind::hangup()).what("cannot watch SIGHUP")?;
         drop(_entered);
         Ok(Signals { rt, term, int, hup })
     }
@@ -65,7 +65,7 @@ impl Signals {
 ///
 /// # Errors
 /// The runtime or the signal handlers cannot be set up.
-pub fn wait_for_signal_or<F, Fut>(until: F) -> anyhow::Result<Option<&'static str>>
+pub fn wait_for_signal_or<F, Fut>(until: F) -> StartResult<Option<&'static str>>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()>,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use crate::error::{IoWhat, StartResult};
 
 use super::pipeline::{spawn_worker, Shared};
 use super::router::{mark_dropped, Overdue, WorkerState};
@@ -34,7 +34,7 @@ impl Watchdog {
     ///
     /// # Errors
     /// The thread cannot start.
-    pub(crate) fn start(shared: Arc<Shared>) -> anyhow::Result<Option<Watchdog>> {
+    pub(crate) fn start(shared: Arc<Shared>) -> StartResult<Option<Watchdog>> {
         let Some(shortest) = shared.handlers.iter().map(|h| h.timeout).min() else {
             return Ok(None);
         };
@@ -43,7 +43,7 @@ impl Watchdog {
         let thread = std::thread::Builder::new()
             .name("gordon-watchdog".into())
             .spawn(move || watch(&shared, &flag, shortest / 4))
-            .context("cannot start the watchdog thread")?;
+            .what("cannot start the watchdog thread")?;
         Ok(Some(Watchdog { stop, thread }))
     }
 
