@@ -35,13 +35,15 @@
 //! that know them (`dns.enricher`, `dns.zonefile`, `dns.rfc2136`): a message they
 //! refuse is dropped, never published.
 //!
-//! **TXT data** is read in one place, [`txt_text`]: an rrdata that does not start with
-//! `"` is the text itself, byte for byte; one that does is presentation format
-//! (RFC 1035 §5.1), as Cloud DNS writes it: one or more quoted strings separated by
-//! spaces, with `\"`, `\\` and `\DDD` escapes, whose contents are joined.
-//! [`txt_rrdata`] writes a text back in the shortest form that reads back the same.
+//! **TXT data** is read in one place, [`txt_strings`], into its character-strings:
+//! an rrdata that does not start with `"` is the text itself, byte for byte (split
+//! into strings of 255 bytes only when it is longer); one that does is presentation
+//! format (RFC 1035 §5.1), as Cloud DNS writes it: one or more quoted strings
+//! separated by spaces, with `\"`, `\\` and `\DDD` escapes, each one character-string
+//! of at most 255 bytes, kept as given. [`txt_rrdata`] writes strings back in one
+//! canonical form that reads back the same: the text itself when that reads back as
+//! them, otherwise every string quoted ([`quote_txt`]).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -472,7 +474,7 @@ fn check_target(name: &str, what: &str) -> Result<(), String> {
 
 /// Checks one rrdata of `rtype` for what needs no zone: no control characters (but
 /// tabs) outside TXT; CNAME, NS and PTR data, MX exchanges and SRV targets are names,
-/// not IP addresses; TXT data reads unambiguously ([`txt_text`]) and is at most
+/// not IP addresses; TXT data reads unambiguously ([`txt_strings`]) and is at most
 /// [`MAX_TXT_BYTES`] long. The rest of each type's syntax is left to the handlers.
 ///
 /// # Errors
@@ -485,14 +487,14 @@ pub fn check_rrdata(rtype: RecordType, rrdata: &str) -> Result<(), String> {
 /// (TXT only; 0 for other types), so that TXT data is decoded once.
 fn rrdata_size(rtype: RecordType, rrdata: &str) -> Result<usize, String> {
     if rtype == RecordType::TXT {
-        let text = txt_text(rrdata)?;
-        if text.len() > MAX_TXT_BYTES {
+        let strings = txt_strings(rrdata)?;
+        let len: usize = strings.iter().map(Vec::len).sum();
+        if len > MAX_TXT_BYTES {
             return Err(format!(
-                "TXT data is longer than {MAX_TXT_BYTES} bytes ({})",
-                text.len()
+                "TXT data is longer than {MAX_TXT_BYTES} bytes ({len})"
             ));
         }
-        return Ok(2 + txt_wire_len(&text));
+        return Ok(2 + txt_wire_len(&strings));
     }
     let control = |part: &str| {
         if part.bytes().any(|b| BYTE_CLASS[usize::from(b)] == OTHER) {
@@ -537,10 +539,9 @@ fn check_rrset_count(count: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The wire length of TXT data `text`: its bytes, plus one length byte per
-/// character-string of at most 255 bytes.
-pub fn txt_wire_len(text: &str) -> usize {
-    text.len() + text.len().div_ceil(255).max(1)
+/// The wire length of TXT character-strings: their bytes, plus one length byte each.
+pub fn txt_wire_len<S: AsRef<[u8]>>(strings: &[S]) -> usize {
+    strings.iter().map(|s| 1 + s.as_ref().len()).sum()
 }
 
 /// Checks the size of a whole record set: at most [`MAX_RRSET_RECORDS`] records, and
@@ -556,8 +557,7 @@ pub fn check_rrset_size<S: AsRef<str>>(rtype: RecordType, rrdatas: &[S]) -> Resu
     }
     let mut total = 0;
     for rrdata in rrdatas {
-        let text = txt_text(rrdata.as_ref())?;
-        total += 2 + txt_wire_len(&text);
+        total += 2 + txt_wire_len(&txt_strings(rrdata.as_ref())?);
     }
     check_rrset_data(total)
 }
@@ -571,21 +571,27 @@ fn check_rrset_data(total: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The text a TXT rrdata of the event format stands for.
+/// The character-strings a TXT rrdata of the event format stands for.
 ///
-/// An rrdata that does not start with `"` is the text itself. One that does is read
-/// as presentation format (RFC 1035 §5.1): one or more quoted strings separated by
-/// spaces or tabs; inside them `\DDD` (decimal) is that byte and `\X` is `X`. The
-/// strings' contents are joined, as SPF and DKIM read them. This is the one place
+/// An rrdata that does not start with `"` is the text itself, byte for byte, split
+/// into character-strings of 255 bytes when it is longer (one string, maybe empty,
+/// otherwise). One that does is read as presentation format (RFC 1035 §5.1): one or
+/// more quoted strings separated by spaces or tabs; inside them `\DDD` (decimal) is
+/// that byte and `\X` is `X`. Each quoted string is one character-string, kept as
+/// given (SPF and DKIM join them when they read the record). This is the one place
 /// the format's TXT quoting is undone.
 ///
 /// # Errors
 /// When the rrdata starts with `"` but is not such a sequence (an unterminated
-/// string, text after a closing quote, a bad escape), or decodes to bytes that are
-/// not UTF-8.
-pub fn txt_text(rrdata: &str) -> Result<Cow<'_, str>, String> {
+/// string, text after a closing quote, a bad escape), or a quoted string holds more
+/// than 255 bytes.
+pub fn txt_strings(rrdata: &str) -> Result<Vec<Vec<u8>>, String> {
     if !rrdata.starts_with('"') {
-        return Ok(Cow::Borrowed(rrdata));
+        let bytes = rrdata.as_bytes();
+        if bytes.is_empty() {
+            return Ok(vec![Vec::new()]);
+        }
+        return Ok(bytes.chunks(255).map(<[u8]>::to_vec).collect());
     }
     let ambiguous = |why: String| {
         format!(
@@ -596,17 +602,13 @@ pub fn txt_text(rrdata: &str) -> Result<Cow<'_, str>, String> {
     };
     let bytes = rrdata.as_bytes();
     let special = |b: &u8| *b == b'"' || *b == b'\\';
-    // The usual case, one string without escapes, borrows.
-    if let Some(end) = bytes[1..].iter().position(special).map(|p| p + 1) {
-        if bytes[end] == b'"' && bytes[end + 1..].iter().all(|b| *b == b' ' || *b == b'\t') {
-            return Ok(Cow::Borrowed(&rrdata[1..end]));
-        }
-    }
-    let mut out = Vec::with_capacity(bytes.len());
+    let mut strings = Vec::new();
     let mut i = 0;
     loop {
         // `bytes[i]` is an opening quote.
+        let opening = i;
         i += 1;
+        let mut out = Vec::new();
         loop {
             // Copy up to the next quote or backslash at once.
             let run = bytes[i..]
@@ -645,6 +647,16 @@ pub fn txt_text(rrdata: &str) -> Result<Cow<'_, str>, String> {
                 }
             }
         }
+        if out.len() > 255 {
+            let start: String = rrdata[opening..].chars().take(20).collect();
+            return Err(format!(
+                "TXT quoted string {} (at byte {opening}, {start}...) holds {} bytes; a \
+                 character-string holds at most 255, so split it into several quoted strings",
+                strings.len() + 1,
+                out.len()
+            ));
+        }
+        strings.push(out);
         // `bytes[i]` is a closing quote: the end, or spaces and the next string.
         i += 1;
         let spaces = i;
@@ -662,39 +674,55 @@ pub fn txt_text(rrdata: &str) -> Result<Cow<'_, str>, String> {
             }
         }
     }
-    String::from_utf8(out)
-        .map(Cow::Owned)
-        .map_err(|_| "TXT data is not UTF-8 once its \\DDD escapes are decoded".to_owned())
+    Ok(strings)
 }
 
-/// The rrdata that stands for TXT text `text` ([`txt_text`] reads it back exactly):
-/// the text itself, or, when it starts with `"`, its presentation form
-/// ([`quote_txt`]).
-pub fn txt_rrdata(text: &str) -> Cow<'_, str> {
-    if text.starts_with('"') {
-        Cow::Owned(quote_txt(text))
-    } else {
-        Cow::Borrowed(text)
+/// The canonical rrdata for TXT character-strings `strings` ([`txt_strings`] reads it
+/// back exactly, and two rrdatas for the same strings are the same text).
+///
+/// The text itself when that reads back as these strings: it does not start with `"`,
+/// is UTF-8, and the strings are its split into 255-byte strings (one string of at
+/// most 255 bytes, usually). Otherwise every string quoted ([`quote_txt`]):
+/// `"v=spf1 include:x" "-all"`.
+pub fn txt_rrdata<S: AsRef<[u8]>>(strings: &[S]) -> String {
+    if let Some((last, full)) = strings.split_last() {
+        let last = last.as_ref();
+        let split = full.iter().all(|s| s.as_ref().len() == 255)
+            && last.len() <= 255
+            && (full.is_empty() || !last.is_empty());
+        if split {
+            let mut joined = Vec::with_capacity(full.len() * 255 + last.len());
+            for s in full {
+                joined.extend_from_slice(s.as_ref());
+            }
+            joined.extend_from_slice(last);
+            if joined.first() != Some(&b'"') {
+                if let Ok(text) = String::from_utf8(joined) {
+                    return text;
+                }
+            }
+        }
     }
+    quote_txt(strings)
 }
 
-/// TXT text in presentation format, as zone files hold it: one or more quoted
-/// character-strings on one line. `"` and `\` are escaped with a backslash, bytes
-/// outside printable ASCII become `\DDD`, and text longer than 255 bytes is split
-/// into strings of at most 255 bytes.
-pub fn quote_txt(text: &str) -> String {
+/// TXT character-strings in presentation format, as zone files hold them: each
+/// string quoted, separated by a space, on one line. `"` and `\` are escaped with a
+/// backslash, bytes outside printable ASCII become `\DDD`. No strings at all is
+/// written as one empty string.
+pub fn quote_txt<S: AsRef<[u8]>>(strings: &[S]) -> String {
     use std::fmt::Write as _;
-    let bytes = text.as_bytes();
-    if bytes.is_empty() {
+    if strings.is_empty() {
         return "\"\"".to_owned();
     }
-    let mut out = String::with_capacity(bytes.len() + 2);
-    for (i, chunk) in bytes.chunks(255).enumerate() {
+    let size: usize = strings.iter().map(|s| s.as_ref().len() + 3).sum();
+    let mut out = String::with_capacity(size);
+    for (i, chunk) in strings.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
         out.push('"');
-        for &b in chunk {
+        for &b in chunk.as_ref() {
             match b {
                 b'"' => out.push_str("\\\""),
                 b'\\' => out.push_str("\\\\"),
@@ -1027,22 +1055,41 @@ mod tests {
     }
 
     #[test]
-    fn txt_data_is_read_once_and_ambiguity_is_refused() {
-        let t = |s| txt_text(s).map(Cow::into_owned);
-        assert_eq!(t("plain \"q\" \\ text").unwrap(), "plain \"q\" \\ text");
-        assert_eq!(t(" \"lead space\"").unwrap(), " \"lead space\"");
-        assert_eq!(t("").unwrap(), "");
-        assert_eq!(t("\"v=spf1 -all\"").unwrap(), "v=spf1 -all");
-        assert_eq!(t("\"\"").unwrap(), "");
+    fn txt_data_is_read_once_into_its_strings_and_ambiguity_is_refused() {
+        let t = |s: &str| txt_strings(s);
+        let one = |s: &str| vec![s.as_bytes().to_vec()];
+        assert_eq!(
+            t("plain \"q\" \\ text").unwrap(),
+            one("plain \"q\" \\ text")
+        );
+        assert_eq!(t(" \"lead space\"").unwrap(), one(" \"lead space\""));
+        assert_eq!(t("").unwrap(), one(""));
+        assert_eq!(t("\"v=spf1 -all\"").unwrap(), one("v=spf1 -all"));
+        assert_eq!(t("\"\"").unwrap(), one(""));
+        // Each quoted string is one character-string: the boundaries are kept.
         assert_eq!(
             t(r#""v=spf1 " "include:x"  "-all" "#).unwrap(),
-            "v=spf1 include:x-all"
+            [&b"v=spf1 "[..], b"include:x", b"-all"]
         );
         assert_eq!(
-            t(r#""say \"hi\" \\ \195\169\010""#).unwrap(),
-            "say \"hi\" \\ é\n"
+            t(r#""v=spf1 include:x" "-all""#).unwrap(),
+            [&b"v=spf1 include:x"[..], b"-all"]
         );
-        assert_eq!(t(r#""\"x\"""#).unwrap(), "\"x\"");
+        assert_eq!(t(r#""" """#).unwrap(), [&b""[..], b""]);
+        assert_eq!(
+            t(r#""say \"hi\" \\ \195\169\010""#).unwrap(),
+            one("say \"hi\" \\ é\n")
+        );
+        assert_eq!(t(r#""\"x\"""#).unwrap(), one("\"x\""));
+        // Bytes, not text: the strings need not be UTF-8.
+        assert_eq!(t(r#""\255""#).unwrap(), [[255]]);
+        // A bare text is split only when it is longer than one string holds.
+        let long = t(&"y".repeat(600)).unwrap();
+        assert_eq!(
+            long.iter().map(Vec::len).collect::<Vec<_>>(),
+            [255, 255, 90]
+        );
+        assert_eq!(t(&"y".repeat(255)).unwrap().len(), 1);
         for (bad, why) in [
             ("\"", "not closed"),
             (r#""a"b"#, "text after the closing quote at byte 2"),
@@ -1056,29 +1103,61 @@ mod tests {
             assert!(e.contains(why), "{bad}: {e}");
             assert!(e.starts_with("TXT data that starts with '\"'"), "{e}");
         }
-        assert!(t(r#""\255""#).unwrap_err().contains("not UTF-8"));
+        // A quoted string longer than one character-string is refused, by name.
+        let e = t(&format!("\"ok\" \"{}\"", "x".repeat(256))).unwrap_err();
+        assert!(
+            e.starts_with("TXT quoted string 2 (at byte 5, \"xxx") && e.contains("holds 256 bytes"),
+            "{e}"
+        );
+        assert!(t(&format!("\"{}\"", "x".repeat(255))).is_ok());
+        assert!(t(&format!("\"{}\"", "\\\\".repeat(256))).is_err());
         // The event names the rrdata.
         let e = set("t", "TXT", &["ok", "\"\"x\"\""]).unwrap_err();
         assert!(
             e.starts_with("resourceRecords.rrdatas[1]: TXT data that starts"),
             "{e}"
         );
-        // Written back, every text reads the same.
-        for text in [
+        // Written back, every rrdata reads as the same strings, in one canonical form.
+        for rrdata in [
             "",
             "a",
-            "\"",
-            "\"x\"",
-            "\" \"",
+            "\"\\\"\"",
+            "\"\\\"x\\\"\"",
             "é\"\\\n",
             &"y".repeat(600),
             "\"a\" \"b\"",
+            r#""v=spf1 include:x" "-all""#,
+            r#""v=spf1 " "include:x"  "-all" "#,
+            r#""" """#,
+            r#""\255""#,
+            &format!("\"{}\" \"y\"", "x".repeat(255)),
         ] {
-            let rrdata = txt_rrdata(text);
-            assert_eq!(txt_text(&rrdata).unwrap(), text, "{rrdata}");
+            let strings = txt_strings(rrdata).unwrap();
+            let canonical = txt_rrdata(&strings);
+            assert_eq!(txt_strings(&canonical).unwrap(), strings, "{rrdata}");
+            assert_eq!(txt_rrdata(&txt_strings(&canonical).unwrap()), canonical);
         }
-        assert_eq!(txt_rrdata("v=spf1 -all"), "v=spf1 -all");
-        assert_eq!(txt_rrdata("\"x\""), r#""\"x\"""#);
+        let c = |s: &str| txt_rrdata(&txt_strings(s).unwrap());
+        // A single string keeps the form it always had: the text, unless it starts
+        // with a quote.
+        assert_eq!(c("v=spf1 -all"), "v=spf1 -all");
+        assert_eq!(c("\"v=spf1 -all\""), "v=spf1 -all");
+        assert_eq!(c(r#""say \"hi\"""#), "say \"hi\"");
+        assert_eq!(c(r#""\"x\"""#), r#""\"x\"""#);
+        assert_eq!(c(&"y".repeat(600)), "y".repeat(600));
+        // Several strings are quoted, each on its own.
+        assert_eq!(
+            c(r#""v=spf1 include:x"   "-all""#),
+            r#""v=spf1 include:x" "-all""#
+        );
+        assert_ne!(c(r#""v=spf1 include:x" "-all""#), "v=spf1 include:x-all");
+        assert_eq!(c(r#""a" "é""#), r#""a" "\195\169""#);
+        assert_eq!(c(r#""\255""#), r#""\255""#);
+        // Strings that are what a long text splits into read as that text.
+        assert_eq!(
+            c(&format!("\"{}\" \"y\"", "x".repeat(255))),
+            format!("{}y", "x".repeat(255))
+        );
     }
 
     #[test]
@@ -1096,12 +1175,21 @@ mod tests {
             "resourceRecords.rrdatas: the TXT record set holds 80319 bytes of record data; \
              at most 65512 fit in one set"
         );
-        // The limit counts decoded data, as BIND stores it.
-        let quoted = format!("\"{}\"", "\\\\".repeat(40_000));
+        // The limit counts decoded data, as BIND stores it: each string's bytes and
+        // its length byte.
+        let quoted = vec![format!("\"{}\"", "\\\\".repeat(255)); 200].join(" ");
         assert!(set("t", "TXT", &[&quoted]).is_ok());
-        assert_eq!(txt_wire_len(""), 1);
-        assert_eq!(txt_wire_len(&"x".repeat(255)), 256);
-        assert_eq!(txt_wire_len(&"x".repeat(256)), 258);
+        let strings = |s: &str| txt_strings(s).unwrap();
+        assert_eq!(txt_wire_len(&strings("")), 1);
+        assert_eq!(txt_wire_len(&strings(&"x".repeat(255))), 256);
+        assert_eq!(txt_wire_len(&strings(&"x".repeat(256))), 258);
+        assert_eq!(txt_wire_len(&strings(r#""v=spf1 include:x" "-all""#)), 22);
+        // Many short strings count a length byte each.
+        let short = vec!["\"\""; 65_000].join(" ");
+        assert!(set("t", "TXT", &[&short]).is_ok());
+        let short = vec!["\"\""; 66_000].join(" ");
+        let e = set("t", "TXT", &[&short]).unwrap_err();
+        assert!(e.contains("holds 66002 bytes of record data"), "{e}");
         let fits: Vec<String> = (0..100)
             .map(|i| format!("{i:03}{}", "z".repeat(640)))
             .collect();
@@ -1109,13 +1197,22 @@ mod tests {
     }
 
     #[test]
-    fn quoting_escapes_and_splits() {
-        assert_eq!(quote_txt(""), r#""""#);
-        assert_eq!(quote_txt(r#"a "b" \c"#), r#""a \"b\" \\c""#);
-        assert_eq!(quote_txt("é\n\t\u{7f}"), r#""\195\169\010\009\127""#);
-        let q = quote_txt(&"x".repeat(600));
+    fn quoting_escapes_each_string() {
+        let q = |strings: &[&str]| quote_txt(strings);
+        assert_eq!(q(&[""]), r#""""#);
+        assert_eq!(quote_txt::<&str>(&[]), r#""""#);
+        assert_eq!(q(&[r#"a "b" \c"#]), r#""a \"b\" \\c""#);
+        assert_eq!(q(&["é\n\t\u{7f}"]), r#""\195\169\010\009\127""#);
         assert_eq!(
-            q.split(' ').map(str::len).collect::<Vec<_>>(),
+            q(&["v=spf1 include:x", "-all"]),
+            r#""v=spf1 include:x" "-all""#
+        );
+        let long = txt_strings(&"x".repeat(600)).unwrap();
+        assert_eq!(
+            quote_txt(&long)
+                .split(' ')
+                .map(str::len)
+                .collect::<Vec<_>>(),
             [257, 257, 92]
         );
     }

@@ -300,7 +300,14 @@ fn more_stalled_connections_than_descriptors_do_not_lock_a_client_out() {
             })
             .count()
     };
-    let now_open = open(&stalled);
+    // Connections past `max_connections` (512) are closed as newer ones arrive;
+    // the closes reach this side within moments, not at the header timeout.
+    let evicted_by = Instant::now() + Duration::from_secs(5);
+    let mut now_open = open(&stalled);
+    while now_open > 600 && Instant::now() < evicted_by {
+        std::thread::sleep(Duration::from_millis(100));
+        now_open = open(&stalled);
+    }
     assert!(
         now_open <= 600,
         "{now_open} of {STALLED} stalled connections still open at the limit"

@@ -12,8 +12,9 @@
 //!   (`gordon_plugin_api::event_json`: no whitespace in names, no IP address where a
 //!   host name belongs, no NS at a wildcard, at most 100 records and 65 512 bytes of
 //!   TXT data in a set) are run again, for messages from sources that do not. TXT
-//!   data is read once (`event_json::txt_text`) and written back in the form that
-//!   reads as the same text: the text itself, quoted only if it starts with `"`.
+//!   data is read once into its character-strings (`event_json::txt_strings`) and
+//!   written back in the canonical form that reads as the same strings: the text
+//!   itself for one string not starting with `"`, otherwise each string quoted.
 //! - **`dns.zonefile`** (phase `publish`) keeps an RFC 1035 master file for `zone`
 //!   at `path`. Each batch of events is applied in order (an addition replaces the
 //!   record set of its name and type, a deletion removes it), then the SOA serial is
@@ -35,9 +36,10 @@
 //! The file holds `$ORIGIN`, `$TTL`, the SOA, the apex NS records and glue, then the
 //! records in DNS canonical order (owner labels compared right to left, then type
 //! code), one line per rrdata: `<owner relative or @> <ttl> IN <TYPE> <rdata>`. TXT
-//! text is quoted (`event_json::quote_txt`): `"` and `\` are backslash-escaped, bytes
-//! outside printable ASCII become `\DDD`, and text longer than 255 bytes is split into
-//! several quoted strings on the line.
+//! data is written as its character-strings, each quoted (`event_json::quote_txt`):
+//! `"` and `\` are backslash-escaped, bytes outside printable ASCII become `\DDD`;
+//! `"v=spf1 include:x" "-all"` stays two strings, and a bare text longer than 255
+//! bytes is split into several quoted strings on the line.
 //!
 //! # Configuration
 //!

@@ -15,10 +15,12 @@
 //! letters, digits and inner hyphens. That applies to the owners of A, AAAA and MX
 //! records, to NS, MX and SRV targets, and to PTR targets in reverse zones.
 //!
-//! TXT data is read with `event_json::txt_text` and kept in the form
-//! `event_json::txt_rrdata` writes: the text itself unless it starts with `"`. Read
-//! again, that form gives the same text, so a message that passes the enricher and
-//! then the zone-file publisher is decoded once, not twice.
+//! TXT data is read with `event_json::txt_strings` into its character-strings and
+//! kept in the canonical form `event_json::txt_rrdata` writes: the text itself when
+//! it is one string (or a long text's 255-byte split) that does not start with `"`,
+//! otherwise each string quoted (`"v=spf1 include:x" "-all"`). Read again, that form
+//! gives the same strings, so a message that passes the enricher and then the
+//! zone-file publisher is decoded once, not twice.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -275,7 +277,7 @@ pub(crate) fn canonical(
         },
         // `check_rrdata` has read the text and checked its length.
         RecordType::TXT => {
-            event_json::txt_text(raw).map(|text| event_json::txt_rrdata(&text).into_owned())
+            event_json::txt_strings(raw).map(|strings| event_json::txt_rrdata(&strings))
         }
         other => Err(format!("unsupported record type {other}")),
     }
@@ -370,10 +372,17 @@ mod tests {
 
     #[test]
     fn txt_is_read_once_into_a_form_that_reads_the_same_again() {
-        let c = |s| canonical(RecordType::TXT, s, "t.example.com.", Z);
+        let c = |s: &str| canonical(RecordType::TXT, s, "t.example.com.", Z);
         assert_eq!(c("\"hello\"").unwrap(), "hello");
         assert_eq!(c(" spaced ").unwrap(), " spaced ");
-        assert_eq!(c(r#""a" "b""#).unwrap(), "ab");
+        // Each quoted string stays its own character-string.
+        assert_eq!(c(r#""a" "b""#).unwrap(), r#""a" "b""#);
+        let spf = c(r#""v=spf1 include:x"  "-all""#).unwrap();
+        assert_eq!(spf, r#""v=spf1 include:x" "-all""#);
+        assert_eq!(c(&spf).unwrap(), spf);
+        assert!(c(&format!("\"{}\"", "x".repeat(256)))
+            .unwrap_err()
+            .contains("at most 255"));
         // Text that starts with a quote stays quoted, so a second pass changes nothing.
         let once = c(r#""\"x\"""#).unwrap();
         assert_eq!(once, r#""\"x\"""#);

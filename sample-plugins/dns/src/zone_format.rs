@@ -7,14 +7,16 @@
 //! read back; the managed section is rebuilt from the configuration.
 //!
 //! Owners are written relative to `$ORIGIN` (`@` for the apex), record data with
-//! absolute names, TXT data quoted and escaped (`event_json::quote_txt`), one line
-//! per rrdata. TXT data is read back with `event_json::txt_text`, the decoder every
-//! event source uses.
+//! absolute names, one line per rrdata. TXT data is held as its canonical rrdata
+//! (`event_json::txt_rrdata`) and written as its character-strings, each quoted and
+//! escaped on its own (`event_json::quote_txt`), so that `"v=spf1 include:x" "-all"`
+//! stays two strings. It is read back with `event_json::txt_strings`, the decoder
+//! every event source uses.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-pub(crate) use gordon_plugin_api::event_json::quote_txt;
+use gordon_plugin_api::event_json::quote_txt;
 use gordon_plugin_api::{event_json, RecordType};
 
 use crate::rdata;
@@ -32,7 +34,7 @@ pub(crate) struct RRset {
     pub name: String,
     /// Time to live.
     pub ttl: u32,
-    /// Canonical record data (TXT unquoted).
+    /// Canonical record data (TXT: the canonical rrdata of its strings).
     pub rrdatas: Vec<String>,
 }
 
@@ -53,6 +55,12 @@ pub(crate) fn key(name: &str, rtype: RecordType) -> Key {
         .map(str::to_owned)
         .collect();
     (labels, rtype)
+}
+
+/// TXT data in the zone file's form: its character-strings, each quoted.
+pub(crate) fn zone_txt(rrdata: &str) -> String {
+    // Held data is canonical, so it reads; anything else is kept as one text.
+    event_json::txt_strings(rrdata).map_or_else(|_| quote_txt(&[rrdata]), |s| quote_txt(&s))
 }
 
 /// The SOA fields.
@@ -134,7 +142,7 @@ pub(crate) fn render(h: &Header<'_>, records: &Records) -> String {
         let owner = relative(&set.name, origin);
         for data in &set.rrdatas {
             if *rtype == RecordType::TXT {
-                push_line(&mut out, owner, set.ttl, *rtype, &quote_txt(data));
+                push_line(&mut out, owner, set.ttl, *rtype, &zone_txt(data));
             } else {
                 push_line(&mut out, owner, set.ttl, *rtype, data);
             }
@@ -151,7 +159,8 @@ pub(crate) struct ParsedRecord {
     pub name: String,
     pub rtype: RecordType,
     pub ttl: u32,
-    /// The data: TXT strings decoded and joined, other fields joined by one space.
+    /// The data: TXT strings decoded into their canonical rrdata, other fields joined
+    /// by one space.
     pub data: String,
 }
 
@@ -240,7 +249,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
             if !quoted.starts_with('"') {
                 return Err(at(format!("TXT data {quoted} is not quoted")));
             }
-            event_json::txt_text(quoted).map_err(at)?.into_owned()
+            event_json::txt_rrdata(&event_json::txt_strings(quoted).map_err(at)?)
         } else {
             let mut words = Vec::new();
             while let Some(w) = next_word(&mut rest) {
@@ -276,27 +285,35 @@ mod tests {
 
     #[test]
     fn txt_is_escaped_and_split() {
-        assert_eq!(quote_txt(""), r#""""#);
-        assert_eq!(quote_txt(r#"a "b" \c"#), r#""a \"b\" \\c""#);
-        assert_eq!(quote_txt("é\n\t\u{7f}"), r#""\195\169\010\009\127""#);
-        assert_eq!(quote_txt("; ( ) $"), r#""; ( ) $""#);
+        assert_eq!(zone_txt(""), r#""""#);
+        assert_eq!(zone_txt(r#"a "b" \c"#), r#""a \"b\" \\c""#);
+        assert_eq!(zone_txt("é\n\t\u{7f}"), r#""\195\169\010\009\127""#);
+        assert_eq!(zone_txt("; ( ) $"), r#""; ( ) $""#);
         let long = "x".repeat(600);
-        let q = quote_txt(&long);
+        let q = zone_txt(&long);
         let parts: Vec<&str> = q.split(' ').collect();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0].len(), 257);
         assert_eq!(parts[1].len(), 257);
         assert_eq!(parts[2], format!("\"{}\"", "x".repeat(90)));
         // Splitting counts raw bytes, before escaping.
-        let q = quote_txt(&format!("{}\"", "y".repeat(255)));
+        let q = zone_txt(&format!("{}\"", "y".repeat(255)));
         assert_eq!(q, format!("\"{}\" \"\\\"\"", "y".repeat(255)));
+        // Strings given as quoted strings are written as they are.
+        let spf = r#""v=spf1 include:x" "-all""#;
+        assert_eq!(zone_txt(spf), spf);
+        assert_eq!(zone_txt(r#""a" "\"b""#), r#""a" "\"b""#);
     }
 
     #[test]
     fn lines_decode_txt_escapes_and_stop_at_comments() {
         let records = |body: &str| parse(&format!("$ORIGIN example.com.\n{body}\n"));
         let r = records(r#"t 60 IN TXT "a\"b\\c\195\169;" "x""#).unwrap();
-        assert_eq!(r.records[0].data, "a\"b\\cé;x");
+        assert_eq!(r.records[0].data, r#""a\"b\\c\195\169;" "x""#);
+        let r = records(r#"t 60 IN TXT "a\"b\\c\195\169;""#).unwrap();
+        assert_eq!(r.records[0].data, "a\"b\\cé;");
+        let r = records(r#"t 60 IN TXT "v=spf1 include:x"   "-all""#).unwrap();
+        assert_eq!(r.records[0].data, r#""v=spf1 include:x" "-all""#);
         let r = records("a 60 IN MX 10 mail;comment\n  60 IN A 10.0.0.1 ; note").unwrap();
         assert_eq!(r.records[0].data, "10 mail");
         assert_eq!(r.records[1].name, "a.example.com.");
@@ -338,6 +355,11 @@ mod tests {
             ("www.example.com.", RecordType::A, "10.0.0.1"),
             ("example.com.", RecordType::MX, "10 mail.example.com."),
             ("t.example.com.", RecordType::TXT, tricky.as_str()),
+            (
+                "spf.example.com.",
+                RecordType::TXT,
+                r#""v=spf1 include:x" "-all""#,
+            ),
         ] {
             let set = RRset {
                 name: name.into(),
@@ -347,6 +369,10 @@ mod tests {
             records.insert(key(name, rtype), set);
         }
         let text = render(&header, &records);
+        assert!(
+            text.contains("\nspf 120 IN TXT \"v=spf1 include:x\" \"-all\"\n"),
+            "{text}"
+        );
         assert!(text.contains("\n@ 300 IN SOA ns1.example.com. hostmaster.example.com. 2026010203 3600 900 1209600 300\n"));
         assert!(
             text.contains("\n@ 120 IN MX 10 mail.example.com.\n"),
@@ -368,6 +394,12 @@ mod tests {
                     RecordType::MX,
                     120,
                     "10 mail.example.com.".into()
+                ),
+                (
+                    "spf.example.com.".into(),
+                    RecordType::TXT,
+                    120,
+                    r#""v=spf1 include:x" "-all""#.into()
                 ),
                 (
                     "t.example.com.".into(),

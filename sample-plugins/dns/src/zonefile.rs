@@ -1,6 +1,5 @@
 //! `dns.zonefile`: keeps an RFC 1035 master file, rewritten atomically per batch.
 
-use std::borrow::Cow;
 use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -143,14 +142,8 @@ fn load(s: &Settings) -> Result<(State, Option<String>), PluginError> {
         let name = rdata::owner(&r.name, r.rtype, &s.zone).map_err(|e| at(e.to_string()))?;
         let ttl =
             rdata::ttl(r.ttl, s.default_ttl, &name, r.rtype).map_err(|e| at(e.to_string()))?;
-        let data = if r.rtype == RecordType::TXT {
-            // The file holds the text; check the rrdata that stands for it.
-            let rrdata = event_json::txt_rrdata(&r.data);
-            rdata::canonical(r.rtype, &rrdata, &name, &s.zone).map_err(at)?;
-            r.data
-        } else {
-            rdata::canonical(r.rtype, &r.data, &name, &s.zone).map_err(at)?
-        };
+        // TXT data is read back as its canonical rrdata, as events hold it.
+        let data = rdata::canonical(r.rtype, &r.data, &name, &s.zone).map_err(at)?;
         let set = records
             .entry(zone_format::key(&name, r.rtype))
             .or_insert_with(|| RRset {
@@ -171,13 +164,8 @@ fn load(s: &Settings) -> Result<(State, Option<String>), PluginError> {
 /// older version) stops the plugin with the reason, rather than being served on.
 fn check_loaded(s: &Settings, records: &Records) -> Result<(), String> {
     for ((_, rtype), set) in records {
-        let rrdatas: Vec<_> = set
-            .rrdatas
-            .iter()
-            .map(|d| zone_data_as_rrdata(*rtype, d))
-            .collect();
         let at = |why: String| format!("{} {rtype}: {why}", set.name);
-        event_json::check_rrset_size(*rtype, &rrdatas).map_err(at)?;
+        event_json::check_rrset_size(*rtype, &set.rrdatas).map_err(at)?;
         if *rtype == RecordType::CNAME {
             if set.rrdatas.len() != 1 {
                 return Err(at(format!(
@@ -189,28 +177,6 @@ fn check_loaded(s: &Settings, records: &Records) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// A record's data as the zone holds it (TXT: the text) from its rrdata in the event
-/// format (TXT: read with the one decoder, `event_json::txt_text`).
-fn zone_data(rtype: RecordType, rrdatas: Vec<String>) -> Result<Vec<String>, PluginError> {
-    if rtype != RecordType::TXT {
-        return Ok(rrdatas);
-    }
-    rrdatas
-        .iter()
-        .map(|d| event_json::txt_text(d).map(Cow::into_owned))
-        .collect::<Result<_, _>>()
-        .map_err(PluginError::new)
-}
-
-/// The inverse of [`zone_data`] for one record.
-fn zone_data_as_rrdata(rtype: RecordType, data: &str) -> Cow<'_, str> {
-    if rtype == RecordType::TXT {
-        event_json::txt_rrdata(data)
-    } else {
-        Cow::Borrowed(data)
-    }
 }
 
 /// Refuses a CNAME next to other data, and other data next to a CNAME: BIND refuses
@@ -361,7 +327,7 @@ impl ZoneFile {
                 let set = RRset {
                     name: n.name.clone(),
                     ttl: n.ttl,
-                    rrdatas: zone_data(n.rtype, n.rrdatas)?,
+                    rrdatas: n.rrdatas,
                 };
                 (n.name, n.rtype, Some(set))
             }

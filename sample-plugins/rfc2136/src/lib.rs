@@ -7,8 +7,9 @@
 //!   `default_ttl`. Names may be relative to `zone` (the `dns.enricher` makes them
 //!   absolute); SOA and apex NS records are refused, as are names outside `zone`.
 //!   TXT rrdatas are read as the event format defines them
-//!   (`gordon_plugin_api::event_json::txt_text`: the text itself, or quoted strings
-//!   when it starts with `"`), and split into strings of 255 bytes.
+//!   (`gordon_plugin_api::event_json::txt_strings`: the text itself, split into
+//!   strings of 255 bytes only when longer, or, when it starts with `"`, quoted
+//!   strings, each sent as its own character-string).
 //! - **Batches.** All messages of a batch go out as one UPDATE per `max_batch`
 //!   record sets (and at most 64 000 bytes). Messages for the same name and type
 //!   are folded: the last one wins, and order is kept. When the server rejects an

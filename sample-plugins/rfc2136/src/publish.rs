@@ -76,6 +76,15 @@ struct Run<'p> {
     failed: HashMap<usize, PluginError>,
 }
 
+/// Whether to look owner records up before an UPDATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookups {
+    /// Take an owner not known yet to be absent; the prerequisites check it.
+    Skip,
+    /// Look every unknown owner up first.
+    Do,
+}
+
 impl Publisher {
     /// Publishes the changes in order; returns the failed messages by batch index.
     pub(crate) async fn publish(&self, changes: Vec<Change>) -> HashMap<usize, PluginError> {
@@ -99,9 +108,18 @@ impl Publisher {
             run.fail(&c, "too_large", text);
         }
         for chunk in chunks {
-            let mut stack = vec![chunk];
-            while let Some(part) = stack.pop() {
-                if let Err((failure, sent)) = run.apply(part).await {
+            // First optimistically: a record set whose owner is not known yet is
+            // taken to be new, and the UPDATE's prerequisites (record set and owner
+            // record absent) decide; only a chunk whose prerequisites fail is sent
+            // again after looking its owners up. Creations, the common case, then
+            // cost no query at all.
+            let mut stack = vec![(chunk, Lookups::Skip)];
+            while let Some((part, lookups)) = stack.pop() {
+                if let Err((failure, sent, guessed)) = run.apply(part, lookups).await {
+                    if guessed && failure.scope() == Scope::Prerequisite {
+                        stack.push((sent, Lookups::Do));
+                        continue;
+                    }
                     run.after_failure(sent, failure, &mut stack).await;
                 }
             }
@@ -266,11 +284,24 @@ impl Run<'_> {
         }
     }
 
-    /// Sends one UPDATE for `part`. On a failure of the UPDATE as a whole, returns
-    /// it with the changes it carried; everything else is settled here.
-    async fn apply(&mut self, part: Vec<Change>) -> Result<(), (Failure, Vec<Change>)> {
-        if let Err(f) = self.look_up_owners(&part).await {
-            return Err((f, part));
+    /// Sends one UPDATE for `part`, looking its unknown owners up first unless
+    /// `lookups` says to guess them absent. On a failure of the UPDATE as a whole,
+    /// returns it with the changes it carried and whether an owner was guessed;
+    /// everything else is settled here.
+    async fn apply(
+        &mut self,
+        part: Vec<Change>,
+        lookups: Lookups,
+    ) -> Result<(), (Failure, Vec<Change>, bool)> {
+        let guessed = lookups == Lookups::Skip
+            && !self.p.ownership.manage_unowned
+            && part
+                .iter()
+                .any(|c| !self.owners.contains_key(&c.effective().owner));
+        if lookups == Lookups::Do {
+            if let Err(f) = self.look_up_owners(&part).await {
+                return Err((f, part, false));
+            }
         }
         let mut sent: Vec<(Change, Claim)> = Vec::with_capacity(part.len());
         for change in part {
@@ -306,7 +337,7 @@ impl Run<'_> {
         tracing::debug!(server = %self.server, zone = %self.zone, changes = sent.len(), bytes = msg.len(), ok = result.is_ok(), "Sent an update.");
         let changes: Vec<Change> = sent.into_iter().map(|(c, _)| c).collect();
         if let Err(f) = result {
-            return Err((f, changes));
+            return Err((f, changes, guessed));
         }
         client
             .metrics
@@ -350,7 +381,7 @@ impl Run<'_> {
         &mut self,
         mut sent: Vec<Change>,
         f: Failure,
-        stack: &mut Vec<Vec<Change>>,
+        stack: &mut Vec<(Vec<Change>, Lookups)>,
     ) {
         let record_level = match f.scope() {
             Scope::Records | Scope::Prerequisite => {
@@ -372,8 +403,8 @@ impl Run<'_> {
             }
         } else if sent.len() > 1 {
             let second = sent.split_off(sent.len() / 2);
-            stack.push(second);
-            stack.push(sent);
+            stack.push((second, Lookups::Do));
+            stack.push((sent, Lookups::Do));
         } else if let Some(change) = sent.pop() {
             self.alone(change, f).await;
         }
@@ -396,13 +427,19 @@ impl Run<'_> {
         for (single, known) in singles {
             let mut outcome = match known {
                 Some(f) => Err(f),
-                None => self.apply(vec![single.clone()]).await.map_err(|(f, _)| f),
+                None => self
+                    .apply(vec![single.clone()], Lookups::Do)
+                    .await
+                    .map_err(|(f, ..)| f),
             };
             if let Err(f) = &outcome {
                 let o = single.effective().owner.clone();
                 if f.scope() == Scope::Prerequisite {
                     self.owners.remove(&o);
-                    outcome = self.apply(vec![single.clone()]).await.map_err(|(f, _)| f);
+                    outcome = self
+                        .apply(vec![single.clone()], Lookups::Do)
+                        .await
+                        .map_err(|(f, ..)| f);
                     if let Err(f) = &outcome {
                         if f.scope() == Scope::Prerequisite {
                             let (found, unmarked) = match self.owners.get(&o) {

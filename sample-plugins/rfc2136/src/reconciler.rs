@@ -407,9 +407,16 @@ fn owner_value(id: &str) -> String {
     format!("heritage=gordon,owner={id}")
 }
 
-/// Raw TXT text: the character-strings concatenated.
-fn txt_text(rdata: &[u8]) -> String {
+/// The text of an owner record: its character-strings concatenated.
+fn owner_text(rdata: &[u8]) -> String {
     String::from_utf8_lossy(&wire::txt_bytes(rdata)).into_owned()
+}
+
+/// Served TXT rdata as the canonical rrdata of its character-strings, the form
+/// desired TXT data is in (`event_json::txt_rrdata`), so that the same strings
+/// compare equal and different boundaries do not.
+fn txt_rrdata(rdata: &[u8]) -> String {
+    event_json::txt_rrdata(&wire::txt_strings(rdata))
 }
 
 /// Served records as record sets, and the values of the owner records by name.
@@ -418,23 +425,19 @@ fn group(served: &[ServedRecord]) -> (Vec<ResourceRecord>, HashMap<String, Vec<S
     let mut owners: HashMap<String, Vec<String>> = HashMap::new();
     for (name, rtype, ttl, rdata) in served {
         let owner = name.to_string().to_ascii_lowercase();
-        let text = if RecordType(*rtype) == RecordType::TXT {
-            txt_text(rdata)
-        } else {
-            wire::rdata_text(*rtype, rdata)
-        };
         if owner.starts_with("_gordon-") {
             if RecordType(*rtype) == RecordType::TXT {
-                owners.entry(owner).or_default().push(text);
+                owners.entry(owner).or_default().push(owner_text(rdata));
             }
             continue;
         }
-        // Changes go out in the event format: TXT text as the rrdata that reads back
-        // as it (quoted only when it starts with a quote).
+        // Changes go out in the event format: TXT as the canonical rrdata of its
+        // character-strings (the text itself for one string not starting with a
+        // quote, otherwise each string quoted).
         let text = if RecordType(*rtype) == RecordType::TXT {
-            event_json::txt_rrdata(&text).into_owned()
+            txt_rrdata(rdata)
         } else {
-            text
+            wire::rdata_text(*rtype, rdata)
         };
         let entry = sets.entry((owner, *rtype)).or_insert((*ttl, Vec::new()));
         entry.1.push(text);
@@ -455,8 +458,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn txt_character_strings_are_joined() {
-        assert_eq!(txt_text(b"\x05hello\x06 world"), "hello world");
+    fn txt_character_strings_are_kept() {
+        assert_eq!(txt_rrdata(b"\x05hello\x06 world"), r#""hello" " world""#);
+        assert_eq!(txt_rrdata(b"\x0bhello world"), "hello world");
+        assert_eq!(owner_text(b"\x05hello\x06 world"), "hello world");
+    }
+
+    #[test]
+    fn served_two_string_txt_equals_desired_two_string_txt() {
+        let zone = Name::parse("example.com.").unwrap();
+        let desired = r#""v=spf1 include:x" "-all""#;
+        let rdata = wire::encode_rdata(RecordType::TXT, desired, &zone).unwrap();
+        let served: Vec<ServedRecord> = vec![(
+            Name::qualify("spf.example.com.", &zone).unwrap(),
+            RecordType::TXT.0,
+            300,
+            rdata,
+        )];
+        let (sets, _) = group(&served);
+        assert_eq!(sets.len(), 1);
+        let got: Vec<&str> = sets[0].rrdatas().collect();
+        assert_eq!(got, [desired]);
+        // Compared as the reconciler compares, the same strings are the same data
+        // and the joined text is not.
+        let rr = |data: &str| {
+            let mut r = ResourceRecord::new("spf.example.com.", RecordType::TXT, [data]);
+            r.set_ttl(300);
+            r
+        };
+        let rules = Rules {
+            policy: Policy::Sync,
+            adopt: false,
+            manage_unowned: false,
+        };
+        let all = |_: &str, _: RecordType| true;
+        let ours = |_: &str, _: RecordType| Owner::Ours;
+        let same = diff::diff("example.com.", &[rr(desired)], &sets, rules, &all, &ours);
+        assert!(same.changes.is_empty(), "{:?}", same.changes);
+        let joined = diff::diff(
+            "example.com.",
+            &[rr("v=spf1 include:x-all")],
+            &sets,
+            rules,
+            &all,
+            &ours,
+        );
+        assert!(!joined.changes.is_empty());
     }
 
     fn key_file() -> tempfile::NamedTempFile {

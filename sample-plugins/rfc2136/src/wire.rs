@@ -417,8 +417,9 @@ fn number(field: &str, what: &str) -> Result<u16, String> {
 }
 
 /// Encodes one rrdata of the event format (presentation form; names may be relative
-/// to `zone`; TXT is read with `event_json::txt_text`, the decoder every source and
-/// handler shares, and split into strings of 255 bytes) in canonical wire form.
+/// to `zone`; TXT is read with `event_json::txt_strings`, the decoder every source and
+/// handler shares, and each of its character-strings encoded as one length-prefixed
+/// <character-string>) in canonical wire form.
 pub(crate) fn encode_rdata(rtype: RecordType, text: &str, zone: &Name) -> Result<Vec<u8>, String> {
     let trimmed = text.trim();
     let fields: Vec<&str> = trimmed.split_ascii_whitespace().collect();
@@ -454,7 +455,7 @@ pub(crate) fn encode_rdata(rtype: RecordType, text: &str, zone: &Name) -> Result
             }
             _ => Err("expected \"<priority> <weight> <port> <target>\"".to_owned()),
         },
-        RecordType::TXT => Ok(txt_rdata(event_json::txt_text(text)?.as_bytes())),
+        RecordType::TXT => Ok(txt_strings_rdata(&event_json::txt_strings(text)?)),
         other => Err(format!("record type {other} is not supported")),
     }
 }
@@ -472,7 +473,31 @@ pub(crate) fn txt_rdata(text: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Canonical record data shown for people (error messages).
+/// TXT record data holding `strings`, each a length-prefixed <character-string> (each
+/// at most 255 bytes, as `event_json::txt_strings` gives them).
+pub(crate) fn txt_strings_rdata(strings: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(event_json::txt_wire_len(strings));
+    for s in strings {
+        debug_assert!(s.len() <= 255);
+        out.push(s.len().min(255) as u8);
+        out.extend_from_slice(&s[..s.len().min(255)]);
+    }
+    out
+}
+
+/// The character-strings of TXT rdata, each on its own (a string cut short by the
+/// end of the data keeps what there is).
+pub(crate) fn txt_strings(rdata: &[u8]) -> Vec<Vec<u8>> {
+    let mut strings = Vec::new();
+    let mut at = 0;
+    while let Some(&len) = rdata.get(at) {
+        let end = (at + 1 + usize::from(len)).min(rdata.len());
+        strings.push(rdata[at + 1..end].to_vec());
+        at += 1 + usize::from(len);
+    }
+    strings
+}
+
 /// The character-strings of TXT rdata, concatenated.
 pub(crate) fn txt_bytes(rdata: &[u8]) -> Vec<u8> {
     let mut text = Vec::new();
@@ -488,6 +513,7 @@ pub(crate) fn txt_bytes(rdata: &[u8]) -> Vec<u8> {
     text
 }
 
+/// Canonical record data shown for people (error messages).
 pub(crate) fn rdata_text(rtype: u16, rdata: &[u8]) -> String {
     let name_at = |at: usize| {
         let mut pos = at;
@@ -586,9 +612,21 @@ mod tests {
         );
         assert_eq!(e(RecordType::TXT, "\"hi\"").unwrap(), b"\x02hi");
         assert_eq!(e(RecordType::TXT, "").unwrap(), [0]);
-        // The event format's TXT rule, shared with the other plugins: quoted strings
-        // are joined, escapes decoded once, ambiguous data refused.
-        assert_eq!(e(RecordType::TXT, r#""a" "b\"c""#).unwrap(), b"\x04ab\"c");
+        // The event format's TXT rule, shared with the other plugins: each quoted
+        // string is one character-string, escapes decoded once, ambiguous data refused.
+        assert_eq!(
+            e(RecordType::TXT, r#""a" "b\"c""#).unwrap(),
+            b"\x01a\x03b\"c"
+        );
+        let spf = e(RecordType::TXT, r#""v=spf1 include:x" "-all""#).unwrap();
+        assert_eq!(spf, b"\x10v=spf1 include:x\x04-all");
+        assert_eq!(txt_strings(&spf), [&b"v=spf1 include:x"[..], b"-all"]);
+        assert_ne!(spf, e(RecordType::TXT, "v=spf1 include:x-all").unwrap());
+        assert_eq!(e(RecordType::TXT, r#""" """#).unwrap(), [0, 0]);
+        let too_long = format!("\"{}\"", "x".repeat(256));
+        assert!(e(RecordType::TXT, &too_long)
+            .unwrap_err()
+            .contains("at most 255"));
         assert_eq!(e(RecordType::TXT, "say \"hi\"").unwrap(), b"\x08say \"hi\"");
         assert!(e(RecordType::TXT, "\"\"x\"\"").is_err());
         let text = "x".repeat(300);

@@ -318,7 +318,12 @@ fn record_sets_over_the_limits_and_wildcard_ns_are_refused() {
 
 #[test]
 fn txt_output_reads_back_as_the_same_text() {
-    assert_eq!(one("TXT", &[r#""a" "b""#]).unwrap(), ["ab"]);
+    // Each quoted string stays a character-string of its own.
+    assert_eq!(one("TXT", &[r#""a" "b""#]).unwrap(), [r#""a" "b""#]);
+    assert_eq!(
+        one("TXT", &[r#""a"   "b""#, r#""a" "b""#, "ab"]).unwrap(),
+        [r#""a" "b""#, "ab"]
+    );
     assert_eq!(one("TXT", &[r#""\"q\"""#]).unwrap(), [r#""\"q\"""#]);
     let e = one("TXT", &["\"\"x\"\""]).unwrap_err();
     assert!(e.contains("quoted strings"), "{e}");

@@ -100,6 +100,7 @@ fn named_checkzone_accepts_the_zone() {
             add("www", "A", &["192.0.2.82"]),
             add("ftp", "CNAME", &["mail"]),
             add("spf", "TXT", &["\"v=spf1 mx -all\""]),
+            add("spf2", "TXT", &[r#""v=spf1 include:x" "-all""#]),
         ],
     );
     let out = check(&bin, "example.com", &path);
@@ -119,7 +120,9 @@ fn named_checkzone_accepts_the_zone() {
             &["-o", dump.to_str().unwrap(), "example.com", file],
         );
         let dumped = fs::read_to_string(&dump).unwrap();
-        assert!(dumped.contains(&zone_format::quote_txt(&long)), "{dumped}");
+        assert!(dumped.contains(&zone_format::zone_txt(&long)), "{dumped}");
+        // Character-strings given separately are kept separate.
+        assert!(dumped.contains(r#""v=spf1 include:x" "-all""#), "{dumped}");
         assert!(
             dumped.contains(r#""quote \" backslash \\ semicolon ; parens ( ) dollar $""#),
             "{dumped}"

@@ -501,7 +501,7 @@ fn txt_is_decoded_once_whether_or_not_the_enricher_ran() {
     let expected = [
         r#"t0 300 IN TXT "v=spf1 -all""#,
         r#"t1 300 IN TXT "\"quoted\" \\ text""#,
-        r#"t2 300 IN TXT "x""#,
+        r#"t2 300 IN TXT "" "x" """#,
         r#"t3 300 IN TXT "plain \"q\"""#,
     ];
     assert_eq!(records(&direct_path), expected);
@@ -519,6 +519,47 @@ fn txt_is_decoded_once_whether_or_not_the_enricher_ran() {
         .unwrap_err()
         .message()
         .contains("quoted strings"));
+}
+
+#[test]
+fn txt_character_strings_are_written_as_given_and_read_back_unchanged() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    let spf = r#""v=spf1 include:x" "-all""#;
+    apply(
+        &h,
+        vec![
+            add("spf", "TXT", &[spf]),
+            add("joined", "TXT", &["v=spf1 include:x-all"]),
+        ],
+    );
+    let written = [
+        r#"joined 300 IN TXT "v=spf1 include:x-all""#,
+        r#"spf 300 IN TXT "v=spf1 include:x" "-all""#,
+    ];
+    assert_eq!(records(&path), written);
+    // Read back at restart, the two strings stay two strings.
+    drop(h);
+    let before = fs::read_to_string(&path).unwrap();
+    let h = zonefile(&path, "");
+    assert_eq!(fs::read_to_string(&path).unwrap(), before);
+    apply(&h, vec![add("other", "A", &["10.0.0.1"])]);
+    let mut after = records(&path);
+    after.retain(|l| l.contains(" TXT "));
+    assert_eq!(after, written);
+    // The same strings, however they are spaced, are the same record.
+    apply(
+        &h,
+        vec![add("spf", "TXT", &[spf, r#""v=spf1 include:x"  "-all""#])],
+    );
+    assert!(records(&path).contains(&written[1].to_owned()));
+    assert_eq!(
+        records(&path)
+            .iter()
+            .filter(|l| l.starts_with("spf "))
+            .count(),
+        1
+    );
 }
 
 /// The zone file with `lines` in its records section, as if an earlier version (or a
