@@ -216,8 +216,9 @@ fn check_janitor_refuses_what_the_janitor_refuses() {
     assert!(text(&run.stderr).contains("no active publisher plugin"));
 }
 
-/// http.events -> acme.hang, with a one-second handler deadline.
-fn hang_env(extra_core: &str) -> Env {
+/// http.events -> acme.hang, with a one-second handler deadline; `extra_core` is
+/// added to `[core]` (it may end with more top-level tables).
+pub fn hang_env(extra_core: &str) -> Env {
     let env = Env::new();
     env.install(&sample("http"), "libgordon_plugin_http.so");
     env.install(&vendor_fixture(), "libacme.so");

@@ -5,8 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    api_version, dns_env_with, fixture, free_port, http, root, sample, signal, test_tool, text,
-    vendor_fixture, wait_exit, wait_for_file, Env,
+    api_version, dns_env_with, fixture, free_port, http, root, signal, test_tool, text, wait_exit,
+    wait_for_file, Env,
 };
 
 /// One GET to 127.0.0.1:`port`, read to the end; panics when no full answer comes
@@ -312,28 +312,9 @@ sent_marker = "{}"
 /// once a handler missed its deadline (`acme.hang` hangs on names with `stuck`).
 #[test]
 fn healthz_on_the_metrics_listener_turns_503_after_a_stuck_handler() {
-    let env = Env::new();
-    env.install(&sample("http"), "libgordon_plugin_http.so");
-    env.install(&vendor_fixture(), "libacme.so");
     let metrics_port = free_port();
-    env.config(&format!(
-        r#"[core]
-plugins = ["http.events", "acme.hang"]
-handler_timeout = 1
-metrics = "prometheus"
-[core.route]
-consume = "publish"
-[core.router]
-workers = 1
-[prometheus]
-listen = "127.0.0.1:{metrics_port}"
-["http.events"]
-listen = "127.0.0.1:0"
-port_file = "{port}"
-["acme.hang"]
-hang_on = "stuck"
-"#,
-        port = env.file("port"),
+    let env = crate::guarantees::hang_env(&format!(
+        "metrics = \"prometheus\"\n[prometheus]\nlisten = \"127.0.0.1:{metrics_port}\""
     ));
     let mut child = env.spawn(&[]);
     let port: u16 = wait_for_file(&env.path().join("port"), Duration::from_secs(30))
