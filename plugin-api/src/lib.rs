@@ -105,6 +105,7 @@ pub mod export;
 mod hostlink;
 mod janitor;
 mod message;
+pub mod ownership;
 mod plugin;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use gordon_test_servers::bind::{Bind, Key};
 
 use crate::backends::{backend, gordon_env, stop, ZONE};
-use crate::util::{fixture, sample, text, Env};
+use crate::util::{fixture, http, sample, text, wait_for_file, Env};
 
 /// Records an operator made by hand: an apex MX, an SPF TXT and a legacy host.
 const HAND_MADE: &str = "update add example.test. 300 MX 10 mail.example.net.\n\
@@ -612,4 +612,70 @@ fn janitor_metrics_carry_counts_as_values_and_the_last_success_time() {
         !stderr.contains("metric=gordon.janitor.last-success "),
         "{stderr}"
     );
+}
+
+/// A zone file written by the service's `dns.zonefile` and served by BIND carries
+/// the same owner records as `dns.rfc2136` writes: a janitor run under `sync`
+/// deletes the stale record set gordon published, and nothing an operator added to
+/// the file by hand.
+#[test]
+fn a_zone_file_the_service_wrote_is_reconciled_by_its_owner_records() {
+    let service = Env::new();
+    service.install(&sample("http"), "libgordon_plugin_http.so");
+    service.install(&sample("dns"), "libgordon_plugin_dns.so");
+    let zone_file = service.path().join("zones/zone");
+    service.config(&format!(
+        r#"[core]
+plugins = ["http.events", "dns.enricher", "dns.zonefile"]
+["http.events"]
+listen = "127.0.0.1:0"
+port_file = "{port}"
+["dns"]
+zone = "{ZONE}"
+["dns.zonefile"]
+path = "{zone}"
+"#,
+        port = service.file("port"),
+        zone = zone_file.display(),
+    ));
+    let child = service.spawn(&[]);
+    let port = wait_for_file(&service.path().join("port"), Duration::from_secs(30));
+    let port: u16 = port.trim().parse().unwrap();
+    let (status, doc) = http(
+        port,
+        "POST",
+        "/events",
+        r#"[{"action":"additions","resourceRecords":{"name":"www","type":"A","rrdatas":["10.0.0.1"]}},
+            {"action":"additions","resourceRecords":{"name":"old","type":"A","rrdatas":["10.0.0.8"]}}]"#,
+    );
+    assert_eq!(status, 202, "{doc}");
+    for id in doc["ids"].as_array().unwrap() {
+        let path = format!("/events/{}", id.as_str().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http(port, "GET", &path, "").1["status"] != "published" {
+            assert!(Instant::now() < deadline, "{}", service.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    stop(&service, child);
+    // An operator adds records to the file by hand.
+    let mut zone = std::fs::read_to_string(&zone_file).unwrap();
+    zone.push_str("@ 300 IN MX 10 mail.example.net.\nlegacy 300 IN A 10.9.9.9\n");
+    std::fs::write(&zone_file, zone).unwrap();
+    let key = Key::random("gordon-key", "hmac-sha256");
+    let Some(loaded) = Bind::load(ZONE, &zone_file, std::slice::from_ref(&key)) else {
+        return;
+    };
+    let bind = loaded.unwrap_or_else(|log| panic!("named refused the zone:\n{log}"));
+    let mark = Some("\"heritage=gordon,owner=gordon\"".to_owned());
+    assert_eq!(owner_record(&bind, "old", "A"), mark);
+    let env = janitor(
+        &bind,
+        &key,
+        ("hosts.toml", &hosts_toml(&[("www", "10.0.0.1")])),
+        "policy = \"sync\"",
+    );
+    let out = env.gordon(&["janitor", "--once"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(published(&env), [format!("deletions old.{ZONE} A")]);
 }

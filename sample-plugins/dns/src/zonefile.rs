@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use gordon_plugin_api::{event_json, tracing};
+use gordon_plugin_api::{event_json, ownership, tracing};
 use gordon_plugin_api::{
     format_rfc3339, Action, EventMessage, Failures, MessageHandler, Plugin, PluginContext,
     PluginError, RecordType,
@@ -52,6 +52,9 @@ impl Plugin for ZoneFile {
 
     fn new(config: ZoneFileConfig, ctx: PluginContext) -> Result<Self, PluginError> {
         let settings = Settings::resolve(&config)?;
+        if settings.ownership.manage_unowned {
+            tracing::warn!("{}", config::Ownership::MANAGE_UNOWNED_WARNING);
+        }
         for name in &settings.defaulted {
             tracing::warn!(
                 "name server {name} has no address in `ns_addresses`; its glue is {DEFAULT_GLUE}"
@@ -313,12 +316,9 @@ impl ZoneFile {
         metrics.set("zonefile.serial", f64::from(state.serial), &tags);
     }
 
-    /// Applies one message; returns how to undo it, or `None` if nothing changed.
-    fn apply(
-        &self,
-        records: &mut Records,
-        msg: &EventMessage,
-    ) -> Result<Option<Undo>, PluginError> {
+    /// Applies one message; returns how to undo it (nothing when nothing changed).
+    /// The record set and its owner record change together.
+    fn apply(&self, records: &mut Records, msg: &EventMessage) -> Result<Vec<Undo>, PluginError> {
         let record = msg.record();
         let zone = self.zone();
         let (name, rtype, new) = match msg.action() {
@@ -337,26 +337,83 @@ impl ZoneFile {
                 (name, record.rtype(), None)
             }
         };
+        if ownership::is_reserved(&name) {
+            return Err(PluginError::new(format!(
+                "name {name} is reserved for gordon's owner records ({}*)",
+                ownership::PREFIX
+            )));
+        }
         if rtype == RecordType::NS && name == zone {
             return Err(PluginError::new(format!(
                 "the apex NS records of {zone} come from the configuration (key `ns`)"
             )));
         }
         let key = zone_format::key(&name, rtype);
-        let old = match new {
+        let owner = ownership::record_name(&name, rtype, zone).map_err(PluginError::new)?;
+        let owner_key = zone_format::key(&owner, RecordType::TXT);
+        self.check_owner(records, &key, &owner_key, &name, rtype)?;
+        let ours = &self.settings.ownership.ours;
+        let mut undo = Vec::new();
+        let mut put = |records: &mut Records, key: Key, set: Option<RRset>| {
+            let old = match set {
+                Some(set) if records.get(&key) == Some(&set) => return,
+                Some(set) => records.insert(key.clone(), set),
+                None => match records.remove(&key) {
+                    Some(old) => Some(old),
+                    None => return,
+                },
+            };
+            undo.push(Undo { key, old });
+        };
+        match new {
             Some(set) => {
                 check_cname(&self.settings, records, &name, rtype)?;
-                if records.get(&key) == Some(&set) {
-                    return Ok(None);
-                }
-                records.insert(key.clone(), set)
+                let mark = RRset {
+                    name: owner,
+                    ttl: set.ttl,
+                    rrdatas: vec![ours.clone()],
+                };
+                put(records, key, Some(set));
+                put(records, owner_key, Some(mark));
             }
-            None => match records.remove(&key) {
-                Some(old) => Some(old),
-                None => return Ok(None),
-            },
+            None => {
+                put(records, key, None);
+                put(records, owner_key, None);
+            }
+        }
+        Ok(undo)
+    }
+
+    /// Refuses to change a record set gordon does not own (see
+    /// `gordon_plugin_api::ownership`): one that exists without an owner record
+    /// (unless `adopt`), or one marked by another owner (unless it is
+    /// `adopt_from_owner`'s); `manage_unowned` allows both.
+    fn check_owner(
+        &self,
+        records: &Records,
+        key: &Key,
+        owner_key: &Key,
+        name: &str,
+        rtype: RecordType,
+    ) -> Result<(), PluginError> {
+        let own = &self.settings.ownership;
+        if own.manage_unowned {
+            return Ok(());
+        }
+        let why = match records.get(owner_key).map(|o| o.rrdatas.as_slice()) {
+            None if !records.contains_key(key) || own.adopt => return Ok(()),
+            None => "it exists without an owner record (added by hand or by an older version); \
+                 `adopt = true` takes over such record sets"
+                .to_owned(),
+            Some([v]) if *v == own.ours || own.previous.as_ref() == Some(v) => return Ok(()),
+            Some(v) => format!(
+                "its owner record says {}; `adopt_from_owner` takes over another owner id's records",
+                v.join(" ")
+            ),
         };
-        Ok(Some(Undo { key, old }))
+        Err(PluginError::new(format!(
+            "record set {name} {rtype} is not owned by this gordon: {why}"
+        )))
     }
 
     /// Applies a batch, bumps the serial and writes the file once. Returns the
@@ -368,9 +425,9 @@ impl ZoneFile {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         for (i, msg) in msgs.iter().enumerate() {
             match self.apply(&mut state.records, msg) {
-                Ok(change) => {
+                Ok(steps) => {
                     applied.push(i);
-                    undo.extend(change);
+                    undo.extend(steps);
                 }
                 Err(e) => failed.push((i, e)),
             }

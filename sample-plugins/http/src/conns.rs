@@ -52,6 +52,8 @@ struct State {
     since: Instant,
     evicted: bool,
     draining: bool,
+    /// The last request head had more than one `Content-Length` header.
+    repeated_length: bool,
 }
 
 /// One open connection's entry.
@@ -81,6 +83,7 @@ impl Slot {
                 since: Instant::now(),
                 evicted: false,
                 draining: false,
+                repeated_length: false,
             }),
             changed: Notify::new(),
         }
@@ -100,8 +103,15 @@ impl Slot {
         self.changed.notify_one();
     }
 
-    /// Bytes arrived: on an idle connection, a new request head has begun.
-    fn bytes_arrived(&self) {
+    /// Whether the request head just read had more than one `Content-Length`
+    /// header (and forgets it, for the next request).
+    pub fn take_repeated_length(&self) -> bool {
+        std::mem::take(&mut self.lock().repeated_length)
+    }
+
+    /// Bytes arrived: on an idle connection, a new request head has begun (then
+    /// true).
+    fn bytes_arrived(&self) -> bool {
         let began = {
             let mut s = self.lock();
             let idle = s.wait == Wait::Idle;
@@ -114,6 +124,7 @@ impl Slot {
         if began {
             self.changed.notify_one();
         }
+        began
     }
 
     /// Waits until the slot changes (or was changed since the last call).
@@ -257,16 +268,101 @@ impl Connections {
     }
 }
 
-/// A TCP stream that tells its slot when a new request begins to arrive.
+/// A TCP stream that tells its slot when a new request begins to arrive, and
+/// whether its head repeats `Content-Length`.
 pub struct Tracked {
     stream: TcpStream,
     slot: Arc<Slot>,
+    head: HeadScan,
 }
 
 impl Tracked {
     /// Wraps `stream`, reporting to `slot`.
     pub fn new(stream: TcpStream, slot: Arc<Slot>) -> Self {
-        Tracked { stream, slot }
+        Tracked {
+            stream,
+            slot,
+            head: HeadScan::started(),
+        }
+    }
+}
+
+/// Counts the `Content-Length` headers of a request head as its bytes go by.
+///
+/// hyper refuses `Content-Length` headers that disagree but takes repeated equal
+/// ones as one and keeps only one in the request, so the count has to be taken from
+/// the bytes. A head is scanned from the connection's first byte, and from the
+/// first byte that arrives on a kept-alive connection while it is idle, to its
+/// blank line. (A pipelined head that arrives in the same read as the previous
+/// request's body is not scanned; hyper still refuses disagreeing lengths there.)
+struct HeadScan {
+    in_head: bool,
+    /// The current line's header name so far, lowercased (up to its first 16 bytes).
+    name: [u8; 16],
+    name_len: usize,
+    /// Whether the current line has any byte, and whether its name has ended.
+    line_has_bytes: bool,
+    name_done: bool,
+    lengths: u32,
+}
+
+impl HeadScan {
+    const CONTENT_LENGTH: &'static [u8] = b"content-length";
+
+    fn started() -> Self {
+        HeadScan {
+            in_head: true,
+            name: [0; 16],
+            name_len: 0,
+            line_has_bytes: false,
+            name_done: false,
+            lengths: 0,
+        }
+    }
+
+    /// Scans `bytes`; true when a head ended in them with more than one
+    /// `Content-Length` header.
+    fn scan(&mut self, bytes: &[u8]) -> bool {
+        let mut repeated = false;
+        for &b in bytes {
+            if !self.in_head {
+                break;
+            }
+            match b {
+                b'\r' => {}
+                b'\n' if !self.line_has_bytes => {
+                    repeated |= self.lengths > 1;
+                    *self = HeadScan {
+                        in_head: false,
+                        ..HeadScan::started()
+                    };
+                }
+                b'\n' => {
+                    if self.name_done && self.name[..self.name_len] == *Self::CONTENT_LENGTH {
+                        self.lengths += 1;
+                    }
+                    self.name_len = 0;
+                    self.line_has_bytes = false;
+                    self.name_done = false;
+                }
+                b':' if !self.name_done => {
+                    self.line_has_bytes = true;
+                    self.name_done = true;
+                }
+                _ => {
+                    self.line_has_bytes = true;
+                    if !self.name_done {
+                        if self.name_len < self.name.len() {
+                            self.name[self.name_len] = b.to_ascii_lowercase();
+                        }
+                        // Longer names are not `content-length`: one past the end
+                        // is enough to tell.
+                        self.name_len = (self.name_len + 1).min(self.name.len());
+                    }
+                }
+            }
+        }
+        repeated
     }
 }
 
@@ -280,7 +376,12 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.slot.bytes_arrived();
+            if this.slot.bytes_arrived() {
+                this.head = HeadScan::started();
+            }
+            if this.head.in_head && this.head.scan(&buf.filled()[before..]) {
+                this.slot.lock().repeated_length = true;
+            }
         }
         polled
     }
@@ -319,6 +420,23 @@ impl AsyncWrite for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_lengths_are_counted_across_reads_and_only_in_the_head() {
+        let head =
+            b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\ncontent-LENGTH: 2\r\n\r\n{}";
+        for split in 1..head.len() {
+            let mut scan = HeadScan::started();
+            let repeated = scan.scan(&head[..split]) | scan.scan(&head[split..]);
+            assert!(repeated, "split at {split}");
+            assert!(!scan.in_head);
+        }
+        let mut one = HeadScan::started();
+        assert!(!one.scan(b"POST / HTTP/1.1\r\ncontent-length: 2\r\ncontent-lengthy: 2\r\nx-content-length: 1\r\n\r\n"));
+        // Body bytes after the head are not looked at.
+        let mut body = HeadScan::started();
+        assert!(!body.scan(b"POST / HTTP/1.1\r\ncontent-length: 40\r\n\r\ncontent-length: 1\r\ncontent-length: 1\r\n\r\n"));
+    }
 
     #[test]
     fn at_the_limit_the_longest_waiting_client_gives_way_and_handled_ones_never_do() {

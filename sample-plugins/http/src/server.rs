@@ -3,7 +3,8 @@
 //!
 //! hyper does the protocol: keep-alive, `Content-Length` and chunked bodies (a
 //! request whose `Content-Length` headers disagree, or that is otherwise malformed,
-//! gets `400` from hyper itself), `Expect: 100-continue` (answered when the body is
+//! gets `400` from hyper itself; repeated headers that agree, which hyper accepts,
+//! are refused here, see `repeated_length`), `Expect: 100-continue` (answered when the body is
 //! first read, so a request refused before its body — `401`, `413` — never gets the
 //! `100`), `HEAD`. This module adds what hyper leaves to its user: how long a client
 //! may take (see `conns`), how many connections may be open, and who may post.
@@ -183,6 +184,9 @@ async fn route(req: Request<Incoming>, slot: &Slot, shared: &Shared, ctx: &RunCo
             if let Some(refused) = unauthorized(&req, shared) {
                 return refused;
             }
+            if slot.take_repeated_length() {
+                return repeated_length();
+            }
             match read_body(req, slot, shared).await {
                 Ok(body) => post_events(&body, shared, ctx).await,
                 Err(refused) => refused,
@@ -208,6 +212,21 @@ async fn route(req: Request<Incoming>, slot: &Slot, shared: &Shared, ctx: &RunCo
         }
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// The answer to a request with more than one `Content-Length` header: `400`. RFC 9112 §6.3
+/// lets a server take repeated identical values as one, and hyper does; but a proxy
+/// in front that handles them otherwise (first wins, or one of them rewritten)
+/// would frame the request differently from us, which is how requests are
+/// smuggled. The connection is closed after the answer, as the framing is in doubt.
+/// hyper keeps only one of them, so the count comes from the bytes
+/// (`conns::Tracked`).
+fn repeated_length() -> Reply {
+    tracing::debug!("Refused a request with repeated Content-Length headers.");
+    closing(error(
+        StatusCode::BAD_REQUEST,
+        "repeated Content-Length headers; send exactly one",
+    ))
 }
 
 /// `401` unless the request carries the token (when one is configured).

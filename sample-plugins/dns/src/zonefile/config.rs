@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use gordon_plugin_api::{PluginError, RecordType};
+use gordon_plugin_api::{event_json, ownership, PluginError, RecordType};
 use serde::Deserialize;
 
 use crate::rdata::{self, Rule};
@@ -51,6 +51,63 @@ pub struct ZoneFileConfig {
     /// server without one gets [`DEFAULT_GLUE`].
     #[serde(default)]
     pub ns_addresses: BTreeMap<String, String>,
+    /// This instance's owner id (default `gordon`): every record set published gets
+    /// an owner record holding it (`gordon_plugin_api::ownership`), and only record
+    /// sets so marked are changed or deleted.
+    #[serde(default = "default_owner_id")]
+    pub owner_id: String,
+    /// Take over record sets that exist without any owner record (added to the file
+    /// by hand, or written by a version from before ownership): change them and
+    /// write our owner record. Meant for migrating; default `false`.
+    #[serde(default)]
+    pub adopt: bool,
+    /// Take over record sets marked by this other owner id (a renamed instance):
+    /// their owner record is rewritten to ours.
+    #[serde(default)]
+    pub adopt_from_owner: Option<String>,
+    /// DANGER: change and delete record sets whatever owns them. Owner records are
+    /// still written. Default `false`; a warning is logged whenever it is on.
+    #[serde(default)]
+    pub manage_unowned: bool,
+}
+
+fn default_owner_id() -> String {
+    ownership::DEFAULT_OWNER_ID.to_owned()
+}
+
+/// How owner records are honoured, as resolved from the configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Ownership {
+    /// The canonical TXT rrdata of our owner record.
+    pub(crate) ours: String,
+    /// That of `adopt_from_owner`'s owner record.
+    pub(crate) previous: Option<String>,
+    pub(crate) adopt: bool,
+    pub(crate) manage_unowned: bool,
+}
+
+impl Ownership {
+    /// The warning logged whenever `manage_unowned` is on.
+    pub(crate) const MANAGE_UNOWNED_WARNING: &'static str = "manage_unowned = true: record sets gordon does not own (added by hand, by other tools or by other owners) are changed and deleted too";
+
+    fn resolve(cfg: &ZoneFileConfig) -> Result<Self, PluginError> {
+        ownership::check_owner_id("owner_id", &cfg.owner_id).map_err(PluginError::new)?;
+        if let Some(old) = &cfg.adopt_from_owner {
+            ownership::check_owner_id("adopt_from_owner", old).map_err(PluginError::new)?;
+            if *old == cfg.owner_id {
+                return Err(PluginError::new(format!(
+                    "`adopt_from_owner` {old:?} is `owner_id` itself: name the owner id to take records over from"
+                )));
+            }
+        }
+        let rrdata = |id: &str| event_json::txt_rrdata(&[ownership::value(id)]);
+        Ok(Ownership {
+            ours: rrdata(&cfg.owner_id),
+            previous: cfg.adopt_from_owner.as_deref().map(rrdata),
+            adopt: cfg.adopt,
+            manage_unowned: cfg.manage_unowned,
+        })
+    }
 }
 
 fn default_refresh() -> u32 {
@@ -78,6 +135,7 @@ pub(crate) struct Settings {
     pub(crate) glue: Vec<(String, RecordType, String)>,
     /// Name servers that got [`DEFAULT_GLUE`].
     pub(crate) defaulted: Vec<String>,
+    pub(crate) ownership: Ownership,
 }
 
 fn hostmaster_name(raw: &str) -> Result<String, PluginError> {
@@ -194,6 +252,7 @@ impl Settings {
             });
             glue.push((name.clone(), rtype, addr));
         }
+        let ownership = Ownership::resolve(cfg)?;
         let soa = Soa {
             mname,
             rname,
@@ -211,6 +270,7 @@ impl Settings {
             ns,
             glue,
             defaulted,
+            ownership,
         })
     }
 }

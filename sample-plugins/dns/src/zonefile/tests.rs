@@ -42,11 +42,28 @@ pub(super) fn apply(h: &HandlerHarness<ZoneFile>, batch: Vec<EventMessage>) {
     }
 }
 
-/// The lines of the records section.
+/// The lines of the records section, owner records left out (see
+/// `owner_records` for those).
 fn records(path: &Path) -> Vec<String> {
+    all_records(path)
+        .into_iter()
+        .filter(|l| !l.starts_with(ownership::PREFIX))
+        .collect()
+}
+
+/// Every line of the records section.
+fn all_records(path: &Path) -> Vec<String> {
     let text = fs::read_to_string(path).unwrap();
     let (_, tail) = text.split_once(&format!("{RECORDS_MARK}\n")).unwrap();
     tail.lines().map(str::to_owned).collect()
+}
+
+/// The owner record lines of the records section.
+fn owner_records(path: &Path) -> Vec<String> {
+    all_records(path)
+        .into_iter()
+        .filter(|l| l.starts_with(ownership::PREFIX))
+        .collect()
 }
 
 fn serial(path: &Path) -> u32 {
@@ -96,14 +113,23 @@ fn additions_and_deletions_give_the_expected_file() {
          {RECORDS_MARK}\n\
          @ 300 IN A 10.0.0.10\n\
          @ 300 IN MX 10 mail.example.com.\n\
+         _gordon-a 300 IN TXT {mark}\n\
+         _gordon-a-www 300 IN TXT {mark}\n\
+         _gordon-aaaa-sip 300 IN TXT {mark}\n\
+         _gordon-cname-alias 300 IN TXT {mark}\n\
+         _gordon-mx 300 IN TXT {mark}\n\
+         _gordon-srv-_sip._tcp 300 IN TXT {mark}\n\
          _sip._tcp 300 IN SRV 0 5 5060 sip.example.com.\n\
          alias 300 IN CNAME www.example.com.\n\
+         _gordon-txt-a.b 300 IN TXT {mark}\n\
          a.b 300 IN TXT \"hello\"\n\
          sip 300 IN AAAA 2001:db8::5\n\
          www 300 IN A 10.0.0.3\n",
         zone_format::MANAGED_MARK,
-        s0 + 2
+        s0 + 2,
+        mark = "\"heritage=gordon,owner=gordon\"",
     );
+    // Every record set has its owner record (the deleted `mail` lost its own).
     // DNS canonical order: labels compared right to left, bytewise ('_' < 'a').
     assert_eq!(fs::read_to_string(&path).unwrap(), expected);
     assert!(!path.with_file_name("example.com.zone.tmp").exists());
@@ -618,4 +644,130 @@ fn a_file_that_would_not_load_stops_the_plugin_naming_it() {
         assert!(e.contains(want), "{want}: {e}");
         assert_eq!(fs::read_to_string(&path).unwrap(), before, "rewritten");
     }
+}
+
+/// A zone file with `lines` in its records section, as a hand edit leaves it.
+fn hand_edited(path: &Path, lines: &[&str]) {
+    let h = zonefile(path, "");
+    drop(h);
+    let mut text = fs::read_to_string(path).unwrap();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    fs::write(path, text).unwrap();
+}
+
+#[test]
+fn record_sets_it_does_not_own_are_left_alone() {
+    let (_dir, path) = temp();
+    hand_edited(
+        &path,
+        &[
+            "legacy 300 IN A 10.9.9.9",
+            "other 300 IN A 10.9.9.8",
+            "_gordon-a-other 300 IN TXT \"heritage=gordon,owner=team-b\"",
+        ],
+    );
+    let h = zonefile(&path, "");
+    let results = h.handle_batch(vec![
+        add("legacy", "A", &["10.0.0.1"]),
+        del("legacy", "A"),
+        add("other", "A", &["10.0.0.2"]),
+        add("_gordon-a-www", "TXT", &["forged"]),
+        add("new", "A", &["10.0.0.3"]),
+    ]);
+    let errors: Vec<String> = results
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        errors[0].contains("record set legacy.example.com. A is not owned by this gordon: it exists without an owner record")
+            && errors[0].contains("`adopt = true`"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("not owned"), "{errors:?}");
+    assert!(
+        errors[2].contains("owner record says heritage=gordon,owner=team-b"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[3].contains("reserved for gordon's owner records"),
+        "{errors:?}"
+    );
+    assert!(results[4].is_ok(), "{errors:?}");
+    let lines = records(&path);
+    assert!(
+        lines.contains(&"legacy 300 IN A 10.9.9.9".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"other 300 IN A 10.9.9.8".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        owner_records(&path)
+            .contains(&"_gordon-a-new 300 IN TXT \"heritage=gordon,owner=gordon\"".to_owned()),
+        "{:?}",
+        owner_records(&path)
+    );
+}
+
+#[test]
+fn adopting_takes_over_unmarked_and_renamed_owners_only() {
+    let (_dir, path) = temp();
+    hand_edited(
+        &path,
+        &[
+            "legacy 300 IN A 10.9.9.9",
+            "old 300 IN A 10.9.9.8",
+            "_gordon-a-old 300 IN TXT \"heritage=gordon,owner=eu1\"",
+            "team 300 IN A 10.9.9.7",
+            "_gordon-a-team 300 IN TXT \"heritage=gordon,owner=team-b\"",
+        ],
+    );
+    let h = zonefile(&path, "adopt = true\nadopt_from_owner = \"eu1\"");
+    let results = h.handle_batch(vec![
+        add("legacy", "A", &["10.0.0.1"]),
+        del("old", "A"),
+        add("team", "A", &["10.0.0.3"]),
+    ]);
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(results[2].is_err(), "another owner is never adopted");
+    let lines = all_records(&path);
+    assert!(
+        lines.contains(&"legacy 300 IN A 10.0.0.1".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"_gordon-a-legacy 300 IN TXT \"heritage=gordon,owner=gordon\"".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("old ") || l.starts_with("_gordon-a-old ")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"team 300 IN A 10.9.9.7".to_owned()),
+        "{lines:?}"
+    );
+    drop(h);
+    // `manage_unowned` changes whatever owns it, and marks it ours.
+    let h = zonefile(&path, "manage_unowned = true");
+    assert!(h.handle_batch(vec![add("team", "A", &["10.0.0.3"])])[0].is_ok());
+    let lines = all_records(&path);
+    assert!(
+        lines.contains(&"_gordon-a-team 300 IN TXT \"heritage=gordon,owner=gordon\"".to_owned()),
+        "{lines:?}"
+    );
+    drop(h);
+    let bad = ctor_err(&config(&path, "owner_id = \"a b\""));
+    assert!(bad.to_string().contains("`owner_id`"), "{bad}");
 }
