@@ -120,8 +120,18 @@ count = 1000000
     Ok(())
 }
 
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+/// CPU ticks (user + system) of process `pid`.
+pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    stat_ticks(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU ticks (user + system) of thread `tid` of process `pid`.
+pub fn task_ticks(pid: u32, tid: u32) -> anyhow::Result<u64> {
+    stat_ticks(&format!("/proc/{pid}/task/{tid}/stat"))
+}
+
+fn stat_ticks(path: &str) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(path)?;
     // Fields after the command name (which may contain spaces) start after ')'.
     let rest = stat
         .rsplit_once(')')

@@ -173,13 +173,28 @@ fn two_processes_split_the_work_without_doing_any_twice() {
         .iter()
         .map(|p| {
             let env = gordon_env(&b, &b.key, "");
+            // Pulls of 10: whichever process asks first cannot take the whole
+            // backlog in one fetch, and JetStream serves waiting pulls in turn.
             env.user_config(&format!(
-                "[core]\nmetrics = \"prometheus\"\n[prometheus]\nlisten = \"127.0.0.1:{p}\"\n"
+                "[core]\nmetrics = \"prometheus\"\n[prometheus]\nlisten = \"127.0.0.1:{p}\"\n\
+                 [\"nats.events\"]\nbatch = 10\n"
             ));
             env
         })
         .collect();
     let children: Vec<_> = envs.iter().map(|e| e.spawn(&[])).collect();
+    // Both processes are pulling (JetStream holds a fetch of each) before the
+    // backlog is published: otherwise the first to start may finish it alone.
+    let mut conn = NatsConn::connect(b.nats.port());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = conn.request("$JS.API.CONSUMER.INFO.EVENTS.gordon", b"");
+        if info["num_waiting"].as_u64().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not both pulling: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     publish(&b, 0..200);
     wait_served(&b, 200, Duration::from_secs(60));
     let published: Vec<f64> = ports.iter().map(|p| publish_count(*p)).collect();

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    dns_env_with, http, named_checkzone, signal, text, wait_exit, wait_for_file, Env,
+    dns_env_with, http, named_checkzone, settled_zone, signal, text, wait_exit, wait_for_file, Env,
 };
 
 /// The default pipeline: http.events -> dns.enricher -> dns.zonefile, its HTTP
@@ -54,7 +54,7 @@ fn posted_events_become_records_in_a_valid_zone_file_and_go_again() {
     assert_eq!(bad["status"], "dropped", "{bad}");
     assert!(bad["history"].to_string().contains("300.1.1.1"), "{bad}");
 
-    let zone = std::fs::read_to_string(&zone_path).unwrap();
+    let zone = settled_zone(&zone_path);
     let www: Vec<&str> = zone.lines().filter(|l| l.starts_with("www ")).collect();
     assert_eq!(www, ["www 300 IN A 10.1.2.3"], "{zone}");
     assert!(zone.contains(r#"note 600 IN TXT "say \"hi\"""#), "{zone}");
@@ -77,7 +77,7 @@ fn posted_events_become_records_in_a_valid_zone_file_and_go_again() {
         r#"{"action":"deletions","resourceRecords":{"name":"www.example.com.","type":"A","rrdatas":["10.1.2.3"]}}"#,
     );
     assert_eq!(wait_status(port, &del[0])["status"], "published");
-    let zone = std::fs::read_to_string(&zone_path).unwrap();
+    let zone = settled_zone(&zone_path);
     assert!(!zone.lines().any(|l| l.starts_with("www ")), "{zone}");
     assert!(zone.contains("note 600 IN TXT"), "{zone}");
 

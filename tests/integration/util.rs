@@ -489,6 +489,35 @@ path = "{zone}"
     env
 }
 
+/// The zone file `dns.zonefile` keeps at `path`, once its writer has caught up with
+/// its journal: when no journal segment (`<file>.jnl.<n>`) holds a batch any more.
+/// A batch is published once journaled; the file follows within a few rewrites.
+pub fn settled_zone(path: &Path) -> String {
+    let prefix = format!("{}.jnl.", path.file_name().unwrap().to_string_lossy());
+    let dir = path.parent().unwrap();
+    let journaled = || -> u64 {
+        std::fs::read_dir(dir)
+            .map(|list| {
+                list.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while journaled() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the zone file {} did not catch up with its journal",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::read_to_string(path).unwrap()
+}
+
 /// The plugin-api version of this workspace (what the host reports).
 pub fn api_version() -> String {
     let text = std::fs::read_to_string(root().join("plugin-api/Cargo.toml")).unwrap();

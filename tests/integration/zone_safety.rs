@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use gordon_test_servers::bind::{Bind, Key};
 use serde_json::{json, Value};
 
-use crate::util::{http, named_checkzone, signal, text, wait_exit, wait_for_file, Env};
+use crate::util::{
+    http, named_checkzone, settled_zone, signal, text, wait_exit, wait_for_file, Env,
+};
 
 /// The default pipeline (http.events -> dns.enricher -> dns.zonefile), running.
 struct Service {
@@ -80,7 +82,7 @@ impl Service {
     }
 
     fn zone(&self) -> String {
-        std::fs::read_to_string(zone_path(&self.env)).unwrap()
+        settled_zone(&zone_path(&self.env))
     }
 
     fn stop(mut self) {
@@ -114,7 +116,7 @@ fn add_raw(record: &str) -> String {
 /// Asserts that BIND loads the zone file: `named-checkzone` accepts it, and a running
 /// `named` loads it. Returns the server (for AXFR) unless BIND is not installed.
 fn assert_loads(path: &Path) -> Option<Bind> {
-    let zone = std::fs::read_to_string(path).unwrap();
+    let zone = settled_zone(path);
     if let Some(checkzone) = named_checkzone() {
         let out = std::process::Command::new(checkzone)
             .args(["-k", "fail", "example.com"])

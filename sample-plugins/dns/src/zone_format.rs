@@ -13,8 +13,10 @@
 //! stays two strings. It is read back with `event_json::txt_strings`, the decoder
 //! every event source uses.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::io;
+use std::sync::Arc;
+
+use imbl::OrdMap;
 
 use gordon_plugin_api::event_json::quote_txt;
 use gordon_plugin_api::{event_json, RecordType};
@@ -39,22 +41,32 @@ pub(crate) struct RRset {
 }
 
 /// What orders the zone: the owner's labels right to left (DNS canonical order),
-/// then the type code.
-pub(crate) type Key = (Vec<String>, RecordType);
+/// then the type code. The labels are held as one string, right to left, joined by
+/// NUL (which no label holds), so that comparing two of them bytewise compares the
+/// label sequences, and a key is cheap to clone.
+pub(crate) type Key = (Arc<str>, RecordType);
 
-/// The record sets of a zone, in file order.
-pub(crate) type Records = BTreeMap<Key, RRset>;
+/// The record sets of a zone, in file order. A persistent map: a snapshot for the
+/// file writer is a clone that costs nothing, and the next changes copy only the
+/// nodes they touch.
+pub(crate) type Records = OrdMap<Key, Arc<RRset>>;
 
 /// The key of the record set `(name, rtype)`.
 pub(crate) fn key(name: &str, rtype: RecordType) -> Key {
-    let labels = name
+    let mut sort = String::with_capacity(name.len());
+    for (i, label) in name
         .trim_end_matches('.')
         .split('.')
         .filter(|l| !l.is_empty())
         .rev()
-        .map(str::to_owned)
-        .collect();
-    (labels, rtype)
+        .enumerate()
+    {
+        if i > 0 {
+            sort.push('\0');
+        }
+        sort.push_str(label);
+    }
+    (Arc::from(sort), rtype)
 }
 
 /// TXT data in the zone file's form: its character-strings, each quoted.
@@ -100,55 +112,67 @@ pub(crate) fn relative<'a>(name: &'a str, origin: &str) -> &'a str {
     }
 }
 
-fn push_line(out: &mut String, owner: &str, ttl: u32, rtype: RecordType, data: &str) {
-    let _ = writeln!(out, "{owner} {ttl} IN {rtype} {data}");
+fn push_line(
+    out: &mut impl io::Write,
+    owner: &str,
+    ttl: u32,
+    rtype: RecordType,
+    data: &str,
+) -> io::Result<()> {
+    writeln!(out, "{owner} {ttl} IN {rtype} {data}")
 }
 
 /// Renders the whole file.
 pub(crate) fn render(h: &Header<'_>, records: &Records) -> String {
+    let mut out = Vec::new();
+    // Writing to a `Vec` cannot fail, and every part written is UTF-8.
+    let _ = write_to(&mut out, h, records);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Writes the whole file to `out` (a buffered file: the text of a large zone is
+/// never held in memory at once).
+pub(crate) fn write_to(
+    out: &mut impl io::Write,
+    h: &Header<'_>,
+    records: &Records,
+) -> io::Result<()> {
     let origin = h.origin;
-    let mut out = String::new();
-    let _ = writeln!(
+    writeln!(
         out,
         "; Zone {origin} written by the gordon dns.zonefile plugin."
-    );
-    let _ = writeln!(
+    )?;
+    writeln!(
         out,
         "; At start-up it reads back the SOA serial and the records section only."
-    );
-    let _ = writeln!(out, "$ORIGIN {origin}");
-    let _ = writeln!(out, "$TTL {}", h.default_ttl);
-    let _ = writeln!(out, "{MANAGED_MARK}");
+    )?;
+    writeln!(out, "$ORIGIN {origin}")?;
+    writeln!(out, "$TTL {}", h.default_ttl)?;
+    writeln!(out, "{MANAGED_MARK}")?;
     let s = &h.soa;
     let soa = format!(
         "{} {} {} {} {} {} {}",
         s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum
     );
-    push_line(&mut out, "@", h.default_ttl, RecordType::SOA, &soa);
+    push_line(out, "@", h.default_ttl, RecordType::SOA, &soa)?;
     for ns in h.ns {
-        push_line(&mut out, "@", h.default_ttl, RecordType::NS, ns);
+        push_line(out, "@", h.default_ttl, RecordType::NS, ns)?;
     }
     for (name, rtype, addr) in &h.glue {
-        push_line(
-            &mut out,
-            relative(name, origin),
-            h.default_ttl,
-            *rtype,
-            addr,
-        );
+        push_line(out, relative(name, origin), h.default_ttl, *rtype, addr)?;
     }
-    let _ = writeln!(out, "{RECORDS_MARK}");
+    writeln!(out, "{RECORDS_MARK}")?;
     for ((_, rtype), set) in records {
         let owner = relative(&set.name, origin);
         for data in &set.rrdatas {
             if *rtype == RecordType::TXT {
-                push_line(&mut out, owner, set.ttl, *rtype, &zone_txt(data));
+                push_line(out, owner, set.ttl, *rtype, &zone_txt(data))?;
             } else {
-                push_line(&mut out, owner, set.ttl, *rtype, data);
+                push_line(out, owner, set.ttl, *rtype, data)?;
             }
         }
     }
-    out
+    Ok(())
 }
 
 /// A record read from the records section.
@@ -366,7 +390,7 @@ mod tests {
                 ttl: 120,
                 rrdatas: vec![data.into()],
             };
-            records.insert(key(name, rtype), set);
+            records.insert(key(name, rtype), Arc::new(set));
         }
         let text = render(&header, &records);
         assert!(

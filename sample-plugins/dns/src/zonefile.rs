@@ -1,10 +1,22 @@
-//! `dns.zonefile`: keeps an RFC 1035 master file, rewritten atomically per batch.
+//! `dns.zonefile`: keeps an RFC 1035 master file.
+//!
+//! A batch is applied to the zone in memory and appended to the journal
+//! (`journal.rs`, fsynced) before its messages are reported published; its cost is
+//! what it changed, whatever the zone's size. A writer thread rewrites the whole
+//! file atomically from a snapshot of the zone (free to take: the zone is a
+//! persistent map) whenever the journal holds batches the file does not, at most a
+//! quarter of the time (it waits three times as long as its last rewrite took
+//! before the next), and removes the journal segments the new file holds. So the
+//! file is always complete and valid, at most a few rewrites behind the journal;
+//! on a clean stop it is brought up to date, and after a crash the journal is
+//! folded into it at start, before the first batch.
 
 use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gordon_plugin_api::{event_json, ownership, tracing};
 use gordon_plugin_api::{
@@ -16,9 +28,11 @@ use crate::rdata;
 use crate::zone_format::{self, Header, Key, RRset, Records, Soa};
 
 mod config;
+mod journal;
 
 use config::Settings;
 pub use config::{ZoneFileConfig, DEFAULT_GLUE};
+use journal::{Entry, Journal, SetChange};
 
 /// The zone as held in memory.
 #[derive(Clone, Debug, Default)]
@@ -30,15 +44,38 @@ struct State {
 /// One undo step: the record set `key` had before a change.
 struct Undo {
     key: Key,
-    old: Option<RRset>,
+    old: Option<Arc<RRset>>,
+    /// The set's owner name (for the journal when it is removed).
+    name: String,
+}
+
+/// What the handlers and the writer share, under one lock.
+#[derive(Debug)]
+struct Inner {
+    state: State,
+    journal: Journal,
+    /// Batches journaled since start, and how many of them the file on disk holds
+    /// (counted rather than compared by serial, which saturates).
+    journaled: u64,
+    written: u64,
+    /// The writer is asked to bring the file up to date and stop.
+    stop: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    settings: Settings,
+    inner: Mutex<Inner>,
+    /// Wakes the writer: a batch was journaled, or it is asked to stop.
+    wake: Condvar,
+    ctx: PluginContext,
 }
 
 /// `dns.zonefile` (phase `publish`): applies events to an RFC 1035 zone file.
 #[derive(Debug)]
 pub struct ZoneFile {
-    settings: Settings,
-    state: Mutex<State>,
-    ctx: PluginContext,
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
 impl Plugin for ZoneFile {
@@ -61,13 +98,58 @@ impl Plugin for ZoneFile {
             );
         }
         let (state, existing) = load(&settings)?;
-        let plugin = ZoneFile {
+        let path = settings.path.display().to_string();
+        let (journal, entries) = Journal::open(&settings.path).map_err(|e| {
+            PluginError::new(format!("cannot open the journal of zone file {path}: {e}"))
+        })?;
+        let mut state = state;
+        let replayed = replay(&mut state, &entries, &settings.zone).map_err(|e| {
+            PluginError::new(format!(
+                "cannot replay the journal of zone file {path}: {e}"
+            ))
+        })?;
+        if replayed > 0 {
+            tracing::info!("Replayed {replayed} batch(es) from the journal of zone file {path}.");
+        }
+        let shared = Arc::new(Shared {
             settings,
-            state: Mutex::new(state),
+            inner: Mutex::new(Inner {
+                state,
+                journal,
+                journaled: 0,
+                written: 0,
+                stop: false,
+            }),
+            wake: Condvar::new(),
             ctx,
+        });
+        // The file holds everything before the first batch: what a restart found in
+        // the journal is folded in now.
+        shared.write_if_changed(existing.as_deref(), replayed > 0)?;
+        {
+            let mut inner = shared.lock();
+            let all = inner.journal.rotate().map_err(|e| {
+                PluginError::new(format!(
+                    "cannot start a journal segment for zone file {path}: {e}"
+                ))
+            })?;
+            inner.journal.remove(&all).map_err(|e| {
+                PluginError::new(format!(
+                    "cannot remove old journal segments of zone file {path}: {e}"
+                ))
+            })?;
+        }
+        let writer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("zonefile-writer".to_owned())
+                .spawn(move || shared.run_writer())
+                .map_err(|e| PluginError::new(format!("cannot start the zone file writer: {e}")))?
         };
-        plugin.write_if_changed(existing.as_deref())?;
-        Ok(plugin)
+        Ok(ZoneFile {
+            shared,
+            writer: Mutex::new(Some(writer)),
+        })
     }
 }
 
@@ -75,17 +157,85 @@ impl MessageHandler for ZoneFile {
     const PHASE: &'static str = "publish";
 
     fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
-        match self.process(std::slice::from_mut(msg)).into_iter().next() {
+        match self
+            .shared
+            .process(std::slice::from_mut(msg))
+            .into_iter()
+            .next()
+        {
             Some((_, error)) => Err(error),
             None => Ok(()),
         }
     }
 
     fn handle_batch(&self, msgs: &mut [EventMessage], failures: &mut Failures) {
-        for (index, error) in self.process(msgs) {
+        for (index, error) in self.shared.process(msgs) {
             failures.push(index, error);
         }
     }
+
+    /// Brings the file up to date with the journal, then stops the writer.
+    fn shutdown(&self) -> Result<(), PluginError> {
+        self.stop_writer().map_err(PluginError::new)
+    }
+}
+
+impl ZoneFile {
+    fn stop_writer(&self) -> Result<(), String> {
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_all();
+        handle
+            .join()
+            .unwrap_or_else(|_| Err("the zone file writer panicked".to_owned()))
+    }
+}
+
+impl Drop for ZoneFile {
+    /// The writer runs this library's code: it is stopped and joined before the
+    /// plugin (and maybe the library) goes.
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_writer() {
+            tracing::error!("{e}");
+        }
+    }
+}
+
+/// Applies journal entries above the state's serial; returns how many.
+fn replay(state: &mut State, entries: &[Entry], zone: &str) -> Result<usize, String> {
+    let mut applied = 0;
+    let from = state.serial;
+    for entry in entries.iter().filter(|e| e.serial > from) {
+        for c in &entry.changes {
+            if !rdata::in_zone(&c.name, zone) {
+                return Err(format!("{} is outside zone {zone}", c.name));
+            }
+            let key = zone_format::key(&c.name, c.record_type());
+            match &c.set {
+                Some((ttl, rrdatas)) => {
+                    let set = RRset {
+                        name: c.name.clone(),
+                        ttl: *ttl,
+                        rrdatas: rrdatas.clone(),
+                    };
+                    state.records.insert(key, Arc::new(set));
+                }
+                None => {
+                    state.records.remove(&key);
+                }
+            }
+        }
+        state.serial = entry.serial;
+        applied += 1;
+    }
+    Ok(applied)
 }
 
 /// Today's date serial, `YYYYMMDD00` in UTC.
@@ -147,15 +297,16 @@ fn load(s: &Settings) -> Result<(State, Option<String>), PluginError> {
             rdata::ttl(r.ttl, s.default_ttl, &name, r.rtype).map_err(|e| at(e.to_string()))?;
         // TXT data is read back as its canonical rrdata, as events hold it.
         let data = rdata::canonical(r.rtype, &r.data, &name, &s.zone).map_err(at)?;
-        let set = records
-            .entry(zone_format::key(&name, r.rtype))
-            .or_insert_with(|| RRset {
+        let key = zone_format::key(&name, r.rtype);
+        let set = records.entry(key).or_insert_with(|| {
+            Arc::new(RRset {
                 name,
                 ttl,
                 rrdatas: Vec::new(),
-            });
+            })
+        });
         if !set.rrdatas.contains(&data) {
-            set.rrdatas.push(data);
+            Arc::make_mut(set).rrdatas.push(data);
         }
     }
     check_loaded(s, &records).map_err(fail)?;
@@ -191,7 +342,7 @@ fn check_cname(
     rtype: RecordType,
 ) -> Result<(), PluginError> {
     let (labels, _) = zone_format::key(name, rtype);
-    let range = (labels.clone(), RecordType(0))..=(labels, RecordType(u16::MAX));
+    let range = (Arc::clone(&labels), RecordType(0))..=(labels, RecordType(u16::MAX));
     let present: Vec<RecordType> = records.range(range).map(|((_, t), _)| *t).collect();
     if rtype == RecordType::CNAME {
         if name == s.zone {
@@ -224,9 +375,14 @@ fn check_cname(
     Ok(())
 }
 
-/// Writes `data` to `path` atomically: `<path>.tmp` in the same directory, fsync,
-/// rename over `path`, fsync of the directory. Creates the directory if needed.
-fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Writes a file to `path` atomically with `write`: `<path>.tmp` in the same
+/// directory, buffered, fsync, rename over `path`, fsync of the directory. Creates
+/// the directory if needed. A reader of `path` sees the old file or the new one,
+/// never part of one.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -239,8 +395,9 @@ fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = dir.join(tmp_name);
     fs::create_dir_all(&dir)?;
     let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(data)?;
+        let mut file = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        write(&mut file)?;
+        let file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, path)?;
@@ -252,14 +409,18 @@ fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
-impl ZoneFile {
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn zone(&self) -> &str {
         &self.settings.zone
     }
 
     /// The file text for `state`. Configured glue is left out for a name that has
     /// its own A or AAAA records.
-    fn render(&self, state: &State) -> String {
+    fn header<'a>(&'a self, state: &State) -> Header<'a> {
         let has_address = |name: &str| {
             [RecordType::A, RecordType::AAAA]
                 .iter()
@@ -272,7 +433,7 @@ impl ZoneFile {
             .filter(|(name, _, _)| !has_address(name))
             .map(|(name, rtype, addr)| (name.as_str(), *rtype, addr.as_str()))
             .collect();
-        let header = Header {
+        Header {
             origin: self.zone(),
             default_ttl: self.settings.default_ttl,
             soa: Soa {
@@ -281,29 +442,39 @@ impl ZoneFile {
             },
             ns: &self.settings.ns,
             glue,
-        };
-        zone_format::render(&header, &state.records)
+        }
+    }
+
+    /// The file text for `state`.
+    fn render(&self, state: &State) -> String {
+        zone_format::render(&self.header(state), &state.records)
+    }
+
+    /// Writes the file for `state` to `out`.
+    fn write_to(&self, out: &mut impl io::Write, state: &State) -> io::Result<()> {
+        zone_format::write_to(out, &self.header(state), &state.records)
     }
 
     /// At start-up: writes the file unless it already holds exactly this state and
-    /// configuration (then the serial is kept as it is).
-    fn write_if_changed(&self, existing: Option<&str>) -> Result<(), PluginError> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut text = self.render(&state);
+    /// configuration (then the serial is kept as it is). `replayed`: the state has
+    /// batches from the journal, whose serials are already new.
+    fn write_if_changed(&self, existing: Option<&str>, replayed: bool) -> Result<(), PluginError> {
+        let mut inner = self.lock();
+        let mut text = self.render(&inner.state);
         if existing == Some(text.as_str()) {
             return Ok(());
         }
-        if existing.is_some() {
-            state.serial = next_serial(state.serial, today_serial());
-            text = self.render(&state);
+        if existing.is_some() && !replayed {
+            inner.state.serial = next_serial(inner.state.serial, today_serial());
+            text = self.render(&inner.state);
         }
-        write_atomically(&self.settings.path, text.as_bytes()).map_err(|e| {
+        write_atomically(&self.settings.path, |w| w.write_all(text.as_bytes())).map_err(|e| {
             PluginError::new(format!(
                 "cannot write zone file {}: {e}",
                 self.settings.path.display()
             ))
         })?;
-        self.emit_metrics(&state);
+        self.emit_metrics(&inner.state);
         Ok(())
     }
 
@@ -355,15 +526,21 @@ impl ZoneFile {
         let ours = &self.settings.ownership.ours;
         let mut undo = Vec::new();
         let mut put = |records: &mut Records, key: Key, set: Option<RRset>| {
-            let old = match set {
-                Some(set) if records.get(&key) == Some(&set) => return,
-                Some(set) => records.insert(key.clone(), set),
+            let (old, name) = match set {
+                Some(set) if records.get(&key).is_some_and(|old| **old == set) => return,
+                Some(set) => {
+                    let name = set.name.clone();
+                    (records.insert(key.clone(), Arc::new(set)), name)
+                }
                 None => match records.remove(&key) {
-                    Some(old) => Some(old),
+                    Some(old) => {
+                        let name = old.name.clone();
+                        (Some(old), name)
+                    }
                     None => return,
                 },
             };
-            undo.push(Undo { key, old });
+            undo.push(Undo { key, old, name });
         };
         match new {
             Some(set) => {
@@ -416,15 +593,16 @@ impl ZoneFile {
         )))
     }
 
-    /// Applies a batch, bumps the serial and writes the file once. Returns the
-    /// failed messages by index.
+    /// Applies a batch, bumps the serial and appends the batch to the journal.
+    /// Returns the failed messages by index.
     fn process(&self, msgs: &mut [EventMessage]) -> Vec<(usize, PluginError)> {
         let mut failed = Vec::new();
         let mut applied = Vec::new();
         let mut undo = Vec::new();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.lock();
+        let inner = &mut *inner;
         for (i, msg) in msgs.iter().enumerate() {
-            match self.apply(&mut state.records, msg) {
+            match self.apply(&mut inner.state.records, msg) {
                 Ok(steps) => {
                     applied.push(i);
                     undo.extend(steps);
@@ -436,49 +614,161 @@ impl ZoneFile {
         let note = if undo.is_empty() {
             format!(
                 "Zone file {path} already up to date (serial {})",
-                state.serial
+                inner.state.serial
             )
         } else {
-            let old_serial = state.serial;
-            state.serial = next_serial(old_serial, today_serial());
-            let text = self.render(&state);
+            let old_serial = inner.state.serial;
+            inner.state.serial = next_serial(old_serial, today_serial());
+            let entry = journal_entry(&inner.state, &undo);
             let started = Instant::now();
-            if let Err(e) = write_atomically(&self.settings.path, text.as_bytes()) {
+            if let Err(e) = inner.journal.append(&entry) {
                 for step in undo.into_iter().rev() {
                     match step.old {
-                        Some(old) => state.records.insert(step.key, old),
-                        None => state.records.remove(&step.key),
+                        Some(old) => inner.state.records.insert(step.key, old),
+                        None => inner.state.records.remove(&step.key),
                     };
                 }
-                state.serial = old_serial;
-                tracing::error!(zone = self.zone(), "cannot write zone file {path}: {e}");
+                inner.state.serial = old_serial;
+                tracing::error!(
+                    zone = self.zone(),
+                    "cannot append to the journal of zone file {path}: {e}"
+                );
                 let tags = [("zone", self.zone())];
                 self.ctx.metrics().incr("zonefile.write_errors", 1.0, &tags);
-                let error = PluginError::new(format!("cannot write zone file {path}: {e}"));
+                let error = PluginError::new(format!(
+                    "cannot append to the journal of zone file {path}: {e}"
+                ));
                 failed.extend(applied.into_iter().map(|i| (i, error.clone())));
                 failed.sort_by_key(|(i, _)| *i);
                 return failed;
             }
             let tags = [("zone", self.zone())];
             self.ctx.metrics().timer(
-                "zonefile.write_seconds",
+                "zonefile.journal_seconds",
                 started.elapsed().as_secs_f64(),
                 &tags,
             );
-            self.emit_metrics(&state);
-            tracing::debug!(
-                zone = self.zone(),
-                serial = state.serial,
-                "wrote zone file {path}"
-            );
-            format!("Published to zone file {path} (serial {})", state.serial)
+            inner.journaled += 1;
+            self.wake.notify_all();
+            format!(
+                "Published to zone file {path} (serial {})",
+                inner.state.serial
+            )
         };
         for i in applied {
             if let Some(msg) = msgs.get_mut(i) {
-                msg.append_to_history(&note, Self::NAME);
+                msg.append_to_history(&note, ZoneFile::NAME);
             }
         }
         failed
+    }
+
+    /// The writer thread: rewrites the file whenever the journal holds batches it
+    /// does not, paced (see the module docs), until asked to stop; then once more if
+    /// needed. Returns the last write's error, if the file could not be brought up
+    /// to date.
+    fn run_writer(&self) -> Result<(), String> {
+        let mut pause = Duration::ZERO;
+        let mut last_end = Instant::now();
+        loop {
+            let mut inner = self.lock();
+            loop {
+                let behind = inner.written != inner.journaled;
+                if inner.stop && !behind {
+                    return Ok(());
+                }
+                let now = Instant::now();
+                let ready = last_end + pause;
+                if behind && (inner.stop || now >= ready) {
+                    break;
+                }
+                inner = if behind {
+                    self.wake
+                        .wait_timeout(inner, ready - now)
+                        .map_or_else(|p| p.into_inner().0, |(g, _)| g)
+                } else {
+                    self.wake
+                        .wait(inner)
+                        .unwrap_or_else(PoisonError::into_inner)
+                };
+            }
+            let stopping = inner.stop;
+            let snapshot = inner.state.clone();
+            let generation = inner.journaled;
+            let done = inner.journal.rotate();
+            drop(inner);
+            let started = Instant::now();
+            let written = done.and_then(|done| {
+                write_atomically(&self.settings.path, |w| self.write_to(w, &snapshot))?;
+                Ok(done)
+            });
+            let took = started.elapsed();
+            let result = match written {
+                Ok(done) => {
+                    let mut inner = self.lock();
+                    inner.written = generation;
+                    let removed = inner.journal.remove(&done);
+                    drop(inner);
+                    self.wake.notify_all();
+                    let tags = [("zone", self.zone())];
+                    self.ctx
+                        .metrics()
+                        .timer("zonefile.write_seconds", took.as_secs_f64(), &tags);
+                    self.emit_metrics(&snapshot);
+                    tracing::debug!(
+                        zone = self.zone(),
+                        serial = snapshot.serial,
+                        "wrote zone file {}",
+                        self.settings.path.display()
+                    );
+                    // Segments left behind are read again (and skipped) at start.
+                    if let Err(e) = removed {
+                        tracing::warn!(zone = self.zone(), "cannot remove journal segments: {e}");
+                    }
+                    pause = took * 3;
+                    Ok(())
+                }
+                Err(e) => {
+                    let why = format!(
+                        "cannot write zone file {}: {e}",
+                        self.settings.path.display()
+                    );
+                    tracing::error!(
+                        zone = self.zone(),
+                        "{why}; the journal keeps every batch, retrying"
+                    );
+                    let tags = [("zone", self.zone())];
+                    self.ctx.metrics().incr("zonefile.write_errors", 1.0, &tags);
+                    pause = (took * 3).max(Duration::from_secs(1));
+                    Err(why)
+                }
+            };
+            last_end = Instant::now();
+            if stopping {
+                return result;
+            }
+        }
+    }
+}
+
+/// The journal entry of a batch: each record set it changed, as it now is.
+fn journal_entry(state: &State, undo: &[Undo]) -> Entry {
+    let mut seen = std::collections::HashSet::with_capacity(undo.len());
+    let changes = undo
+        .iter()
+        .filter(|u| seen.insert(&u.key))
+        .map(|u| {
+            let now = state.records.get(&u.key);
+            SetChange {
+                name: now.map_or_else(|| u.name.clone(), |s| s.name.clone()),
+                rtype: u.key.1 .0,
+                set: now.map(|s| (s.ttl, s.rrdatas.clone())),
+            }
+        })
+        .collect();
+    Entry {
+        serial: state.serial,
+        changes,
     }
 }
 

@@ -8,11 +8,10 @@ use serde_json::{json, Value};
 
 enum Outcome {
     Pending,
-    Done {
-        dropped: bool,
-        history: Value,
-        record: Value,
-    },
+    /// The message as it came back for cleanup. Kept as it is, and turned into
+    /// JSON only when asked for: building the document for every message (a tree of
+    /// small allocations, `track` of them alive) cost more than publishing it.
+    Done(Box<EventMessage>),
 }
 
 struct Inner {
@@ -66,33 +65,25 @@ impl Tracker {
 
     /// Records the outcome of a message handed back for cleanup.
     pub fn finish(&self, msg: &EventMessage) {
-        let history: Vec<Value> = msg.history().iter().map(|h| h.to_json()).collect();
-        let data = msg.to_json();
         let mut inner = self.lock();
         if let Some(slot) = inner.outcomes.get_mut(&msg.msg_id()) {
-            *slot = Outcome::Done {
-                dropped: msg.phase() == Phase::DROP,
-                history: Value::Array(history),
-                record: data["data"].clone(),
-            };
+            *slot = Outcome::Done(Box::new(msg.clone()));
         }
     }
 
     /// The status document of a message, if it is remembered.
     pub fn status(&self, id: MsgId) -> Option<Value> {
-        let inner = self.lock();
-        Some(match inner.outcomes.get(&id)? {
-            Outcome::Pending => json!({"id": id.to_string(), "status": "pending"}),
-            Outcome::Done {
-                dropped,
-                history,
-                record,
-            } => json!({
-                "id": id.to_string(),
-                "status": if *dropped { "dropped" } else { "published" },
-                "data": record,
-                "history": history,
-            }),
-        })
+        let msg = match self.lock().outcomes.get(&id)? {
+            Outcome::Pending => return Some(json!({"id": id.to_string(), "status": "pending"})),
+            Outcome::Done(msg) => msg.clone(),
+        };
+        let dropped = msg.phase() == Phase::DROP;
+        let mut doc = msg.to_json();
+        Some(json!({
+            "id": id.to_string(),
+            "status": if dropped { "dropped" } else { "published" },
+            "data": doc["data"].take(),
+            "history": doc["history"].take(),
+        }))
     }
 }

@@ -50,7 +50,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use gordon_plugin_api::{
-    export_plugins, Authority, Outbox, Plugin, PluginContext, PluginError, RecordType,
+    export_plugins, tracing, Authority, Outbox, Plugin, PluginContext, PluginError, RecordType,
     ResourceRecord, ZoneRecords,
 };
 use serde::Deserialize;
@@ -153,7 +153,14 @@ impl Authority for Inventory {
     async fn run(&self, rrsets: Outbox<ZoneRecords>) -> Result<(), PluginError> {
         // Read everything first: a single unreadable file fails the whole run
         // before anything is sent.
+        let started = std::time::Instant::now();
         let zones = self.desired()?;
+        tracing::info!(
+            zones = zones.len(),
+            rrsets = zones.values().map(ZoneRecords::len).sum::<usize>(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Inventory read."
+        );
         for (_, records) in zones {
             rrsets.send(records).await?;
         }
@@ -210,14 +217,15 @@ impl Inventory {
                     file.display()
                 ))
             })?;
-            let hosts = parse_file(&file, &text)?;
             let source = file.display().to_string();
-            for host in hosts {
+            // Each host is added as it is read: an inventory of a million hosts is
+            // never held as hosts and as record sets at once.
+            parse_file(&file, &text, &mut |host| {
                 self.add_host(&mut zones, &host, &source).map_err(|e| {
                     let at = host.line.map(|l| format!(" line {l}")).unwrap_or_default();
                     PluginError::new(format!("{source}{at}: host {:?}: {e}", host.name))
-                })?;
-            }
+                })
+            })?;
         }
         Ok(zones)
     }
@@ -274,7 +282,10 @@ impl Inventory {
 }
 
 fn in_zone(name: &str, zone: &str) -> bool {
-    name == zone || name.ends_with(&format!(".{zone}"))
+    name == zone
+        || name
+            .strip_suffix(zone)
+            .is_some_and(|head| head.ends_with('.'))
 }
 
 /// Makes `name` absolute inside `zone`; an absolute name must be inside it.
@@ -296,7 +307,23 @@ fn qualify(name: &str, zone: &str) -> Result<String, String> {
     Ok(fqdn)
 }
 
-fn parse_file(path: &Path, text: &str) -> Result<Vec<Host>, PluginError> {
+/// What a host read from a file is handed to; its error stops the reading.
+type EachHost<'a> = dyn FnMut(Host) -> Result<(), PluginError> + 'a;
+
+/// Why reading a CSV file stopped: the file, or what was done with a host.
+enum Stop {
+    Parse(String),
+    Host(PluginError),
+}
+
+impl<T: Into<String>> From<T> for Stop {
+    fn from(e: T) -> Self {
+        Stop::Parse(e.into())
+    }
+}
+
+/// Reads the hosts of `text` (the file `path`) in order, handing each to `each`.
+fn parse_file(path: &Path, text: &str, each: &mut EachHost<'_>) -> Result<(), PluginError> {
     let bad = |e: String| {
         PluginError::new(format!(
             "cannot parse inventory file {}: {e}",
@@ -304,10 +331,15 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<Host>, PluginError> {
         ))
     };
     match path.extension().and_then(|e| e.to_str()) {
-        Some("csv") => parse_csv(text).map_err(bad),
+        Some("csv") => parse_csv(text, each).map_err(|stop| match stop {
+            Stop::Parse(e) => bad(e),
+            Stop::Host(e) => e,
+        }),
         _ => toml::from_str::<TomlInventory>(text)
-            .map(|inv| inv.host)
-            .map_err(|e| bad(e.to_string().trim_end().replace('\n', " "))),
+            .map_err(|e| bad(e.to_string().trim_end().replace('\n', " ")))?
+            .host
+            .into_iter()
+            .try_for_each(each),
     }
 }
 
@@ -322,7 +354,7 @@ fn list(field: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-fn parse_csv(text: &str) -> Result<Vec<Host>, String> {
+fn parse_csv(text: &str, each: &mut EachHost<'_>) -> Result<(), Stop> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -330,10 +362,33 @@ fn parse_csv(text: &str) -> Result<Vec<Host>, String> {
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     // The csv crate's line numbers do not count comment lines: count them here.
+    // Records come in order, so count on from the last position asked for (byte,
+    // newlines before it) rather than from the start of the text each time: that
+    // was quadratic, minutes for an inventory of a million hosts.
+    let counted = std::cell::Cell::new((0usize, 0u64));
     let line_at = |pos: Option<&csv::Position>| -> u64 {
         pos.map_or(0, |p| {
-            let upto = text.as_bytes().get(..p.byte() as usize).unwrap_or_default();
-            upto.iter().filter(|b| **b == b'\n').count() as u64 + 1
+            let byte = (p.byte() as usize).min(text.len());
+            let (from, before) = match counted.get() {
+                (at, n) if at <= byte => (at, n),
+                _ => (0, 0),
+            };
+            let mut line = before
+                + text.as_bytes()[from..byte]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count() as u64;
+            // A record's position is where the reader started, before the comment
+            // lines it skipped: the record is on the line after them.
+            let mut at = byte;
+            while text[at..].starts_with('#') {
+                let Some(end) = text[at..].find('\n') else {
+                    break;
+                };
+                (at, line) = (at + end + 1, line + 1);
+            }
+            counted.set((at, line));
+            line + 1
         })
     };
     let header = reader
@@ -356,13 +411,15 @@ fn parse_csv(text: &str) -> Result<Vec<Host>, String> {
                 "line {header_line}, column {}: unknown column {raw:?} (the columns are {})",
                 i + 1,
                 CSV_COLUMNS.join(", ")
-            ));
+            )
+            .into());
         }
         if columns.contains(&column) {
             return Err(format!(
                 "line {header_line}, column {}: column {raw:?} is given twice",
                 i + 1
-            ));
+            )
+            .into());
         }
         columns.push(column);
     }
@@ -371,11 +428,11 @@ fn parse_csv(text: &str) -> Result<Vec<Host>, String> {
             return Err(format!(
                 "line {header_line}: the header has no `{required}` column (it has {})",
                 header.iter().collect::<Vec<_>>().join(", ")
-            ));
+            )
+            .into());
         }
     }
     let columns = csv::StringRecord::from(columns);
-    let mut hosts = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(&e, &line_at))?;
         let line = line_at(record.position());
@@ -396,20 +453,19 @@ fn parse_csv(text: &str) -> Result<Vec<Host>, String> {
             })?;
         if row.name.is_empty() {
             let col = columns.iter().position(|c| c == "name").unwrap_or(0) + 1;
-            return Err(format!(
-                "line {line}, column {col} (`name`): the name is empty"
-            ));
+            return Err(format!("line {line}, column {col} (`name`): the name is empty").into());
         }
-        hosts.push(Host {
+        each(Host {
             name: row.name,
             zone: row.zone.filter(|z| !z.is_empty()),
             addresses: list(Some(&row.addresses)),
             aliases: list(row.aliases.as_deref()),
             ttl: row.ttl,
             line: Some(line),
-        });
+        })
+        .map_err(Stop::Host)?;
     }
-    Ok(hosts)
+    Ok(())
 }
 
 /// A CSV reading error, with the line it happened on (`line_at` reads a position).

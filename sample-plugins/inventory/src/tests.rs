@@ -257,3 +257,30 @@ fn a_toml_host_without_records_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn csv_line_numbers_count_comment_lines_all_the_way_down() {
+    // Line numbers are counted on from row to row (not from the top each time):
+    // comments between rows still count.
+    let mut text = String::from("name,addresses\n");
+    for i in 0..1000 {
+        text.push_str(&format!(
+            "h{i},10.0.{}.{}\n# comment {i}\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    let (_d, got) = csv_inventory(&format!("{text}ok,10.0.0.1\nbad,10.0.0.300\n"));
+    let err = got.unwrap_err();
+    assert!(
+        err.contains("hosts.csv line 2003: host \"bad\": \"10.0.0.300\" is not an IP address"),
+        "{err}"
+    );
+    // Right after comment lines too (the reader's position is before them).
+    let (_d, got) = csv_inventory(&format!("{text}# one more\nbad,10.0.0.300\n"));
+    let err = got.unwrap_err();
+    assert!(err.contains("hosts.csv line 2003: host \"bad\""), "{err}");
+    let (_d, got) = csv_inventory(&format!("{text}bad,10.0.0.1,x\n"));
+    let err = got.unwrap_err();
+    assert!(err.contains("line 2002: 3 field(s)"), "{err}");
+}

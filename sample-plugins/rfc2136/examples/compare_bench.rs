@@ -1,14 +1,21 @@
 //! The janitor's compare step on a zone of 100,000 record sets (1 % drift: 500
 //! changed, 250 missing, 250 extra), timed over several rounds.
 //!
-//! `cargo run --release -p gordon-plugin-rfc2136 --example compare_bench`
+//! `cargo run --release -p gordon-plugin-rfc2136 --example compare_bench [-- N]`
+//! (N record sets, default 100,000; drift scales with it).
 
 use std::time::Instant;
 
 use gordon_plugin_api::{RecordType, ResourceRecord};
 use gordon_plugin_rfc2136::reconciler::diff::{diff, Owner, Policy, Rules};
 
-const N: usize = 100_000;
+/// The number of record sets: the first argument, default 100,000.
+fn size() -> usize {
+    std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000)
+}
 
 fn rr(i: usize, last: usize) -> ResourceRecord {
     let mut r = ResourceRecord::new(
@@ -21,8 +28,9 @@ fn rr(i: usize, last: usize) -> ResourceRecord {
 }
 
 fn main() {
-    let desired: Vec<ResourceRecord> = (0..N).map(|i| rr(i, i % 256)).collect();
-    let mut actual: Vec<ResourceRecord> = (250..N + 250)
+    let n = size();
+    let desired: Vec<ResourceRecord> = (0..n).map(|i| rr(i, i % 256)).collect();
+    let mut actual: Vec<ResourceRecord> = (n / 400..n + n / 400)
         .map(|i| rr(i, if i % 200 == 0 { (i + 1) % 256 } else { i % 256 }))
         .collect();
     actual.reverse();
@@ -49,7 +57,7 @@ fn main() {
     rounds.sort_by(f64::total_cmp);
     let median = rounds[rounds.len() / 2];
     println!(
-        "{{\"bench\":\"janitor_compare\",\"rrsets_desired\":{N},\"rrsets_served\":{N},\"changes\":{changes},\"median_s\":{median:.4},\"rrsets_compared_per_s\":{:.0}}}",
-        (2 * N) as f64 / median
+        "{{\"bench\":\"janitor_compare\",\"rrsets_desired\":{n},\"rrsets_served\":{n},\"changes\":{changes},\"median_s\":{median:.4},\"rrsets_compared_per_s\":{:.0}}}",
+        (2 * n) as f64 / median
     );
 }

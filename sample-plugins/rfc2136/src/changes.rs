@@ -74,19 +74,40 @@ impl Change {
         self.edits.iter().map(|e| e.msg)
     }
 
-    /// A generous estimate of the change's size in an UPDATE (names uncompressed).
-    pub(crate) fn size(&self, owner_value: usize) -> usize {
+    /// An upper bound on the bytes the change adds to an UPDATE of its zone, for
+    /// the largest of `sizing.claims`: each name costs at most its labels below the
+    /// zone and a 2-byte pointer, because [`update_message`] writes the zone first
+    /// (at offset 12, which every later name can point to). The real size is smaller
+    /// when a name repeats early in the message.
+    pub(crate) fn size(&self, sizing: &Sizing<'_>) -> usize {
         let e = self.effective();
-        let rr = e.name.wire().len() + 10;
-        let data = match &e.op {
-            Op::Replace { rdatas, .. } => rdatas.iter().map(|r| rr + r.len()).sum::<usize>(),
-            Op::Delete => 0,
-        };
-        // At most: a prerequisite on the set, one on the owner record, and the owner
-        // record deleted and added (with two owner values).
-        let owner = 3 * (e.owner.wire().len() + 10) + 2 * owner_value + rr;
-        2 * rr + data + owner
+        let zone = sizing.zone.wire().len();
+        let name = |n: &Name| n.wire().len().saturating_sub(zone) + 2;
+        let (mut prereqs, mut updates) = (Vec::new(), Vec::new());
+        sizing
+            .claims
+            .iter()
+            .map(|&claim| {
+                prereqs.clear();
+                updates.clear();
+                records(e, claim, sizing.values, &mut prereqs, &mut updates);
+                let rr = |(n, _, _, _, data): &Rr<'_>| name(n) + 10 + data.len();
+                prereqs.iter().chain(updates.iter()).map(rr).sum::<usize>()
+            })
+            .max()
+            .unwrap_or(0)
     }
+}
+
+/// What bounds the size of a change in an UPDATE.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sizing<'a> {
+    /// The zone (every name is in it).
+    pub(crate) zone: &'a Name,
+    /// The owner record data.
+    pub(crate) values: OwnerValues<'a>,
+    /// The claims the configuration can make (see [`Claim`]).
+    pub(crate) claims: &'a [Claim],
 }
 
 /// The owner record name of `(name, rtype)` in `zone` (see the module docs).
@@ -218,21 +239,41 @@ pub(crate) fn fold(edits: Vec<Edit>) -> Vec<Change> {
 }
 
 /// Cuts changes (in order) into chunks of at most `max` changes and
-/// [`MAX_UPDATE_BYTES`]. A change too large for any UPDATE is returned apart.
+/// [`MAX_UPDATE_BYTES`], as even as the limits allow: the fewest chunks greedy
+/// packing needs, each holding about the same number of changes (1,000 changes
+/// that fit 450 to an UPDATE go out as 334 + 334 + 332, not 450 + 450 + 100). A
+/// change too large for any UPDATE is returned apart.
 pub(crate) fn chunks(
     changes: Vec<Change>,
     max: usize,
-    owner_value: usize,
+    sizing: &Sizing<'_>,
 ) -> (Vec<Vec<Change>>, Vec<Change>) {
-    let (mut out, mut too_large) = (Vec::new(), Vec::new());
-    let (mut chunk, mut bytes): (Vec<Change>, usize) = (Vec::new(), 0);
+    let mut too_large = Vec::new();
+    let mut sized: Vec<(Change, usize)> = Vec::with_capacity(changes.len());
     for change in changes {
-        let size = change.size(owner_value);
+        let size = change.size(sizing);
         if size > MAX_UPDATE_BYTES {
             too_large.push(change);
-            continue;
+        } else {
+            sized.push((change, size));
         }
-        if chunk.len() >= max || bytes + size > MAX_UPDATE_BYTES {
+    }
+    // How many chunks greedy packing needs; then the same packing with the count
+    // per chunk evened out.
+    let count = |max: usize| {
+        let (mut n, mut len, mut bytes) = (0, 0, 0);
+        for (_, size) in &sized {
+            if n == 0 || len >= max || bytes + size > MAX_UPDATE_BYTES {
+                (n, len, bytes) = (n + 1, 0, 0);
+            }
+            (len, bytes) = (len + 1, bytes + size);
+        }
+        n
+    };
+    let even = sized.len().div_ceil(count(max).max(1)).clamp(1, max.max(1));
+    let (mut out, mut chunk, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for (change, size) in sized {
+        if chunk.len() >= even || bytes + size > MAX_UPDATE_BYTES {
             out.push(std::mem::take(&mut chunk));
             bytes = 0;
         }
@@ -271,6 +312,59 @@ pub(crate) struct OwnerValues<'a> {
     pub(crate) previous: &'a [u8],
 }
 
+/// A record of an UPDATE: owner, type, class, TTL, record data.
+type Rr<'a> = (&'a Name, u16, u16, u32, &'a [u8]);
+
+/// The prerequisites and updates that change `e` with `claim` adds to an UPDATE.
+fn records<'a>(
+    e: &'a Edit,
+    claim: Claim,
+    values: OwnerValues<'a>,
+    prereqs: &mut Vec<Rr<'a>>,
+    updates: &mut Vec<Rr<'a>>,
+) {
+    let txt = RecordType::TXT.0;
+    let (t, o) = (e.rtype.0, &e.owner);
+    match claim {
+        Claim::Ours => prereqs.push((o, txt, CLASS_IN, 0, values.ours)),
+        Claim::Previous => prereqs.push((o, txt, CLASS_IN, 0, values.previous)),
+        Claim::New => {
+            prereqs.push((&e.name, t, CLASS_NONE, 0, &[]));
+            prereqs.push((o, txt, CLASS_NONE, 0, &[]));
+        }
+        Claim::Adopt => prereqs.push((o, txt, CLASS_NONE, 0, &[])),
+        Claim::Force => {}
+    }
+    // Whether the owner record set is there to be rewritten or deleted.
+    let rewrite = matches!(claim, Claim::Previous | Claim::Force);
+    match &e.op {
+        Op::Replace { ttl, rdatas } => {
+            if rewrite {
+                updates.push((o, txt, CLASS_ANY, 0, &[]));
+            }
+            if claim != Claim::Ours {
+                updates.push((o, txt, CLASS_IN, *ttl, values.ours));
+            }
+            if claim != Claim::New {
+                updates.push((&e.name, t, CLASS_ANY, 0, &[]));
+            }
+            updates.extend(
+                rdatas
+                    .iter()
+                    .map(|r| (&e.name, t, CLASS_IN, *ttl, r.as_slice())),
+            );
+        }
+        Op::Delete => {
+            if claim != Claim::New {
+                updates.push((&e.name, t, CLASS_ANY, 0, &[]));
+            }
+            if rewrite || claim == Claim::Ours {
+                updates.push((o, txt, CLASS_ANY, 0, &[]));
+            }
+        }
+    }
+}
+
 /// Writes one UPDATE for `changes` with their claims. The id is 0: the client
 /// fills it in.
 pub(crate) fn update_message(
@@ -278,50 +372,10 @@ pub(crate) fn update_message(
     changes: &[(&Edit, Claim)],
     values: OwnerValues<'_>,
 ) -> Vec<u8> {
-    type Rr<'a> = (&'a Name, u16, u16, u32, &'a [u8]);
-    let txt = RecordType::TXT.0;
     let mut prereqs: Vec<Rr<'_>> = Vec::new();
     let mut updates: Vec<Rr<'_>> = Vec::new();
     for (e, claim) in changes {
-        let (t, o) = (e.rtype.0, &e.owner);
-        match claim {
-            Claim::Ours => prereqs.push((o, txt, CLASS_IN, 0, values.ours)),
-            Claim::Previous => prereqs.push((o, txt, CLASS_IN, 0, values.previous)),
-            Claim::New => {
-                prereqs.push((&e.name, t, CLASS_NONE, 0, &[]));
-                prereqs.push((o, txt, CLASS_NONE, 0, &[]));
-            }
-            Claim::Adopt => prereqs.push((o, txt, CLASS_NONE, 0, &[])),
-            Claim::Force => {}
-        }
-        // Whether the owner record set is there to be rewritten or deleted.
-        let rewrite = matches!(claim, Claim::Previous | Claim::Force);
-        match &e.op {
-            Op::Replace { ttl, rdatas } => {
-                if rewrite {
-                    updates.push((o, txt, CLASS_ANY, 0, &[]));
-                }
-                if *claim != Claim::Ours {
-                    updates.push((o, txt, CLASS_IN, *ttl, values.ours));
-                }
-                if *claim != Claim::New {
-                    updates.push((&e.name, t, CLASS_ANY, 0, &[]));
-                }
-                updates.extend(
-                    rdatas
-                        .iter()
-                        .map(|r| (&e.name, t, CLASS_IN, *ttl, r.as_slice())),
-                );
-            }
-            Op::Delete => {
-                if *claim != Claim::New {
-                    updates.push((&e.name, t, CLASS_ANY, 0, &[]));
-                }
-                if rewrite || *claim == Claim::Ours {
-                    updates.push((o, txt, CLASS_ANY, 0, &[]));
-                }
-            }
-        }
+        records(e, *claim, values, &mut prereqs, &mut updates);
     }
     let mut w = Writer::new(0, OPCODE_UPDATE);
     w.question(zone, RecordType::SOA.0, CLASS_IN);

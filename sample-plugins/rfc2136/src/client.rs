@@ -302,26 +302,47 @@ impl Client {
 
     /// The whole zone by AXFR over TCP, every message's signature checked.
     pub(crate) async fn axfr(&self) -> Result<Vec<ServedRecord>, Failure> {
+        self.axfr_fold(Vec::new, |records, name, rtype, ttl, rdata| {
+            records.push((name.clone(), rtype, ttl, rdata.to_vec()));
+        })
+        .await
+    }
+
+    /// The whole zone by AXFR, each record (owner, type, TTL, canonical rdata)
+    /// handed to `each` as its message arrives, into a state that starts as
+    /// `init()` (again for a retried transfer). Nothing is kept per record but
+    /// what `each` keeps: a zone of millions of records need not be held twice.
+    pub(crate) async fn axfr_fold<T>(
+        &self,
+        init: impl Fn() -> T,
+        mut each: impl FnMut(&mut T, &Name, u16, u32, &[u8]),
+    ) -> Result<T, Failure> {
         let mut tries = 0;
         loop {
-            match self.axfr_once().await {
+            let mut state = init();
+            match self.axfr_once(&mut state, &mut each).await {
                 Err(f) if f.scope() == Scope::Transient && tries < self.retries => {
                     self.pause(tries).await;
                     tries += 1;
                 }
-                other => return other,
+                Err(f) => return Err(f),
+                Ok(()) => return Ok(state),
             }
         }
     }
 
-    async fn axfr_once(&self) -> Result<Vec<ServedRecord>, Failure> {
+    async fn axfr_once<T>(
+        &self,
+        state: &mut T,
+        each: &mut impl FnMut(&mut T, &Name, u16, u32, &[u8]),
+    ) -> Result<(), Failure> {
         let mut w = Writer::new(0, 0);
         w.question(&self.zone, TYPE_AXFR, CLASS_IN);
         let req = self.sign(&w.finish());
         let mut stream = self.connect().await?;
         self.send_tcp(&mut stream, &req.bytes).await?;
         let (mut prior, mut unsigned, mut run) = (req.mac.clone(), Vec::new(), 0);
-        let (mut records, mut soas) = (Vec::new(), 0);
+        let mut soas = 0;
         let mut first = true;
         while soas < 2 {
             let buf = self.read_tcp(&mut stream).await?;
@@ -360,7 +381,7 @@ impl Client {
                     ));
                 }
                 let rdata = wire::canonical_rdata(&buf, r).map_err(Failure::Malformed)?;
-                records.push((r.name.clone(), r.rtype, r.ttl, rdata));
+                each(state, &r.name, r.rtype, r.ttl, &rdata);
             }
         }
         if !unsigned.is_empty() {
@@ -368,6 +389,6 @@ impl Client {
                 "the last message of the transfer is not signed".to_owned(),
             ));
         }
-        Ok(records)
+        Ok(())
     }
 }

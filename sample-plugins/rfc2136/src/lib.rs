@@ -11,8 +11,12 @@
 //!   strings of 255 bytes only when longer, or, when it starts with `"`, quoted
 //!   strings, each sent as its own character-string).
 //! - **Batches.** All messages of a batch go out as one UPDATE per `max_batch`
-//!   record sets (and at most 64 000 bytes). Messages for the same name and type
-//!   are folded: the last one wins, and order is kept. When the server rejects an
+//!   record sets (and at most 64 000 bytes, counted with name compression: about
+//!   450 new A record sets and their owner records), the UPDATEs of a batch evened
+//!   out and up to 4 of them in flight at once, so that the server has the next one
+//!   at hand while it applies one. Messages for the same name and type are folded:
+//!   the last one wins, and order is kept (an UPDATE that names a name an earlier
+//!   UPDATE of the batch also names waits for it). When the server rejects an
 //!   UPDATE for something a record may have caused (FORMERR, REFUSED by a per-name
 //!   policy, NOTZONE, a failed prerequisite), the UPDATE is split in halves and
 //!   resent until each bad record set stands alone, so one bad record fails only its

@@ -1,21 +1,25 @@
-//! Publishing a batch: one UPDATE per chunk of changes, split in halves when the
-//! server rejects it for something a record may have caused, until each failing
-//! change stands alone; ownership lookups and prerequisites; verification.
+//! Publishing a batch: one UPDATE per chunk of changes (chunks that share no name
+//! in flight together), split in halves when the server rejects it for something a
+//! record may have caused, until each failing change stands alone; ownership
+//! lookups and prerequisites; verification.
 //!
 //! Splitting instead of falling back to one UPDATE per message keeps a batch with
 //! one bad record at about `2 * log2(n)` extra UPDATEs instead of `n`. Order is kept:
-//! the halves are sent first half first, so the effect is that of applying the
-//! messages one by one.
+//! the halves are sent first half first, and chunks in flight together touch
+//! different names, so the effect is that of applying the messages one by one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use gordon_plugin_api::tokio::sync::Semaphore;
 use gordon_plugin_api::tokio::task::JoinSet;
 use gordon_plugin_api::{tracing, PluginError, RecordType};
 
-use crate::changes::{self, update_message, Change, Claim, Edit, Op, OwnerValues};
+use crate::changes::{self, update_message, Change, Claim, Edit, Op, OwnerValues, Sizing};
 use crate::client::Client;
 use crate::config::{Ownership, Verify};
 use crate::error::{rcode, Failure, Scope};
@@ -28,6 +32,8 @@ type Served = Result<Rrs, Failure>;
 
 /// How many lookups or verification queries run at once.
 const PARALLEL_QUERIES: usize = 32;
+/// How many UPDATEs of one batch are in flight at once.
+const PARALLEL_UPDATES: usize = 4;
 
 /// What the server holds at an owner record's name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +69,22 @@ impl Publisher {
             previous: &self.previous,
         }
     }
+
+    /// The claims this configuration can make (what bounds a change's size).
+    fn claims(&self) -> Vec<Claim> {
+        let own = &self.ownership;
+        if own.manage_unowned {
+            return vec![Claim::Force];
+        }
+        let mut claims = vec![Claim::Ours, Claim::New];
+        if own.adopt {
+            claims.push(Claim::Adopt);
+        }
+        if !self.previous.is_empty() {
+            claims.push(Claim::Previous);
+        }
+        claims
+    }
 }
 
 /// One `handle_batch` call's state.
@@ -86,19 +108,36 @@ enum Lookups {
 }
 
 impl Publisher {
-    /// Publishes the changes in order; returns the failed messages by batch index.
-    pub(crate) async fn publish(&self, changes: Vec<Change>) -> HashMap<usize, PluginError> {
-        let client = &self.client;
-        let mut run = Run {
+    fn run(&self) -> Run<'_> {
+        Run {
             p: self,
-            server: client.server.to_string(),
-            zone: client.zone_text.clone(),
+            server: self.client.server.to_string(),
+            zone: self.client.zone_text.clone(),
             owners: HashMap::new(),
             zone_refused: None,
             failed: HashMap::new(),
+        }
+    }
+
+    /// Publishes the changes; returns the failed messages by batch index.
+    ///
+    /// The chunks of a batch go out [`PARALLEL_UPDATES`] at a time rather than one
+    /// after the other, so that the server always has the next UPDATE at hand
+    /// while it applies one (it applies a zone's UPDATEs one at a time, and the time
+    /// between them was the gap that bounded this path). That keeps the effect of
+    /// applying the messages one by one because the UPDATEs in flight together
+    /// never name the same owner name: `fold` leaves one change per record set,
+    /// and [`waves`] holds back a chunk that names a record (of another type, say a
+    /// CNAME after a deleted A) of an earlier chunk until that one is done.
+    pub(crate) async fn publish(&self, changes: Vec<Change>) -> HashMap<usize, PluginError> {
+        let claims = self.claims();
+        let sizing = Sizing {
+            zone: &self.client.zone,
+            values: self.values(),
+            claims: &claims,
         };
-        let value_len = self.value.len().max(self.previous.len());
-        let (chunks, too_large) = changes::chunks(changes, self.max_batch, value_len);
+        let (chunks, too_large) = changes::chunks(changes, self.max_batch, &sizing);
+        let mut run = self.run();
         for c in too_large {
             let e = c.effective();
             let text = format!(
@@ -107,28 +146,112 @@ impl Publisher {
             );
             run.fail(&c, "too_large", text);
         }
-        for chunk in chunks {
-            // First optimistically: a record set whose owner is not known yet is
-            // taken to be new, and the UPDATE's prerequisites (record set and owner
-            // record absent) decide; only a chunk whose prerequisites fail is sent
-            // again after looking its owners up. Creations, the common case, then
-            // cost no query at all.
-            let mut stack = vec![(chunk, Lookups::Skip)];
-            while let Some((part, lookups)) = stack.pop() {
-                if let Err((failure, sent, guessed)) = run.apply(part, lookups).await {
-                    if guessed && failure.scope() == Scope::Prerequisite {
-                        stack.push((sent, Lookups::Do));
-                        continue;
-                    }
-                    run.after_failure(sent, failure, &mut stack).await;
+        let mut failed = run.failed;
+        for wave in waves(chunks) {
+            // Nothing unpublished may pass for published: a chunk whose run did not
+            // report back (which `concurrently` rules out) fails its messages.
+            let msgs: Vec<Vec<usize>> = wave
+                .iter()
+                .map(|chunk| chunk.iter().flat_map(Change::msgs).collect())
+                .collect();
+            let runs = wave.into_iter().map(|chunk| async move {
+                let mut run = self.run();
+                run.chunk(chunk).await;
+                run.failed
+            });
+            let mut reports = concurrently(runs, PARALLEL_UPDATES).await.into_iter();
+            for chunk_msgs in msgs {
+                match reports.next() {
+                    Some(report) => failed.extend(report),
+                    None => failed.extend(chunk_msgs.into_iter().map(|m| {
+                        (
+                            m,
+                            PluginError::new("internal error: the update was not sent"),
+                        )
+                    })),
                 }
             }
         }
-        run.failed
+        failed
     }
 }
 
+/// Groups chunks (in order) into waves whose chunks share no record name; a chunk
+/// that shares one with the wave being formed starts the next wave.
+fn waves(chunks: Vec<Vec<Change>>) -> Vec<Vec<Vec<Change>>> {
+    let mut waves = Vec::new();
+    let mut wave: Vec<Vec<Change>> = Vec::new();
+    let mut names: HashSet<Name> = HashSet::new();
+    for chunk in chunks {
+        if chunk.iter().any(|c| names.contains(&c.effective().name)) {
+            waves.push(std::mem::take(&mut wave));
+            names.clear();
+        }
+        names.extend(chunk.iter().map(|c| c.effective().name.clone()));
+        wave.push(chunk);
+    }
+    if !wave.is_empty() {
+        waves.push(wave);
+    }
+    waves
+}
+
+/// Runs `futures` on the calling task, at most `limit` at a time (started in
+/// order); their outputs, in order.
+async fn concurrently<F: Future>(
+    futures: impl IntoIterator<Item = F>,
+    limit: usize,
+) -> Vec<F::Output> {
+    let mut waiting = futures.into_iter().enumerate();
+    let mut running: Vec<(usize, Pin<Box<F>>)> = Vec::new();
+    let mut done: Vec<(usize, F::Output)> = Vec::new();
+    poll_fn(|cx| loop {
+        while running.len() < limit.max(1) {
+            match waiting.next() {
+                Some((i, f)) => running.push((i, Box::pin(f))),
+                None => break,
+            }
+        }
+        if running.is_empty() {
+            return Poll::Ready(());
+        }
+        let before = done.len();
+        let mut at = 0;
+        while at < running.len() {
+            match running[at].1.as_mut().poll(cx) {
+                Poll::Ready(out) => done.push((running.swap_remove(at).0, out)),
+                Poll::Pending => at += 1,
+            }
+        }
+        // Nothing finished: every running future has registered its wake-up.
+        if done.len() == before {
+            return Poll::Pending;
+        }
+    })
+    .await;
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, out)| out).collect()
+}
+
 impl Run<'_> {
+    /// Publishes one chunk. First optimistically: a record set whose owner is not
+    /// known yet is taken to be new, and the UPDATE's prerequisites (record set and
+    /// owner record absent) decide; only a chunk whose prerequisites fail is sent
+    /// again after looking its owners up. Creations, the common case, then cost no
+    /// query at all.
+    async fn chunk(&mut self, chunk: Vec<Change>) {
+        let mut stack = vec![(chunk, Lookups::Skip)];
+        while let Some((part, lookups)) = stack.pop() {
+            if let Err((failure, sent, guessed)) = self.apply(part, lookups).await {
+                if guessed && failure.scope() == Scope::Prerequisite {
+                    stack.push((sent, Lookups::Do));
+                    continue;
+                }
+                self.after_failure(sent, failure, &mut stack).await;
+            }
+        }
+    }
+
     /// Fails the messages of `change` with `text`; `label` tags the metric. Logged
     /// at debug level: the host logs each failed message, and a failure of a whole
     /// UPDATE is logged once where it is seen.
@@ -533,5 +656,90 @@ fn mismatch(e: &Edit, rrs: &[(u32, Vec<u8>)]) -> Option<String> {
                 Some(format!("expected {w} (ttl {ttl}), got {g}{got_ttl}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use gordon_plugin_api::testing::event;
+    use gordon_plugin_api::tokio;
+
+    use super::*;
+    use crate::changes::{fold, validate, Rules};
+
+    fn change(name: &str, rtype: &str, index: usize) -> Change {
+        let zone = Name::parse("example.com.").unwrap();
+        let rules = Rules {
+            zone: &zone,
+            default_ttl: 300,
+        };
+        let data = if rtype == "CNAME" {
+            "target"
+        } else {
+            "10.0.0.1"
+        };
+        let edit = validate(index, &event(name, rtype, &[data]), rules).unwrap();
+        fold(vec![edit]).remove(0)
+    }
+
+    fn names(waves: &[Vec<Vec<Change>>]) -> Vec<Vec<Vec<String>>> {
+        let show = |c: &Change| format!("{} {}", c.effective().name, c.effective().rtype);
+        waves
+            .iter()
+            .map(|w| w.iter().map(|c| c.iter().map(show).collect()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn chunks_that_share_a_name_go_out_one_after_the_other() {
+        let chunks = vec![
+            vec![change("a", "A", 0), change("b", "A", 1)],
+            vec![change("c", "A", 2)],
+            // Same name as the first chunk, another type: waits for it.
+            vec![change("a", "CNAME", 3), change("d", "A", 4)],
+            vec![change("e", "A", 5)],
+        ];
+        let got = names(&waves(chunks));
+        assert_eq!(
+            got,
+            [
+                vec![
+                    vec!["a.example.com. A", "b.example.com. A"],
+                    vec!["c.example.com. A"]
+                ],
+                vec![
+                    vec!["a.example.com. CNAME", "d.example.com. A"],
+                    vec!["e.example.com. A"]
+                ],
+            ]
+        );
+    }
+
+    #[test]
+    fn concurrently_keeps_order_and_its_limit() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (running, most) = (Cell::new(0), Cell::new(0));
+        let futures = (0..10).map(|i| {
+            let (running, most) = (&running, &most);
+            async move {
+                running.set(running.get() + 1);
+                most.set(most.get().max(running.get()));
+                for _ in 0..(10 - i) {
+                    tokio::task::yield_now().await;
+                }
+                running.set(running.get() - 1);
+                i * 2
+            }
+        });
+        let out = rt.block_on(concurrently(futures, 3));
+        assert_eq!(out, (0..10).map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(most.get(), 3);
+        assert!(rt
+            .block_on(concurrently(Vec::<std::future::Ready<()>>::new(), 3))
+            .is_empty());
     }
 }

@@ -327,6 +327,20 @@ impl Bind {
     /// # Panics
     /// If `named` neither loads nor refuses the zone within 20 s.
     pub fn load(zone: &str, file: &Path, tsig: &[Key]) -> Option<Result<Self, String>> {
+        Bind::load_within(zone, file, tsig, Duration::from_secs(20))
+    }
+
+    /// [`Bind::load`] with a longer wait for `named` to load the zone: a zone of
+    /// millions of records takes BIND 15 s or more to read (benchmarks).
+    ///
+    /// # Panics
+    /// If `named` neither loads nor refuses the zone within `timeout`.
+    pub fn load_within(
+        zone: &str,
+        file: &Path,
+        tsig: &[Key],
+        timeout: Duration,
+    ) -> Option<Result<Self, String>> {
         let named = require("named", "bind9")?;
         let dig = require("dig", "bind9-dnsutils")?;
         let zones = [(zone, false)];
@@ -345,15 +359,11 @@ impl Bind {
         );
         let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         let mut exited = false;
-        wait_until(
-            &format!("named loading {zone}"),
-            Duration::from_secs(20),
-            || {
-                exited = matches!(child.try_wait(), Ok(Some(_)));
-                let log = read_log();
-                exited || log.contains(&loaded) || log.contains(&refused)
-            },
-        );
+        wait_until(&format!("named loading {zone}"), timeout, || {
+            exited = matches!(child.try_wait(), Ok(Some(_)));
+            let log = read_log();
+            exited || log.contains(&loaded) || log.contains(&refused)
+        });
         if exited || !read_log().contains(&loaded) {
             stop(&mut child);
             return Some(Err(read_log()));

@@ -28,6 +28,7 @@ impl NatsConn {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("set a read timeout");
+        stream.set_nodelay(true).expect("set TCP_NODELAY");
         let mut conn = NatsConn {
             writer: stream.try_clone().expect("clone the socket"),
             reader: BufReader::new(stream),
@@ -63,11 +64,13 @@ impl NatsConn {
         line
     }
 
-    /// Publishes without waiting for JetStream.
+    /// Publishes without waiting for JetStream, in one write (so that a timed
+    /// publish is not held back by Nagle's algorithm between its parts).
     pub fn publish(&mut self, subject: &str, payload: &[u8]) {
-        self.send(format!("PUB {subject} {}\r\n", payload.len()).as_bytes());
-        self.send(payload);
-        self.send(b"\r\n");
+        let mut frame = format!("PUB {subject} {}\r\n", payload.len()).into_bytes();
+        frame.extend_from_slice(payload);
+        frame.extend_from_slice(b"\r\n");
+        self.send(&frame);
     }
 
     /// Subscribes; returns the subscription id.

@@ -33,6 +33,38 @@ fn temp() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// The bytes the journal segments of `path` hold.
+fn segment_bytes(path: &Path) -> u64 {
+    journal_copy(path).iter().map(|(_, b)| b.len() as u64).sum()
+}
+
+/// Every journal segment of `path`: its path and contents.
+fn journal_copy(path: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let prefix = format!("{}.jnl.", path.file_name().unwrap().to_string_lossy());
+    let Ok(listing) = fs::read_dir(path.parent().unwrap()) else {
+        return Vec::new();
+    };
+    listing
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| Some((e.path(), fs::read(e.path()).ok()?)))
+        .collect()
+}
+
+/// The zone file's text once its writer has caught up with the journal: when no
+/// journal segment holds a batch any more.
+pub(super) fn read_zone(path: &Path) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while segment_bytes(path) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the zone file writer did not catch up with the journal"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    fs::read_to_string(path).unwrap()
+}
+
 /// Runs a batch and asserts every message succeeded.
 pub(super) fn apply(h: &HandlerHarness<ZoneFile>, batch: Vec<EventMessage>) {
     for (i, r) in h.handle_batch(batch).into_iter().enumerate() {
@@ -53,7 +85,7 @@ fn records(path: &Path) -> Vec<String> {
 
 /// Every line of the records section.
 fn all_records(path: &Path) -> Vec<String> {
-    let text = fs::read_to_string(path).unwrap();
+    let text = read_zone(path);
     let (_, tail) = text.split_once(&format!("{RECORDS_MARK}\n")).unwrap();
     tail.lines().map(str::to_owned).collect()
 }
@@ -67,7 +99,7 @@ fn owner_records(path: &Path) -> Vec<String> {
 }
 
 fn serial(path: &Path) -> u32 {
-    let text = fs::read_to_string(path).unwrap();
+    let text = read_zone(path);
     let soa = text
         .lines()
         .find(|l| l.starts_with("@ 300 IN SOA "))
@@ -131,7 +163,7 @@ fn additions_and_deletions_give_the_expected_file() {
     );
     // Every record set has its owner record (the deleted `mail` lost its own).
     // DNS canonical order: labels compared right to left, bytewise ('_' < 'a').
-    assert_eq!(fs::read_to_string(&path).unwrap(), expected);
+    assert_eq!(read_zone(&path), expected);
     assert!(!path.with_file_name("example.com.zone.tmp").exists());
 }
 
@@ -201,9 +233,9 @@ fn txt_data_is_quoted_escaped_and_split() {
     );
     // Read back at restart, byte for byte.
     drop(h);
-    let before = fs::read_to_string(&path).unwrap();
+    let before = read_zone(&path);
     let _again = zonefile(&path, "");
-    assert_eq!(fs::read_to_string(&path).unwrap(), before);
+    assert_eq!(read_zone(&path), before);
 }
 
 #[test]
@@ -216,11 +248,11 @@ fn a_restart_keeps_records_and_serial() {
     );
     apply(&h, vec![add("x", "TXT", &["v=1; \"q\""])]);
     drop(h);
-    let before = fs::read_to_string(&path).unwrap();
+    let before = read_zone(&path);
     let s = serial(&path);
     let h = zonefile(&path, "");
     assert_eq!(
-        fs::read_to_string(&path).unwrap(),
+        read_zone(&path),
         before,
         "unchanged config rewrites nothing"
     );
@@ -238,21 +270,19 @@ fn a_restart_keeps_records_and_serial() {
     drop(h);
     // A changed configuration rewrites the managed part with a new serial.
     let _h = zonefile(&path, "ns = [\"ns1\", \"ns.provider.net.\"]");
-    let text = fs::read_to_string(&path).unwrap();
+    let text = read_zone(&path);
     assert!(text.contains("\n@ 300 IN NS ns.provider.net.\n"), "{text}");
     assert_eq!(serial(&path), s + 2);
     assert_eq!(records(&path).len(), 4);
 }
 
 #[test]
-fn a_failed_write_fails_every_message_and_rolls_back() {
+fn a_failed_journal_append_fails_every_message_and_rolls_back() {
     let (_dir, path) = temp();
     let h = zonefile(&path, "");
     apply(&h, vec![add("keep", "A", &["10.0.0.1"])]);
-    let before = fs::read_to_string(&path).unwrap();
-    // A directory where the temporary file must go: even root cannot write it.
-    let tmp = path.with_file_name("example.com.zone.tmp");
-    fs::create_dir(&tmp).unwrap();
+    let before = read_zone(&path);
+    let failing = journal::fail_appends(&path);
     let out = h.handle_batch(vec![
         add("a", "A", &["10.0.0.2"]),
         add("bad", "A", &["nope"]),
@@ -263,11 +293,14 @@ fn a_failed_write_fails_every_message_and_rolls_back() {
         if i == 1 {
             assert!(e.contains("not an IPv4 address"), "{e}");
         } else {
-            assert!(e.starts_with("cannot write zone file "), "{e}");
+            assert!(
+                e.starts_with("cannot append to the journal of zone file "),
+                "{e}"
+            );
         }
     }
-    assert_eq!(fs::read_to_string(&path).unwrap(), before);
-    fs::remove_dir(&tmp).unwrap();
+    assert_eq!(read_zone(&path), before);
+    drop(failing);
     // The failed batch left no trace in memory either.
     apply(&h, vec![add("b", "A", &["10.0.0.3"])]);
     assert_eq!(
@@ -275,6 +308,40 @@ fn a_failed_write_fails_every_message_and_rolls_back() {
         ["b 300 IN A 10.0.0.3", "keep 300 IN A 10.0.0.1"]
     );
     assert_eq!(serial(&path), today_serial() + 2);
+}
+
+#[test]
+fn a_file_that_cannot_be_rewritten_loses_nothing_the_journal_holds() {
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    apply(&h, vec![add("keep", "A", &["10.0.0.1"])]);
+    let before = read_zone(&path);
+    // A directory where the temporary file must go: even root cannot write it.
+    let tmp = path.with_file_name("example.com.zone.tmp");
+    fs::create_dir(&tmp).unwrap();
+    // Journaled, so published, though the file cannot follow.
+    let out = h.handle_batch(vec![add("a", "A", &["10.0.0.2"]), del("keep", "A")]);
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    // Stopped while the file is behind (its last rewrite fails too), then a crash
+    // in the middle of an append: a torn line, never reported published.
+    drop(h);
+    assert_eq!(fs::read_to_string(&path).unwrap(), before);
+    let (last, mut bytes) = journal_copy(&path)
+        .into_iter()
+        .max_by_key(|(p, _)| {
+            p.extension()
+                .map(|e| e.to_string_lossy().parse::<u64>().unwrap())
+        })
+        .unwrap();
+    bytes.extend_from_slice(br#"{"serial":4000000000,"changes":[{"name":"torn.exa"#);
+    fs::write(last, bytes).unwrap();
+    fs::remove_dir(&tmp).unwrap();
+    // The next start folds the journal into the file before anything else.
+    let h = zonefile(&path, "");
+    assert_eq!(records(&path), ["a 300 IN A 10.0.0.2"]);
+    assert_eq!(segment_bytes(&path), 0, "the journal was folded in");
+    assert!(!fs::read_to_string(&path).unwrap().contains("torn"));
+    drop(h);
 }
 
 /// The error constructing a zone file with `cfg`.
@@ -382,7 +449,7 @@ fn glue_comes_from_the_configuration_unless_events_give_addresses() {
          ns = [\"ns1\", \"ns2.example.com.\", \"ns.other.net.\"]\n\
          ns_addresses = { \"ns2\" = \"2001:DB8::53\" }\nrefresh = 7200\nminimum = 60\n",
     );
-    let text = fs::read_to_string(&path).unwrap();
+    let text = read_zone(&path);
     for line in [
         format!(
             "@ 300 IN SOA ns1.example.com. dns-admin.example.org. {} 7200 900 1209600 60",
@@ -400,13 +467,11 @@ fn glue_comes_from_the_configuration_unless_events_give_addresses() {
         );
     }
     apply(&h, vec![add("ns1", "A", &["192.0.2.1"])]);
-    let text = fs::read_to_string(&path).unwrap();
+    let text = read_zone(&path);
     assert!(!text.contains("127.0.0.1"), "{text}");
     assert_eq!(records(&path), ["ns1 300 IN A 192.0.2.1"]);
     apply(&h, vec![del("ns1", "A")]);
-    assert!(fs::read_to_string(&path)
-        .unwrap()
-        .contains("\nns1 300 IN A 127.0.0.1\n"));
+    assert!(read_zone(&path).contains("\nns1 300 IN A 127.0.0.1\n"));
 }
 
 #[test]
@@ -566,9 +631,9 @@ fn txt_character_strings_are_written_as_given_and_read_back_unchanged() {
     assert_eq!(records(&path), written);
     // Read back at restart, the two strings stay two strings.
     drop(h);
-    let before = fs::read_to_string(&path).unwrap();
+    let before = read_zone(&path);
     let h = zonefile(&path, "");
-    assert_eq!(fs::read_to_string(&path).unwrap(), before);
+    assert_eq!(read_zone(&path), before);
     apply(&h, vec![add("other", "A", &["10.0.0.1"])]);
     let mut after = records(&path);
     after.retain(|l| l.contains(" TXT "));
@@ -635,14 +700,14 @@ fn a_file_that_would_not_load_stops_the_plugin_naming_it() {
     for (lines, want) in cases {
         let (_dir, path) = temp();
         with_records(&path, &lines);
-        let before = fs::read_to_string(&path).unwrap();
+        let before = read_zone(&path);
         let e = ctor_err(&config(&path, "")).to_string();
         assert!(
             e.starts_with(&format!("cannot load zone file {}: ", path.display())),
             "{e}"
         );
         assert!(e.contains(want), "{want}: {e}");
-        assert_eq!(fs::read_to_string(&path).unwrap(), before, "rewritten");
+        assert_eq!(read_zone(&path), before, "rewritten");
     }
 }
 

@@ -89,6 +89,41 @@ fn owner_records_are_siblings_named_by_type() {
     assert_eq!(e.owner, name("_gordon-aaaa-www.example.com."));
 }
 
+/// `dns.zonefile` names and fills owner records with `gordon_plugin_api::ownership`:
+/// the wire form here must agree with it, or a janitor would see the records one
+/// publisher wrote as unowned by the other.
+#[test]
+fn owner_records_match_the_shared_layout() {
+    use gordon_plugin_api::ownership;
+    let z = zone();
+    for (n, t) in [
+        ("www.example.com.", RecordType::A),
+        ("example.com.", RecordType::MX),
+        ("a.b.example.com.", RecordType::TXT),
+        ("_sip._tcp.example.com.", RecordType::SRV),
+        ("*.dev.example.com.", RecordType::CNAME),
+    ] {
+        let wire = owner_name(&Name::parse(n).unwrap(), t, &z)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            Ok(wire),
+            ownership::record_name(n, t, "example.com."),
+            "{n} {t}"
+        );
+    }
+    let long = format!("{}.example.com.", "x".repeat(55));
+    assert_eq!(
+        owner_name(&Name::parse(&long).unwrap(), RecordType::CNAME, &z).is_err(),
+        ownership::record_name(&long, RecordType::CNAME, "example.com.").is_err()
+    );
+    assert_eq!(
+        owner_rdata("gordon"),
+        wire::txt_rdata(ownership::value("gordon").as_bytes())
+    );
+    assert!(ownership::is_reserved(OWNER_PREFIX));
+}
+
 #[test]
 fn folding_keeps_the_last_edit_per_rrset_in_order() {
     let msgs = [
@@ -127,24 +162,86 @@ fn folding_keeps_the_last_edit_per_rrset_in_order() {
     );
 }
 
+fn sizing(z: &Name) -> Sizing<'_> {
+    Sizing {
+        zone: z,
+        values: OwnerValues {
+            ours: b"",
+            previous: b"",
+        },
+        claims: &[Claim::New, Claim::Ours],
+    }
+}
+
 #[test]
 fn chunks_respect_count_and_size() {
+    let z = zone();
     let msgs: Vec<EventMessage> = (0..10)
         .map(|i| event(&format!("h{i}"), "A", &["10.0.0.1"]))
         .collect();
-    let (chunks4, big) = chunks(fold(edits(&msgs)), 4, 0);
+    let (chunks4, big) = chunks(fold(edits(&msgs)), 4, &sizing(&z));
     assert_eq!(chunks4.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
     assert!(big.is_empty());
     let txt = |n: &str| event(n, "TXT", &[&"x".repeat(30_000)]);
-    let (by_size, big) = chunks(fold(edits(&[txt("t1"), txt("t2"), txt("t3")])), 500, 0);
+    let (by_size, big) = chunks(
+        fold(edits(&[txt("t1"), txt("t2"), txt("t3")])),
+        500,
+        &sizing(&z),
+    );
     assert_eq!(by_size.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
     assert!(big.is_empty());
     let (none, big) = chunks(
         fold(edits(&[event("x", "TXT", &[&"y".repeat(65_000)])])),
         500,
-        0,
+        &sizing(&z),
     );
     assert!(none.is_empty() && big.len() == 1);
+}
+
+#[test]
+fn sizes_bound_the_message_and_chunks_come_out_even() {
+    let z = zone();
+    let ours = owner_rdata("gordon");
+    let values = OwnerValues {
+        ours: &ours,
+        previous: b"",
+    };
+    let claims = [Claim::New, Claim::Ours];
+    let sizing = Sizing {
+        zone: &z,
+        values,
+        claims: &claims,
+    };
+    let msgs: Vec<EventMessage> = (0..1000)
+        .map(|i| event(&format!("host{i}"), "A", &["10.0.0.1"]))
+        .collect();
+    let (parts, big) = chunks(fold(edits(&msgs)), 500, &sizing);
+    assert!(big.is_empty());
+    // About 480 fit in 64,000 bytes: three UPDATEs, evened out.
+    assert_eq!(
+        parts.iter().map(Vec::len).collect::<Vec<_>>(),
+        [334, 334, 332]
+    );
+    for part in &parts {
+        let bound: usize = part.iter().map(|c| c.size(&sizing)).sum();
+        for claim in claims {
+            let refs: Vec<(&Edit, Claim)> = part.iter().map(|c| (c.effective(), claim)).collect();
+            let msg = update_message(&z, &refs, values);
+            // Header and zone section apart, the bound holds for either claim.
+            let head = 12 + z.wire().len() + 4;
+            assert!(
+                msg.len() <= head + bound,
+                "{} > {head} + {bound}",
+                msg.len()
+            );
+            assert!(msg.len() <= MAX_UPDATE_BYTES);
+        }
+    }
+    // The one-by-one bound is tight for a name written once (no repeats to share).
+    let one = &parts[0][..1];
+    let refs = [(one[0].effective(), Claim::New)];
+    let msg = update_message(&z, &refs, values);
+    assert!(one[0].size(&sizing) - (msg.len() - 12 - z.wire().len() - 4) < 64);
 }
 
 /// `(name, type, class)` of each record of a section, and the rdata of TXT ones.

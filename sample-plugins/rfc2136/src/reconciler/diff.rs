@@ -164,7 +164,7 @@ impl<'a> Key<'a> {
 /// FNV-1a: keys are short strings, and the zone's data is not attacker-chosen
 /// input to a long-lived table, so a fast non-keyed hash is fine here.
 #[derive(Default)]
-struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {
