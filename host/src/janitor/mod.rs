@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{refuse, StartError, StartResult};
-use gordon_plugin_api::abi::{AuthorityBox, PublisherBox, ReconcilerBox};
+use crate::plugins::handle::{Authority, Publisher, Reconciler};
 use gordon_plugin_api::channel::{bounded, Recv};
 use gordon_plugin_api::{EventMessage, ZoneRecords};
 
@@ -35,9 +35,9 @@ use crate::session::Session;
 
 /// The three plugins of a janitor run.
 struct Parts {
-    authority: (&'static str, Arc<AuthorityBox>),
-    reconciler: (&'static str, Arc<ReconcilerBox>),
-    publisher: (&'static str, Arc<PublisherBox>),
+    authority: (&'static str, Arc<Authority>),
+    reconciler: (&'static str, Arc<Reconciler>),
+    publisher: (&'static str, Arc<Publisher>),
 }
 
 /// How `gordon janitor` runs.
@@ -191,20 +191,19 @@ pub fn run(global: &Global, opts: &Options) -> StartResult<bool> {
             break;
         }
     }
-    let ms = deadline.as_millis() as u64;
     let (a, r, p) = (&parts.authority, &parts.reconciler, &parts.publisher);
     let obj = Arc::clone(&a.1);
     with_deadline(a.0, deadline, move || {
-        obj.cleanup(ms).into_result().map_err(|e| e.message.into())
+        obj.cleanup(deadline).map_err(|e| e.message().into())
     });
     let obj = Arc::clone(&r.1);
     with_deadline(r.0, deadline, move || {
-        obj.cleanup(ms).into_result().map_err(|e| e.message.into())
+        obj.cleanup(deadline).map_err(|e| e.message().into())
     });
     if !dry_run {
         let obj = Arc::clone(&p.1);
         with_deadline(p.0, deadline, move || {
-            obj.cleanup(ms).into_result().map_err(|e| e.message.into())
+            obj.cleanup(deadline).map_err(|e| e.message().into())
         });
     }
     metrics::relay().cleanup();
@@ -289,23 +288,12 @@ fn run_once(parts: &Parts, opts: &Options, timeout: Duration) -> RunReport {
     let authority = Arc::clone(&parts.authority.1);
     step.spawn(
         parts.authority.0,
-        Box::new(move || {
-            authority
-                .run(rr_tx)
-                .into_result()
-                .map_err(|e| e.message.into())
-        }),
+        Box::new(move || authority.run(rr_tx).map_err(|e| e.message().into())),
     );
     let reconciler = Arc::clone(&parts.reconciler.1);
-    let rr_in = rr_rx.into_ffi();
     step.spawn(
         parts.reconciler.0,
-        Box::new(move || {
-            reconciler
-                .run(rr_in, ch_tx)
-                .into_result()
-                .map_err(|e| e.message.into())
-        }),
+        Box::new(move || reconciler.run(rr_rx, ch_tx).map_err(|e| e.message().into())),
     );
     // Every change is held until the plan is complete: the threshold is about the
     // plan as a whole.
@@ -379,15 +367,9 @@ fn run_once(parts: &Parts, opts: &Options, timeout: Duration) -> RunReport {
     let mut step = Step::new();
     let (pub_tx, pub_rx) = bounded::<EventMessage>(8192);
     let publisher = Arc::clone(&parts.publisher.1);
-    let pub_in = pub_rx.into_ffi();
     step.spawn(
         parts.publisher.0,
-        Box::new(move || {
-            publisher
-                .run(pub_in)
-                .into_result()
-                .map_err(|e| e.message.into())
-        }),
+        Box::new(move || publisher.run(pub_rx).map_err(|e| e.message().into())),
     );
     step.spawn(
         "plan-feed",

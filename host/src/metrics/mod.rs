@@ -17,7 +17,9 @@ pub mod prometheus;
 
 use std::sync::{Mutex, OnceLock};
 
-use gordon_plugin_api::abi::{MetricEvent, MetricKind, RelayBox, Tag};
+use gordon_plugin_api::abi::{MetricEvent, MetricKind, Tag};
+
+use crate::plugins::handle;
 
 /// Where metric events go.
 pub trait Relay: Send + Sync {
@@ -179,7 +181,7 @@ pub fn emit_plugin_event(event: &MetricEvent<'_>) {
 /// A metric-relay plugin used as the host's relay.
 pub struct PluginRelay {
     /// The plugin.
-    pub obj: RelayBox,
+    pub obj: handle::Relay,
 }
 
 impl Relay for PluginRelay {
@@ -187,8 +189,8 @@ impl Relay for PluginRelay {
         self.obj.emit(event);
     }
     fn cleanup(&self) {
-        if let Err(e) = self.obj.cleanup(5_000).into_result() {
-            tracing::warn!(error = %e.message, "Metric relay plugin cleanup failed.");
+        if let Err(e) = self.obj.cleanup(std::time::Duration::from_secs(5)) {
+            tracing::warn!(error = %e, "Metric relay plugin cleanup failed.");
         }
     }
 }

@@ -2,28 +2,30 @@
 
 use abi_stable::std_types::RStr;
 use gordon_plugin_api::abi::{
-    AuthorityBox, HandlerBox, PublisherBox, ReconcilerBox, RelayBox, RunnableBox, KIND_AUTHORITY,
-    KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY, KIND_PUBLISHER, KIND_RECONCILER, KIND_RUNNABLE,
+    KIND_AUTHORITY, KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY, KIND_PUBLISHER, KIND_RECONCILER,
+    KIND_RUNNABLE,
 };
 use gordon_plugin_api::PluginError;
 
+use super::handle::{wrap, Authority, Handler, Publisher, Reconciler, Relay, Source};
+use super::loader::Ctor;
 use super::registry::PluginInfo;
 use crate::config::PluginConfig;
 
-/// A created plugin.
+/// A created plugin, behind its kind's handle.
 pub enum Instance {
     /// An event source.
-    Runnable(RunnableBox),
+    Runnable(Source),
     /// A phase handler.
-    Handler(HandlerBox),
+    Handler(Handler),
     /// A metric relay.
-    Relay(RelayBox),
+    Relay(Relay),
     /// A janitor authority.
-    Authority(AuthorityBox),
+    Authority(Authority),
     /// A janitor reconciler.
-    Reconciler(ReconcilerBox),
+    Reconciler(Reconciler),
     /// A janitor publisher.
-    Publisher(PublisherBox),
+    Publisher(Publisher),
 }
 
 /// Runs the plugin's `validate_config` on its configuration.
@@ -44,54 +46,64 @@ pub fn validate(info: &PluginInfo, config: &PluginConfig) -> Result<(), PluginEr
 /// # Errors
 /// An unsupported kind, or the plugin's error or caught panic.
 pub fn instantiate(info: &PluginInfo, config_json: &str) -> Result<Instance, PluginError> {
-    let cfg = RStr::from_str(config_json);
-    let missing = || PluginError::new(format!("kind `{}` has no constructor", info.kind));
+    let f = &info.fns;
+    // Kinds appended in 1.1 (the janitor's) have no constructor in a 1.0 library:
+    // `None`, as for a kind the library does not export.
     match info.kind.as_str() {
-        KIND_RUNNABLE => {
-            let new = info.fns.new_runnable.ok_or_else(missing)?;
-            new(cfg)
-                .into_result()
-                .map(Instance::Runnable)
-                .map_err(Into::into)
-        }
-        KIND_MESSAGE_HANDLER => {
-            let new = info.fns.new_handler.ok_or_else(missing)?;
-            new(cfg)
-                .into_result()
-                .map(Instance::Handler)
-                .map_err(Into::into)
-        }
-        KIND_METRIC_RELAY => {
-            let new = info.fns.new_relay.ok_or_else(missing)?;
-            new(cfg)
-                .into_result()
-                .map(Instance::Relay)
-                .map_err(Into::into)
-        }
-        // Appended in 1.1: a 1.0 library has no such field (`None`).
-        KIND_AUTHORITY => {
-            let new = info.fns.new_authority.ok_or_else(missing)?;
-            new(cfg)
-                .into_result()
-                .map(Instance::Authority)
-                .map_err(Into::into)
-        }
-        KIND_RECONCILER => {
-            let new = info.fns.new_reconciler.ok_or_else(missing)?;
-            new(cfg)
-                .into_result()
-                .map(Instance::Reconciler)
-                .map_err(Into::into)
-        }
-        KIND_PUBLISHER => {
-            let new = info.fns.new_publisher.ok_or_else(missing)?;
-            new(cfg)
-                .into_result()
-                .map(Instance::Publisher)
-                .map_err(Into::into)
-        }
+        KIND_RUNNABLE => create(
+            info,
+            f.new_runnable,
+            config_json,
+            wrap::source,
+            Instance::Runnable,
+        ),
+        KIND_MESSAGE_HANDLER => create(
+            info,
+            f.new_handler,
+            config_json,
+            wrap::handler,
+            Instance::Handler,
+        ),
+        KIND_METRIC_RELAY => create(info, f.new_relay, config_json, wrap::relay, Instance::Relay),
+        KIND_AUTHORITY => create(
+            info,
+            f.new_authority,
+            config_json,
+            wrap::authority,
+            Instance::Authority,
+        ),
+        KIND_RECONCILER => create(
+            info,
+            f.new_reconciler,
+            config_json,
+            wrap::reconciler,
+            Instance::Reconciler,
+        ),
+        KIND_PUBLISHER => create(
+            info,
+            f.new_publisher,
+            config_json,
+            wrap::publisher,
+            Instance::Publisher,
+        ),
         other => Err(PluginError::new(format!(
             "kind `{other}` is not supported by this host"
         ))),
     }
+}
+
+/// Calls the kind's constructor and puts the object behind its handle.
+fn create<B, H>(
+    info: &PluginInfo,
+    new: Option<Ctor<B>>,
+    config_json: &str,
+    handle: fn(B) -> H,
+    instance: fn(H) -> Instance,
+) -> Result<Instance, PluginError> {
+    let new =
+        new.ok_or_else(|| PluginError::new(format!("kind `{}` has no constructor", info.kind)))?;
+    new(RStr::from_str(config_json))
+        .into_result()
+        .map(|obj| instance(handle(obj)))
+        .map_err(Into::into)
 }

@@ -20,7 +20,7 @@ use gordon_plugin_api::FfiError;
 use super::hostlink;
 use super::refusal::{Reason, Refused};
 
-type Ctor<T> = extern "C" fn(RStr<'_>) -> RResult<T, FfiError>;
+pub(crate) type Ctor<T> = extern "C" fn(RStr<'_>) -> RResult<T, FfiError>;
 
 /// The functions of one plugin entry, whichever minor version wrote it.
 #[derive(Clone, Copy)]

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use crate::error::{refuse, StartError, StartResult};
-use gordon_plugin_api::abi::RelayBox;
 use gordon_plugin_api::Phase;
 
 use super::pipeline::{Outcome, Pipeline, Source};
 use super::router::HandlerSlot;
 use crate::metrics;
+use crate::plugins::handle::Relay;
 use crate::plugins::instance::{self, Instance};
 use crate::plugins::intern;
 use crate::session::Session;
@@ -16,7 +16,7 @@ use crate::session::Session;
 struct Built {
     handlers: Vec<HandlerSlot>,
     sources: Vec<Source>,
-    relay: Option<(&'static str, RelayBox)>,
+    relay: Option<(&'static str, Relay)>,
 }
 
 /// Validates and creates every active plugin; with `core.debug`, a plugin that
@@ -85,7 +85,7 @@ fn build(session: &Session) -> StartResult<Built> {
 /// Chooses the metric relay named by `core.metrics`.
 pub(crate) fn install_relay(
     session: &Session,
-    plugin: Option<(&'static str, RelayBox)>,
+    plugin: Option<(&'static str, Relay)>,
 ) -> StartResult<()> {
     let table = |name: &str| session.config.table_json(name);
     let relay: Box<dyn metrics::Relay> = match session.config.core.metrics.as_str() {

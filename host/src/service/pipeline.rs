@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{refuse, IoWhat, StartError, StartResult};
-use gordon_plugin_api::abi::RunnableBox;
+use crate::plugins::handle;
 use gordon_plugin_api::channel::bounded;
 use gordon_plugin_api::{EventMessage, Phase};
 
@@ -26,7 +26,7 @@ pub struct Source {
     /// Its start phase.
     pub start: Phase,
     /// The runnable.
-    pub runnable: RunnableBox,
+    pub runnable: handle::Source,
 }
 
 /// How a run ended: clean, or the problems that make it not (each one line, naming
@@ -161,13 +161,13 @@ impl Pipeline {
         let watchdog = Watchdog::start(Arc::clone(&shared))?;
         // Handlers are ready and workers wait: start the sources.
         for (route, sender) in shared.routes.iter().zip(senders) {
-            if let Err(e) = route.runnable.start(sender).into_result() {
-                let msg = format!("plugin `{}` failed to start: {}", route.name, e.message);
+            if let Err(e) = route.runnable.start(sender) {
+                let msg = format!("plugin `{}` failed to start: {}", route.name, e.message());
                 if !debug {
                     refuse!("{msg}");
                 }
                 tracing::warn!("{msg}; continuing without it (core.debug = true)");
-                crate::health::report(route.name, format!("failed to start: {}", e.message));
+                crate::health::report(route.name, format!("failed to start: {}", e.message()));
                 events::plugin_state(route.name, "failed", 1.0);
                 continue;
             }
@@ -249,17 +249,12 @@ impl Pipeline {
             watchdog.stop();
         }
         let mut jobs: Vec<(&'static str, StopFn)> = Vec::new();
-        let ms = |end: Instant| end.saturating_duration_since(Instant::now()).as_millis() as u64;
+        let left = |end: Instant| end.saturating_duration_since(Instant::now());
         for route in &shared.routes {
             let runnable = Arc::clone(&route.runnable);
             jobs.push((
                 route.name,
-                Box::new(move || {
-                    runnable
-                        .shutdown(ms(end))
-                        .into_result()
-                        .map_err(|e| e.message.into())
-                }),
+                Box::new(move || runnable.shutdown(left(end)).map_err(|e| e.message().into())),
             ));
         }
         for index in 0..shared.handlers.len() {
@@ -269,9 +264,8 @@ impl Pipeline {
                 Box::new(move || {
                     handlers[index]
                         .obj
-                        .shutdown(ms(end))
-                        .into_result()
-                        .map_err(|e| e.message.into())
+                        .shutdown(left(end))
+                        .map_err(|e| e.message().into())
                 }),
             ));
         }

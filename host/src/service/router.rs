@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use abi_stable::std_types::{RSlice, RSliceMut};
-use gordon_plugin_api::abi::{HandlerBox, RunnableBox};
 use gordon_plugin_api::channel::{Receiver, Recv};
-use gordon_plugin_api::{now_ns, EventMessage, FfiError, Phase};
+use gordon_plugin_api::{now_ns, EventMessage, Phase, PluginError};
+
+use crate::plugins::handle::{Handler, Source};
 
 use super::plan::Plan;
 use crate::metrics::events;
@@ -41,7 +41,7 @@ pub struct HandlerSlot {
     /// The phase it handles.
     pub phase: &'static str,
     /// The handler.
-    pub obj: HandlerBox,
+    pub obj: Handler,
     /// How long one call (one batch) may take.
     pub timeout: Duration,
 }
@@ -51,7 +51,7 @@ pub struct SourceRoute {
     /// Plugin name of the source.
     pub name: &'static str,
     /// The source (for cleanup).
-    pub runnable: Arc<RunnableBox>,
+    pub runnable: Arc<Source>,
     /// Its start phase.
     pub start: Phase,
     /// Its route.
@@ -209,16 +209,16 @@ pub fn route_batch(
         }
         let started = Instant::now();
         state.begin_call(index, started + handler.timeout);
-        let failures = handler.obj.handle_batch(RSliceMut::from_mut_slice(batch));
+        let failures = handler.obj.handle_batch(batch);
         if !state.end_call() {
             return false;
         }
         events::stage_done(stage.phase, handler.name, batch.len(), started.elapsed());
         if !failures.is_empty() {
-            let mut reasons: Vec<Option<FfiError>> = vec![None; batch.len()];
-            for f in failures {
-                if let Some(slot) = reasons.get_mut(f.index as usize) {
-                    *slot = Some(f.error);
+            let mut reasons: Vec<Option<PluginError>> = vec![None; batch.len()];
+            for (index, error) in failures {
+                if let Some(slot) = reasons.get_mut(index) {
+                    *slot = Some(error);
                 }
             }
             let dropped = split_failed(batch, reasons, handler.name, failed);
@@ -238,12 +238,8 @@ pub fn route_batch(
 /// rejects those in `drop`).
 pub fn cleanup(route: &SourceRoute, batch: &[EventMessage]) {
     let started = Instant::now();
-    if let Err(error) = route
-        .runnable
-        .cleanup(RSlice::from_slice(batch))
-        .into_result()
-    {
-        tracing::error!(source = route.name, error = %error.message, "Cleanup failed.");
+    if let Err(error) = route.runnable.cleanup(batch) {
+        tracing::error!(source = route.name, %error, "Cleanup failed.");
     }
     events::stage_done(Phase::CLEANUP, route.name, batch.len(), started.elapsed());
 }
@@ -260,7 +256,7 @@ pub fn mark_dropped(stand_ins: &mut [EventMessage], reason: &str) {
 /// reason; keeps the order of the rest. Returns how many failed.
 fn split_failed(
     batch: &mut Vec<EventMessage>,
-    mut reasons: Vec<Option<FfiError>>,
+    mut reasons: Vec<Option<PluginError>>,
     plugin: &'static str,
     failed: &mut Vec<EventMessage>,
 ) -> usize {
@@ -271,16 +267,16 @@ fn split_failed(
             None => batch.push(msg),
             Some(err) => {
                 let mut msg = msg;
-                let what = if err.panicked { "panicked" } else { "failed" };
+                let what = if err.is_panic() { "panicked" } else { "failed" };
                 tracing::warn!(
                     msg_id = %msg.msg_id(),
                     plugin,
                     phase = %msg.phase(),
-                    error = %err.message,
+                    error = %err.message(),
                     "Dropping message: handler {what}."
                 );
                 msg.update_phase(Phase::DROP, ROUTER);
-                msg.append_to_history(format!("{plugin} {what}: {}", err.message), ROUTER);
+                msg.append_to_history(format!("{plugin} {what}: {}", err.message()), ROUTER);
                 failed.push(msg);
             }
         }
