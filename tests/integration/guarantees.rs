@@ -445,3 +445,61 @@ shutdown_ms = 60000
         "{line}"
     );
 }
+
+/// Without a process of its own, a plugin that faults the way native code does —
+/// a segfault, `abort()`, `exit()` — takes the whole host down with it, whatever
+/// the other plugins do: a panic can be caught at the FFI boundary, these cannot.
+/// (README, "Guarantees"; isolating a plugin in a child process is what removes
+/// this.)
+#[test]
+fn without_isolation_a_faulting_plugin_ends_the_host() {
+    use std::os::unix::process::ExitStatusExt;
+    for (fault, signal, code) in [
+        ("segv", Some(libc::SIGSEGV), None),
+        ("abort", Some(libc::SIGABRT), None),
+        ("exit", None, Some(70)),
+    ] {
+        let env = Env::new();
+        env.install(&sample("http"), "libgordon_plugin_http.so");
+        env.install(&vendor_fixture(), "libacme.so");
+        env.config(&format!(
+            r#"[core]
+plugins = ["http.events", "acme.fault"]
+[core.route]
+consume = "publish"
+["http.events"]
+listen = "127.0.0.1:0"
+port_file = "{port}"
+["acme.fault"]
+fault = "{fault}"
+on = "crash"
+"#,
+            port = env.file("port"),
+        ));
+        let mut child = env.spawn(&[]);
+        let port: u16 = wait_for_file(&env.path().join("port"), Duration::from_secs(30))
+            .trim()
+            .parse()
+            .unwrap();
+        // The host routes until the faulting message arrives.
+        let fine = post_one(port, "fine");
+        assert_eq!(wait_done(port, &fine)["status"], "published");
+        // Its answer may never come (the router can fault before it is written),
+        // so the connection's end is not asserted on.
+        {
+            use std::io::{Read, Write};
+            let body = r#"{"action":"additions","resourceRecords":{"name":"crash-me","type":"A","rrdatas":["10.0.0.1"]}}"#;
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            write!(
+                s,
+                "POST /events HTTP/1.1\r\nhost: test\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+        let status = wait_exit(&mut child, Duration::from_secs(30));
+        assert_eq!(status.signal(), signal, "{fault}: {status}\n{}", env.log());
+        assert_eq!(status.code(), code, "{fault}: {status}\n{}", env.log());
+    }
+}

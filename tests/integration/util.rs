@@ -563,7 +563,8 @@ pub fn build_outside(crate_dir: &str, lib: &str) -> PathBuf {
     built
 }
 
-/// The misbehaving vendor plugins of `tests/vendor` (`acme.hang`, `acme.crash`).
+/// The misbehaving vendor plugins of `tests/vendor` (`acme.hang`, `acme.crash`,
+/// `acme.fault`).
 pub fn vendor_fixture() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT

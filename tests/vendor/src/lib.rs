@@ -3,6 +3,9 @@
 //! - `acme.hang` (handler, phase `publish`): never returns from a message whose
 //!   name contains `hang_on`; publishes (accepts) every other one.
 //! - `acme.crash` (runnable): sends `count` events, then panics in `run`.
+//! - `acme.fault` (handler, phase `publish`): on a message whose name contains `on`,
+//!   faults the way native code does, by `fault`: `segv` (a write through a null
+//!   pointer), `abort` or `exit` (status 70); publishes every other message.
 
 use std::time::Duration;
 
@@ -88,4 +91,57 @@ impl Runnable for Crash {
     }
 }
 
-export_plugins!(handler Hang, runnable Crash);
+/// `acme.fault`.
+pub struct Fault {
+    fault: FaultKind,
+    on: String,
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    Segv,
+    Abort,
+    Exit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    fault: FaultKind,
+    on: String,
+}
+
+impl Plugin for Fault {
+    const NAME: &'static str = "acme.fault";
+    const DESCRIPTION: &'static str = "Segfaults, aborts or exits on some messages";
+    type Config = FaultConfig;
+    fn new(cfg: FaultConfig, _: PluginContext) -> Result<Self, PluginError> {
+        Ok(Fault {
+            fault: cfg.fault,
+            on: cfg.on,
+        })
+    }
+}
+
+impl MessageHandler for Fault {
+    const PHASE: &'static str = "publish";
+    fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
+        if !msg.record().name().contains(self.on.as_str()) {
+            return Ok(());
+        }
+        match self.fault {
+            FaultKind::Segv => {
+                // SAFETY: none — this is the bug the fixture stands for. A volatile
+                // write through a null pointer faults (SIGSEGV) and is not optimised
+                // away; only tests that expect the process to die load this plugin.
+                unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
+                Ok(())
+            }
+            FaultKind::Abort => std::process::abort(),
+            FaultKind::Exit => std::process::exit(70),
+        }
+    }
+}
+
+export_plugins!(handler Hang, runnable Crash, handler Fault);
