@@ -19,6 +19,9 @@ pub const PREFIX: &str = "_gordon-";
 /// The owner id used when none is configured.
 pub const DEFAULT_OWNER_ID: &str = "gordon";
 
+/// The warning a publisher or reconciler logs whenever `manage_unowned` is on.
+pub const MANAGE_UNOWNED_WARNING: &str = "manage_unowned = true: record sets gordon does not own (made by hand, by other tools or by other owners) are changed and deleted too";
+
 /// The text of the owner record of `owner_id`.
 pub fn value(owner_id: &str) -> String {
     format!("heritage=gordon,owner={owner_id}")
@@ -86,6 +89,21 @@ pub fn check_owner_id(key: &str, id: &str) -> Result<(), String> {
     }
 }
 
+/// Checks the ownership keys every publisher takes: `owner_id`, and
+/// `adopt_from_owner` (another valid id, not `owner_id` itself).
+pub fn check_owner_ids(owner_id: &str, adopt_from_owner: Option<&str>) -> Result<(), String> {
+    check_owner_id("owner_id", owner_id)?;
+    if let Some(old) = adopt_from_owner {
+        check_owner_id("adopt_from_owner", old)?;
+        if old == owner_id {
+            return Err(format!(
+                "`adopt_from_owner` {old:?} is `owner_id` itself: name the owner id to take records over from"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +138,9 @@ mod tests {
             assert!(check_owner_id("owner_id", bad).is_err(), "{bad:?}");
         }
         assert_eq!(value("gordon"), "heritage=gordon,owner=gordon");
+        assert!(check_owner_ids("a", Some("b")).is_ok());
+        assert!(check_owner_ids("a", Some("a"))
+            .unwrap_err()
+            .contains("is `owner_id` itself"));
     }
 }

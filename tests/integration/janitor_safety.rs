@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use gordon_test_servers::bind::{Bind, Key};
 
 use crate::backends::{backend, gordon_env, stop, ZONE};
-use crate::util::{fixture, http, sample, text, wait_for_file, Env};
+use crate::util::{dns_env_for, fixture, http, sample, text, wait_for_file, Env};
 
 /// Records an operator made by hand: an apex MX, an SPF TXT and a legacy host.
 const HAND_MADE: &str = "update add example.test. 300 MX 10 mail.example.net.\n\
@@ -620,24 +620,8 @@ fn janitor_metrics_carry_counts_as_values_and_the_last_success_time() {
 /// the file by hand.
 #[test]
 fn a_zone_file_the_service_wrote_is_reconciled_by_its_owner_records() {
-    let service = Env::new();
-    service.install(&sample("http"), "libgordon_plugin_http.so");
-    service.install(&sample("dns"), "libgordon_plugin_dns.so");
-    let zone_file = service.path().join("zones/zone");
-    service.config(&format!(
-        r#"[core]
-plugins = ["http.events", "dns.enricher", "dns.zonefile"]
-["http.events"]
-listen = "127.0.0.1:0"
-port_file = "{port}"
-["dns"]
-zone = "{ZONE}"
-["dns.zonefile"]
-path = "{zone}"
-"#,
-        port = service.file("port"),
-        zone = zone_file.display(),
-    ));
+    let service = dns_env_for(ZONE, "", "");
+    let zone_file = service.path().join(format!("zones/{ZONE}zone"));
     let child = service.spawn(&[]);
     let port = wait_for_file(&service.path().join("port"), Duration::from_secs(30));
     let port: u16 = port.trim().parse().unwrap();

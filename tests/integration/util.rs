@@ -467,6 +467,11 @@ pub fn named_checkzone() -> Option<PathBuf> {
 /// `zones/example.com.zone`; `core` is added to `[core]` (it may end with more
 /// top-level tables) and `http` to `["http.events"]`.
 pub fn dns_env_with(core: &str, http: &str) -> Env {
+    dns_env_for("example.com.", core, http)
+}
+
+/// [`dns_env_with`] for `zone` (absolute), its file `zones/<zone>zone`.
+pub fn dns_env_for(zone: &str, core: &str, http: &str) -> Env {
     let env = Env::new();
     env.install(&sample("http"), "libgordon_plugin_http.so");
     env.install(&sample("dns"), "libgordon_plugin_dns.so");
@@ -479,12 +484,12 @@ listen = "127.0.0.1:0"
 port_file = "{port}"
 {http}
 ["dns"]
-zone = "example.com."
+zone = "{zone}"
 ["dns.zonefile"]
-path = "{zone}"
+path = "{path}"
 "#,
         port = env.file("port"),
-        zone = env.file("zones/example.com.zone"),
+        path = env.file(&format!("zones/{zone}zone")),
     ));
     env
 }

@@ -9,12 +9,17 @@
 
 use std::time::Duration;
 
-use abi_stable::std_types::{RSlice, RSliceMut};
+use abi_stable::std_types::{RResult, RSlice, RSliceMut};
 use gordon_plugin_api::abi::{
     AuthorityBox, HandlerBox, MetricEvent, PublisherBox, ReconcilerBox, RelayBox, RunnableBox,
 };
 use gordon_plugin_api::channel::{Receiver, Sender};
-use gordon_plugin_api::{EventMessage, PluginError, ZoneRecords};
+use gordon_plugin_api::{EventMessage, FfiError, PluginError, ZoneRecords};
+
+/// A plugin call's result, on the host's side.
+pub(super) fn done<T>(result: RResult<T, FfiError>) -> Result<T, PluginError> {
+    result.into_result().map_err(Into::into)
+}
 
 /// Milliseconds for an FFI deadline (saturating).
 fn millis(d: Duration) -> u64 {
@@ -30,7 +35,7 @@ impl Source {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn start(&self, events: Sender<EventMessage>) -> Result<(), PluginError> {
-        self.0.start(events).into_result().map_err(Into::into)
+        done(self.0.start(events))
     }
 
     /// Hands back messages that finished their route (`cleanup`) or failed (`drop`).
@@ -38,10 +43,7 @@ impl Source {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, batch: &[EventMessage]) -> Result<(), PluginError> {
-        self.0
-            .cleanup(RSlice::from_slice(batch))
-            .into_result()
-            .map_err(Into::into)
+        done(self.0.cleanup(RSlice::from_slice(batch)))
     }
 
     /// Stops taking events; the plugin has `deadline`.
@@ -49,10 +51,7 @@ impl Source {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), PluginError> {
-        self.0
-            .shutdown(millis(deadline))
-            .into_result()
-            .map_err(Into::into)
+        done(self.0.shutdown(millis(deadline)))
     }
 }
 
@@ -75,10 +74,7 @@ impl Handler {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), PluginError> {
-        self.0
-            .shutdown(millis(deadline))
-            .into_result()
-            .map_err(Into::into)
+        done(self.0.shutdown(millis(deadline)))
     }
 }
 
@@ -96,10 +92,7 @@ impl Relay {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, deadline: Duration) -> Result<(), PluginError> {
-        self.0
-            .cleanup(millis(deadline))
-            .into_result()
-            .map_err(Into::into)
+        done(self.0.cleanup(millis(deadline)))
     }
 }
 
@@ -112,7 +105,7 @@ impl Authority {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn run(&self, rrsets: Sender<ZoneRecords>) -> Result<(), PluginError> {
-        self.0.run(rrsets).into_result().map_err(Into::into)
+        done(self.0.run(rrsets))
     }
 
     /// Lets outstanding work finish; the plugin has `deadline`.
@@ -120,10 +113,7 @@ impl Authority {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, deadline: Duration) -> Result<(), PluginError> {
-        self.0
-            .cleanup(millis(deadline))
-            .into_result()
-            .map_err(Into::into)
+        done(self.0.cleanup(millis(deadline)))
     }
 }
 
@@ -140,10 +130,7 @@ impl Reconciler {
         rrsets: Receiver<ZoneRecords>,
         changes: Sender<EventMessage>,
     ) -> Result<(), PluginError> {
-        self.0
-            .run(rrsets.into_ffi(), changes)
-            .into_result()
-            .map_err(Into::into)
+        done(self.0.run(rrsets.into_ffi(), changes))
     }
 
     /// Lets outstanding work finish; the plugin has `deadline`.
@@ -151,10 +138,7 @@ impl Reconciler {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, deadline: Duration) -> Result<(), PluginError> {
-        self.0
-            .cleanup(millis(deadline))
-            .into_result()
-            .map_err(Into::into)
+        done(self.0.cleanup(millis(deadline)))
     }
 }
 
@@ -167,10 +151,7 @@ impl Publisher {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn run(&self, changes: Receiver<EventMessage>) -> Result<(), PluginError> {
-        self.0
-            .run(changes.into_ffi())
-            .into_result()
-            .map_err(Into::into)
+        done(self.0.run(changes.into_ffi()))
     }
 
     /// Lets outstanding work finish; the plugin has `deadline`.
@@ -178,10 +159,7 @@ impl Publisher {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, deadline: Duration) -> Result<(), PluginError> {
-        self.0
-            .cleanup(millis(deadline))
-            .into_result()
-            .map_err(Into::into)
+        done(self.0.cleanup(millis(deadline)))
     }
 }
 

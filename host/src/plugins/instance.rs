@@ -7,7 +7,7 @@ use gordon_plugin_api::abi::{
 };
 use gordon_plugin_api::PluginError;
 
-use super::handle::{wrap, Authority, Handler, Publisher, Reconciler, Relay, Source};
+use super::handle::{done, wrap, Authority, Handler, Publisher, Reconciler, Relay, Source};
 use super::loader::Ctor;
 use super::registry::PluginInfo;
 use crate::config::PluginConfig;
@@ -102,8 +102,5 @@ fn create<B, H>(
 ) -> Result<Instance, PluginError> {
     let new =
         new.ok_or_else(|| PluginError::new(format!("kind `{}` has no constructor", info.kind)))?;
-    new(RStr::from_str(config_json))
-        .into_result()
-        .map(|obj| instance(handle(obj)))
-        .map_err(Into::into)
+    done(new(RStr::from_str(config_json))).map(|obj| instance(handle(obj)))
 }

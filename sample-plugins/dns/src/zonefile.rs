@@ -90,7 +90,7 @@ impl Plugin for ZoneFile {
     fn new(config: ZoneFileConfig, ctx: PluginContext) -> Result<Self, PluginError> {
         let settings = Settings::resolve(&config)?;
         if settings.ownership.manage_unowned {
-            tracing::warn!("{}", config::Ownership::MANAGE_UNOWNED_WARNING);
+            tracing::warn!("{}", ownership::MANAGE_UNOWNED_WARNING);
         }
         for name in &settings.defaulted {
             tracing::warn!(
@@ -126,19 +126,11 @@ impl Plugin for ZoneFile {
         // The file holds everything before the first batch: what a restart found in
         // the journal is folded in now.
         shared.write_if_changed(existing.as_deref(), replayed > 0)?;
-        {
-            let mut inner = shared.lock();
-            let all = inner.journal.rotate().map_err(|e| {
-                PluginError::new(format!(
-                    "cannot start a journal segment for zone file {path}: {e}"
-                ))
-            })?;
-            inner.journal.remove(&all).map_err(|e| {
-                PluginError::new(format!(
-                    "cannot remove old journal segments of zone file {path}: {e}"
-                ))
-            })?;
-        }
+        shared.lock().journal.remove_older().map_err(|e| {
+            PluginError::new(format!(
+                "cannot remove old journal segments of zone file {path}: {e}"
+            ))
+        })?;
         let writer = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()

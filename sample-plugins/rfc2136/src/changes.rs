@@ -13,12 +13,12 @@
 
 use std::collections::HashMap;
 
-use gordon_plugin_api::{Action, EventMessage, PluginError, RecordType};
+use gordon_plugin_api::{ownership, Action, EventMessage, PluginError, RecordType};
 
 use crate::wire::{self, Name, Section, Writer, CLASS_ANY, CLASS_IN, CLASS_NONE, OPCODE_UPDATE};
 
 /// The label prefix of owner records.
-pub(crate) const OWNER_PREFIX: &str = "_gordon-";
+pub(crate) const OWNER_PREFIX: &str = ownership::PREFIX;
 /// The most bytes of records one UPDATE carries (a DNS message is at most 65535
 /// bytes; this leaves room for the header, zone and TSIG).
 pub(crate) const MAX_UPDATE_BYTES: usize = 64_000;
@@ -131,7 +131,7 @@ pub(crate) fn owner_name(name: &Name, rtype: RecordType, zone: &Name) -> Result<
 
 /// The owner record's TXT record data for `owner_id`.
 pub(crate) fn owner_rdata(owner_id: &str) -> Vec<u8> {
-    wire::txt_rdata(format!("heritage=gordon,owner={owner_id}").as_bytes())
+    wire::txt_rdata(ownership::value(owner_id).as_bytes())
 }
 
 /// What `validate` needs to know of the configuration.

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gordon_plugin_api::PluginError;
+use gordon_plugin_api::{ownership, PluginError};
 use serde::Deserialize;
 
 use crate::tsig::{parse_key_file, Algorithm, Key};
@@ -118,7 +118,7 @@ fn default_max_batch() -> usize {
     500
 }
 fn default_owner_id() -> String {
-    "gordon".into()
+    ownership::DEFAULT_OWNER_ID.into()
 }
 
 /// How ownership records are honoured.
@@ -132,11 +132,6 @@ pub(crate) struct Ownership {
     pub(crate) adopt_from_owner: Option<String>,
     /// Change record sets whatever owns them.
     pub(crate) manage_unowned: bool,
-}
-
-impl Ownership {
-    /// The warning logged whenever `manage_unowned` is on.
-    pub(crate) const MANAGE_UNOWNED_WARNING: &'static str = "manage_unowned = true: record sets gordon does not own (made by hand, by other tools or by other owners) are changed and deleted too";
 }
 
 /// The configuration, checked, with the key loaded.
@@ -262,23 +257,6 @@ fn load_key(cfg: &Rfc2136Config) -> Result<Key, PluginError> {
     }
 }
 
-/// Checks an owner id (named by `key`): printable ASCII without separators, at most
-/// 64 characters.
-fn check_owner_id(key: &str, id: &str) -> Result<(), PluginError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !b",=\"\\;".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(err(format!(
-            "`{key}` {id:?} must be 1 to 64 printable characters without spaces, ',', '=', '\"', '\\' or ';'"
-        )))
-    }
-}
-
 impl Settings {
     /// Checks the configuration and loads the key.
     pub(crate) fn resolve(cfg: &Rfc2136Config) -> Result<Settings, PluginError> {
@@ -321,15 +299,7 @@ impl Settings {
                 cfg.max_batch
             )));
         }
-        check_owner_id("owner_id", &cfg.owner_id)?;
-        if let Some(old) = &cfg.adopt_from_owner {
-            check_owner_id("adopt_from_owner", old)?;
-            if *old == cfg.owner_id {
-                return Err(err(format!(
-                    "`adopt_from_owner` {old:?} is `owner_id` itself: name the owner id to take records over from"
-                )));
-            }
-        }
+        ownership::check_owner_ids(&cfg.owner_id, cfg.adopt_from_owner.as_deref()).map_err(err)?;
         Ok(Settings {
             zone,
             default_ttl: cfg.default_ttl,

@@ -135,7 +135,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gordon_plugin_api::{
-    tracing, EventMessage, Failures, MessageHandler, Plugin, PluginContext, PluginError,
+    ownership, tracing, EventMessage, Failures, MessageHandler, Plugin, PluginContext, PluginError,
 };
 
 pub use config::{Rfc2136Config, Transport, Verify};
@@ -180,7 +180,7 @@ impl Plugin for Rfc2136 {
             "Publishing by RFC 2136 update."
         );
         if s.ownership.manage_unowned {
-            tracing::warn!(zone = %s.zone, "{}", config::Ownership::MANAGE_UNOWNED_WARNING);
+            tracing::warn!(zone = %s.zone, "{}", ownership::MANAGE_UNOWNED_WARNING);
         }
         let note = format!(
             "Published to server {} zone {} by RFC 2136 update",

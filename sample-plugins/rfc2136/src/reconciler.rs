@@ -43,8 +43,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 
 use gordon_plugin_api::{
-    event_json, tracing, EventMessage, Inbox, Outbox, Phase, Plugin, PluginContext, PluginError,
-    Reconciler, RecordType, ResourceRecord, ZoneRecords,
+    event_json, ownership, tracing, EventMessage, Inbox, Outbox, Phase, Plugin, PluginContext,
+    PluginError, Reconciler, RecordType, ResourceRecord, ZoneRecords,
 };
 use serde::Deserialize;
 
@@ -52,7 +52,7 @@ use crate::changes;
 use crate::client::Client;
 #[cfg(test)]
 use crate::client::ServedRecord;
-use crate::config::{Ownership, Rfc2136Config, Settings};
+use crate::config::{Rfc2136Config, Settings};
 use crate::wire::{self, Name};
 use diff::{Owner, Policy, Rules};
 
@@ -276,7 +276,7 @@ impl Reconciler for DnsReconciler {
             "Reconciling."
         );
         if own.manage_unowned {
-            tracing::warn!("{}", Ownership::MANAGE_UNOWNED_WARNING);
+            tracing::warn!("{}", ownership::MANAGE_UNOWNED_WARNING);
         }
         let mut failed = Vec::new();
         while let Some(zone) = rrsets.recv().await {
@@ -477,7 +477,7 @@ fn owner_wire(name: &[u8], rtype: RecordType, zone: &Name, out: &mut Vec<u8>) ->
 }
 
 fn owner_value(id: &str) -> String {
-    format!("heritage=gordon,owner={id}")
+    ownership::value(id)
 }
 
 /// Served TXT rdata as the canonical rrdata of its character-strings, the form

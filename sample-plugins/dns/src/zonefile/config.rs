@@ -87,19 +87,9 @@ pub(crate) struct Ownership {
 }
 
 impl Ownership {
-    /// The warning logged whenever `manage_unowned` is on.
-    pub(crate) const MANAGE_UNOWNED_WARNING: &'static str = "manage_unowned = true: record sets gordon does not own (added by hand, by other tools or by other owners) are changed and deleted too";
-
     fn resolve(cfg: &ZoneFileConfig) -> Result<Self, PluginError> {
-        ownership::check_owner_id("owner_id", &cfg.owner_id).map_err(PluginError::new)?;
-        if let Some(old) = &cfg.adopt_from_owner {
-            ownership::check_owner_id("adopt_from_owner", old).map_err(PluginError::new)?;
-            if *old == cfg.owner_id {
-                return Err(PluginError::new(format!(
-                    "`adopt_from_owner` {old:?} is `owner_id` itself: name the owner id to take records over from"
-                )));
-            }
-        }
+        ownership::check_owner_ids(&cfg.owner_id, cfg.adopt_from_owner.as_deref())
+            .map_err(PluginError::new)?;
         let rrdata = |id: &str| event_json::txt_rrdata(&[ownership::value(id)]);
         Ok(Ownership {
             ours: rrdata(&cfg.owner_id),

@@ -121,6 +121,13 @@ impl Journal {
         Ok(self.older.clone())
     }
 
+    /// Removes every segment before the current one (at start-up, once the zone
+    /// file holds what they held).
+    pub(crate) fn remove_older(&mut self) -> io::Result<()> {
+        let older = self.older.clone();
+        self.remove(&older)
+    }
+
     /// Removes segments the zone file now holds.
     pub(crate) fn remove(&mut self, done: &[u64]) -> io::Result<()> {
         for seq in done {
