@@ -1,7 +1,7 @@
 //! `gordon-bench`: the measurements behind `docs/BENCHMARKS.md`.
 //!
 //! ```text
-//! cargo run --release -p gordon-bench -- [all|startup|pipeline|latency|memory|idle|channel|nats|nats-bind|zonefile]
+//! cargo run --release -p gordon-bench -- [all|startup|pipeline|latency|memory|idle|channel|nats|nats-bind|zonefile|isolated]
 //! ```
 //! (`zonefile` takes `--records N`, default 200,000; `all` runs the default.)
 //!
@@ -11,6 +11,7 @@
 
 mod backends;
 mod channel;
+mod isolated;
 mod janitor_million;
 mod nats_bind;
 mod pipeline;
@@ -57,7 +58,31 @@ fn build_release() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `__plugin-process --plugin NAME --host-pid PID`: this binary is also the plugin
+/// process of the `isolated` benchmark (the host starts `current_exe()`).
+/// Returns only when this is not a plugin process.
+fn plugin_process() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some("__plugin-process") {
+        return;
+    }
+    let (mut plugin, mut host_pid) = (None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--plugin" => plugin = args.next(),
+            "--host-pid" => host_pid = args.next().and_then(|p| p.parse::<u32>().ok()),
+            _ => {}
+        }
+    }
+    let (Some(plugin), Some(host_pid)) = (plugin, host_pid) else {
+        eprintln!("usage: __plugin-process --plugin NAME --host-pid PID");
+        std::process::exit(2);
+    };
+    std::process::exit(i32::from(gordon::isolation::child::main(&plugin, host_pid)));
+}
+
 fn main() -> anyhow::Result<()> {
+    plugin_process();
     let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let all = what == "all";
     if ![
@@ -72,6 +97,7 @@ fn main() -> anyhow::Result<()> {
         "nats-bind",
         "zonefile",
         "janitor-million",
+        "isolated",
     ]
     .contains(&what.as_str())
     {
@@ -108,6 +134,9 @@ fn main() -> anyhow::Result<()> {
     }
     if all || what == "zonefile" {
         zonefile::run()?;
+    }
+    if all || what == "isolated" {
+        isolated::run()?;
     }
     // Not in `all`: setup alone (two million records into BIND) takes over a minute.
     if what == "janitor-million" {

@@ -70,6 +70,16 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 10)]
         min_owned_records: u64,
     },
+    /// The process an isolated plugin runs in; started by the host, not by hand.
+    #[command(name = "__plugin-process", hide = true)]
+    PluginProcess {
+        /// The plugin.
+        #[arg(long)]
+        plugin: String,
+        /// The host's pid (the process exits if its parent is another).
+        #[arg(long)]
+        host_pid: u32,
+    },
     /// Inspect installed plugins.
     Plugins {
         /// What to do with them.

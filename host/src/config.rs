@@ -100,6 +100,93 @@ pub struct CoreConfig {
     /// Router tuning.
     #[serde(default)]
     pub router: RouterConfig,
+    /// Plugins that run in a process of their own (see `[core.isolation]`); every
+    /// name must be in `core.plugins`.
+    #[serde(default)]
+    pub isolate: Vec<String>,
+    /// How isolated plugins run and are restarted.
+    #[serde(default)]
+    pub isolation: IsolationConfig,
+}
+
+/// `[core.isolation]`: the limits of every isolated plugin's process and how its
+/// crashes are handled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsolationConfig {
+    /// Address-space limit of the process in MiB (`RLIMIT_AS`); 0 = none.
+    #[serde(default)]
+    pub memory_limit_mb: u64,
+    /// CPU time limit of the process in seconds (`RLIMIT_CPU`); 0 = none.
+    #[serde(default)]
+    pub cpu_limit_seconds: u64,
+    /// Most open files of the process (`RLIMIT_NOFILE`); 0 = inherit.
+    #[serde(default)]
+    pub max_open_files: u64,
+    /// User to run the process as (name or uid); needs the host to run as root.
+    pub user: Option<String>,
+    /// Group to run the process as (name or gid); needs the host to run as root.
+    pub group: Option<String>,
+    /// Seconds a process has to load its library and create its plugin.
+    #[serde(default = "default_start_timeout")]
+    pub start_timeout: f64,
+    /// Seconds a call other than a handler's batch (a source's cleanup, a relay's
+    /// flush) may take before the process is killed.
+    #[serde(default = "default_call_timeout")]
+    pub call_timeout: f64,
+    /// Seconds before the first restart after a crash; doubles with each crash
+    /// in a row, up to `restart_backoff_max`.
+    #[serde(default = "default_restart_backoff")]
+    pub restart_backoff: f64,
+    /// Longest wait between restarts, in seconds. A process that ran longer than
+    /// this before crashing is restarted after `restart_backoff` again.
+    #[serde(default = "default_restart_backoff_max")]
+    pub restart_backoff_max: f64,
+    /// A plugin that crashes more than this many times within `crash_window` is
+    /// marked failed and not restarted (then `core.debug` decides: go on without
+    /// it, or stop the host with a non-zero exit).
+    #[serde(default = "default_max_crashes")]
+    pub max_crashes: u32,
+    /// The window of `max_crashes`, in seconds.
+    #[serde(default = "default_crash_window")]
+    pub crash_window: f64,
+}
+
+impl Default for IsolationConfig {
+    fn default() -> Self {
+        IsolationConfig {
+            memory_limit_mb: 0,
+            cpu_limit_seconds: 0,
+            max_open_files: 0,
+            user: None,
+            group: None,
+            start_timeout: default_start_timeout(),
+            call_timeout: default_call_timeout(),
+            restart_backoff: default_restart_backoff(),
+            restart_backoff_max: default_restart_backoff_max(),
+            max_crashes: default_max_crashes(),
+            crash_window: default_crash_window(),
+        }
+    }
+}
+
+const fn default_start_timeout() -> f64 {
+    30.0
+}
+const fn default_call_timeout() -> f64 {
+    10.0
+}
+const fn default_restart_backoff() -> f64 {
+    0.1
+}
+const fn default_restart_backoff_max() -> f64 {
+    10.0
+}
+const fn default_max_crashes() -> u32 {
+    5
+}
+const fn default_crash_window() -> f64 {
+    60.0
 }
 
 /// `[core.logging]`.
@@ -499,6 +586,50 @@ fn validate_core(path: &Path, core: &CoreConfig) -> Result<(), ConfigError> {
             *value,
             false,
         );
+    }
+    let iso = &core.isolation;
+    seconds("core.isolation.start_timeout", iso.start_timeout, false);
+    seconds("core.isolation.call_timeout", iso.call_timeout, false);
+    seconds("core.isolation.restart_backoff", iso.restart_backoff, true);
+    seconds(
+        "core.isolation.restart_backoff_max",
+        iso.restart_backoff_max,
+        true,
+    );
+    seconds("core.isolation.crash_window", iso.crash_window, false);
+    if iso.restart_backoff_max < iso.restart_backoff {
+        invalid(
+            "core.isolation.restart_backoff_max",
+            format!(
+                "must be at least core.isolation.restart_backoff ({}), got {}",
+                iso.restart_backoff, iso.restart_backoff_max
+            ),
+        );
+    }
+    if iso.max_crashes == 0 {
+        invalid(
+            "core.isolation.max_crashes",
+            "must be at least 1".to_owned(),
+        );
+    }
+    for (key, value) in [("user", &iso.user), ("group", &iso.group)] {
+        if value.as_deref().is_some_and(str::is_empty) {
+            invalid(
+                &format!("core.isolation.{key}"),
+                "must not be empty".to_owned(),
+            );
+        }
+    }
+    let mut isolated = std::collections::BTreeSet::new();
+    for name in &core.isolate {
+        if !core.plugins.contains(name) {
+            invalid(
+                "core.isolate",
+                format!("`{name}` is not listed in core.plugins"),
+            );
+        } else if !isolated.insert(name.as_str()) {
+            invalid("core.isolate", format!("`{name}` is listed more than once"));
+        }
     }
     let mut in_range = |key: &str, value: usize, max: usize| {
         if !(1..=max).contains(&value) {

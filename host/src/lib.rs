@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod isolation;
 pub mod janitor;
 pub mod logging;
 pub mod metrics;

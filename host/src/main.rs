@@ -7,6 +7,9 @@ use gordon::commands;
 fn main() -> ExitCode {
     gordon::service::signals::ignore_sighup();
     let cli = Cli::parse();
+    if let Some(Command::PluginProcess { plugin, host_pid }) = &cli.command {
+        return ExitCode::from(gordon::isolation::child::main(plugin, *host_pid));
+    }
     // Exit codes: 0 clean; 1 `check` found errors or a janitor run failed; 2 could
     // not start (or a command failed); 3 the service ran but did not stop cleanly.
     let result: anyhow::Result<u8> = match &cli.command {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
                 .map(|ok| u8::from(!ok))
                 .map_err(anyhow::Error::from)
         }
+        Some(Command::PluginProcess { .. }) => unreachable!("handled above"),
         Some(Command::Plugins {
             command: PluginsCommand::List { json },
         }) => commands::list::run(&cli.global, *json).map(|()| 0),

@@ -41,6 +41,14 @@ impl ZoneRecords {
             sources: RVec::new(),
         }
     }
+    /// An empty set for `zone` with room for `n` record sets, for the wire codec.
+    pub(crate) fn with_capacity(zone: &str, n: usize) -> Self {
+        ZoneRecords {
+            zone: zone.into(),
+            rrsets: RVec::with_capacity(n),
+            sources: RVec::with_capacity(n),
+        }
+    }
     /// The zone, e.g. `example.com.`.
     pub fn zone(&self) -> &str {
         &self.zone

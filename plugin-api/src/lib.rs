@@ -109,6 +109,8 @@ pub mod ownership;
 mod plugin;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[doc(hidden)]
+pub mod wire;
 
 pub use crate::channel::Closed;
 pub use crate::context::{EventSender, Metrics, PluginContext, RunContext, Shutdown};

@@ -89,6 +89,16 @@ impl MsgId {
         MsgId { hi, lo }
     }
 
+    /// An id from its two halves, for the wire codec.
+    pub(crate) const fn from_halves(hi: u64, lo: u64) -> Self {
+        MsgId { hi, lo }
+    }
+
+    /// The id's two halves, for the wire codec.
+    pub(crate) const fn halves(&self) -> (u64, u64) {
+        (self.hi, self.lo)
+    }
+
     /// The id as one 128-bit number.
     pub fn as_u128(&self) -> u128 {
         (u128::from(self.hi) << 64) | u128::from(self.lo)
@@ -257,9 +267,137 @@ fn read_str<'a>(buf: &'a [u8], at: &mut usize) -> Option<&'a str> {
     std::str::from_utf8(bytes).ok()
 }
 
+/// Whether `data` is a packed buffer `ResourceRecord` accessors read in full: an
+/// owner name and exactly `count` rrdatas, nothing after them (or empty, with no
+/// rrdatas, as in a stand-in).
+fn packed_is_valid(count: u32, data: &[u8]) -> bool {
+    match std::str::from_utf8(data) {
+        Ok(text) => packed_str_is_valid(count, text),
+        // The lengths' bytes can make a buffer of valid strings invalid as a whole.
+        Err(_) => {
+            // Not empty: "" is UTF-8.
+            if !packed_size_ok(count, data.len()) {
+                return false;
+            }
+            let mut at = 0;
+            for _ in 0..=count {
+                if read_str(data, &mut at).is_none() {
+                    return false;
+                }
+            }
+            at == data.len()
+        }
+    }
+}
+
+/// [`packed_is_valid`] for a buffer that is UTF-8 as a whole (the usual case: a
+/// length below 128 is four ASCII bytes): a string in it is UTF-8 if and only if it
+/// starts and ends on a character boundary, so nothing is validated twice.
+fn packed_str_is_valid(count: u32, data: &str) -> bool {
+    if !packed_size_ok(count, data.len()) {
+        return false;
+    }
+    if data.is_empty() {
+        return true;
+    }
+    let bytes = data.as_bytes();
+    let mut at = 0usize;
+    for _ in 0..=count {
+        let Some(len) = bytes.get(at..at + 4).and_then(|b| b.try_into().ok()) else {
+            return false;
+        };
+        let start = at + 4;
+        let Some(end) = start.checked_add(u32::from_le_bytes(len) as usize) else {
+            return false;
+        };
+        if !(data.is_char_boundary(start) && data.is_char_boundary(end)) {
+            return false;
+        }
+        at = end;
+    }
+    at == bytes.len()
+}
+
+/// Whether a buffer of `len` bytes can hold a name and `count` rrdatas (an empty
+/// one: only with no rrdatas, as in a stand-in).
+fn packed_size_ok(count: u32, len: usize) -> bool {
+    if len == 0 {
+        return count == 0;
+    }
+    // Each string takes at least its 4-byte length.
+    (count as usize).saturating_add(1) <= len / 4
+}
+
 impl ResourceRecord {
     /// The default TTL of the event format, in seconds.
     pub const DEFAULT_TTL: u32 = 300;
+
+    /// The rrdata count and the packed buffer (name and rrdatas), for the wire codec.
+    pub(crate) fn packed(&self) -> (u32, &[u8]) {
+        (self.rrdata_count, &self.data)
+    }
+
+    /// A record set from a packed buffer, for the wire codec; `None` if `data` is not
+    /// a valid buffer of `count` rrdatas.
+    pub(crate) fn from_packed(
+        rtype: RecordType,
+        ttl: u32,
+        count: u32,
+        data: &[u8],
+    ) -> Option<Self> {
+        packed_is_valid(count, data).then(|| ResourceRecord {
+            rtype,
+            ttl,
+            rrdata_count: count,
+            data: data.to_vec().into(),
+        })
+    }
+
+    /// Overwrites the record set from a packed buffer, reusing the buffer's
+    /// allocation, for the wire codec; false (and nothing changed) if `data` is not a
+    /// valid buffer of `count` rrdatas.
+    pub(crate) fn set_packed(
+        &mut self,
+        rtype: RecordType,
+        ttl: u32,
+        count: u32,
+        data: &[u8],
+    ) -> bool {
+        if !packed_is_valid(count, data) {
+            return false;
+        }
+        self.set_packed_unchecked(rtype, ttl, count, data);
+        true
+    }
+
+    /// [`ResourceRecord::set_packed`] for a buffer known to be UTF-8 as a whole.
+    pub(crate) fn set_packed_str(
+        &mut self,
+        rtype: RecordType,
+        ttl: u32,
+        count: u32,
+        data: &str,
+    ) -> bool {
+        if !packed_str_is_valid(count, data) {
+            return false;
+        }
+        self.set_packed_unchecked(rtype, ttl, count, data.as_bytes());
+        true
+    }
+
+    fn set_packed_unchecked(&mut self, rtype: RecordType, ttl: u32, count: u32, data: &[u8]) {
+        self.rtype = rtype;
+        self.ttl = ttl;
+        self.rrdata_count = count;
+        if self.data.capacity() < data.len() {
+            // A new buffer of the right size rather than a grown one that would copy
+            // the old content first.
+            self.data = data.to_vec().into();
+        } else {
+            self.data.clear();
+            self.data.extend_from_copy_slice(data);
+        }
+    }
 
     /// A record set with the default TTL.
     pub fn new<I, S>(name: &str, rtype: RecordType, rrdatas: I) -> Self
@@ -398,6 +536,61 @@ pub struct HistoryEntry {
 }
 
 impl HistoryEntry {
+    /// Timestamp, plugin, from and to phases and raw text (empty for a phase
+    /// change), for the wire codec.
+    pub(crate) fn parts(&self) -> (u64, &'static str, Phase, Phase, &str) {
+        (
+            self.timestamp_ns,
+            self.plugin.as_str(),
+            self.from,
+            self.to,
+            &self.text,
+        )
+    }
+
+    /// An entry from the parts [`HistoryEntry::parts`] returns, for the wire codec.
+    pub(crate) fn from_parts(
+        timestamp_ns: u64,
+        plugin: &'static str,
+        from: Phase,
+        to: Phase,
+        text: &str,
+    ) -> Self {
+        HistoryEntry {
+            timestamp_ns,
+            plugin: RStr::from_str(plugin),
+            from,
+            to,
+            text: if text.is_empty() {
+                RString::new()
+            } else {
+                text.into()
+            },
+        }
+    }
+
+    /// Overwrites the entry with the parts [`HistoryEntry::parts`] returns, reusing
+    /// the text's allocation, for the wire codec.
+    pub(crate) fn set_parts(
+        &mut self,
+        timestamp_ns: u64,
+        plugin: &'static str,
+        from: Phase,
+        to: Phase,
+        text: &str,
+    ) {
+        self.timestamp_ns = timestamp_ns;
+        self.plugin = RStr::from_str(plugin);
+        self.from = from;
+        self.to = to;
+        if self.text.capacity() < text.len() {
+            self.text = text.into();
+        } else {
+            self.text.clear();
+            self.text.push_str(text);
+        }
+    }
+
     /// When the entry was made, in nanoseconds since the Unix epoch.
     pub fn timestamp_ns(&self) -> u64 {
         self.timestamp_ns
@@ -453,6 +646,40 @@ impl EventMessage {
             history: RVec::with_capacity(4),
             source_token: 0,
         }
+    }
+
+    /// A message to decode into, for the wire codec: all-zero id, phase `drop`, an
+    /// empty record, and nothing allocated.
+    pub(crate) fn blank() -> Self {
+        EventMessage {
+            msg_id: MsgId::from_halves(0, 0),
+            phase: Phase::DROP,
+            action: Action::Additions,
+            record: ResourceRecord {
+                rtype: RecordType(0),
+                ttl: 0,
+                rrdata_count: 0,
+                data: RVec::new(),
+            },
+            timestamp: RString::new(),
+            extra: RString::new(),
+            history: RVec::new(),
+            source_token: 0,
+        }
+    }
+
+    /// Sets the id and the phase (without a history entry), for the wire codec.
+    pub(crate) fn set_id_and_phase(&mut self, msg_id: MsgId, phase: Phase) {
+        self.msg_id = msg_id;
+        self.phase = phase;
+    }
+
+    /// The `timestamp` and extra-fields texts and the history, to overwrite in place,
+    /// for the wire codec.
+    pub(crate) fn texts_and_history_mut(
+        &mut self,
+    ) -> (&mut RString, &mut RString, &mut RVec<HistoryEntry>) {
+        (&mut self.timestamp, &mut self.extra, &mut self.history)
     }
 
     /// The message id.

@@ -32,4 +32,8 @@ mod guarantees;
 mod edges;
 // The HTTP door: stalled clients, framing, 100-continue, HEAD, the bearer token.
 mod http_door;
+// Crash isolation: isolated plugins that fault cost a restart, not the host.
+mod isolation;
+// Crash isolation under load: a faulting plugin behind NATS, nothing lost.
+mod isolation_soak;
 mod util;

@@ -242,30 +242,41 @@ panic_in = "new"
 
 #[test]
 fn a_metric_relay_plugin_receives_the_router_metrics() {
-    // Here REPORT is the relay's report, not the source's.
-    let env = alpha_beta_env(
-        r#"[core]
+    // In-process, and with every plugin isolated (the relay's events then cross
+    // a socket, and its cleanup writes the report in its own process).
+    for isolate in [
+        "",
+        r#"isolate = ["alpha.source", "beta.publish", "beta.relay"]"#,
+    ] {
+        // Here REPORT is the relay's report, not the source's.
+        let env = alpha_beta_env(&format!(
+            r#"[core]
 plugins = ["alpha.source", "beta.publish", "beta.relay"]
 metrics = "beta.relay"
+{isolate}
 [core.route]
 consume = "publish"
 ["alpha.source"]
 count = 10
 ["beta.relay"]
 report = "REPORT"
-"#,
-    );
-    let out = env.gordon(&[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path().join("report.json")).unwrap())
-            .unwrap();
-    let names = doc["names"].to_string();
-    for name in [
-        "gordon.messages",
-        "gordon.handler.latency",
-        "gordon.plugin.state",
-    ] {
-        assert!(names.contains(name), "relay did not get {name}: {doc}");
+"#
+        ));
+        let out = env.gordon(&[]);
+        assert!(out.status.success(), "{isolate}: {}", text(&out.stderr));
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(env.path().join("report.json")).unwrap())
+                .unwrap();
+        let names = doc["names"].to_string();
+        for name in [
+            "gordon.messages",
+            "gordon.handler.latency",
+            "gordon.plugin.state",
+        ] {
+            assert!(
+                names.contains(name),
+                "{isolate}: relay did not get {name}: {doc}"
+            );
+        }
     }
 }

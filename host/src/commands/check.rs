@@ -38,7 +38,13 @@ pub fn run(global: &Global, janitor: bool, as_json: bool) -> anyhow::Result<bool
     let mut failed = Vec::new();
     for info in &session.active {
         let cfg = session.plugin_config_json(info);
-        match instance::validate(info, &cfg) {
+        let core = &session.config.core;
+        let checked = if crate::isolation::is_isolated(core, &info.name) {
+            crate::isolation::validate(info, &cfg, core)
+        } else {
+            instance::validate(info, &cfg)
+        };
+        match checked {
             Ok(()) => passed.push(info.name.clone()),
             Err(e) => failed.push(Problem {
                 severity: Severity::Error,

@@ -16,6 +16,7 @@ pub fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
     let session = Session::open(&global.config_root, "gordon", global.verbose)?;
     let catalog = &session.catalog;
     let active = |name: &str| session.config.core.plugins.iter().any(|p| p == name);
+    let isolated = |name: &str| crate::isolation::is_isolated(&session.config.core, name);
     let mut out = std::io::stdout().lock();
     if as_json {
         let doc = json!({
@@ -28,6 +29,7 @@ pub fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
                 "version": p.version,
                 "description": p.description,
                 "active": active(&p.name),
+                "isolated": isolated(&p.name),
             })).collect::<Vec<_>>(),
             "refused": catalog.refused.iter().map(|r| {
                 let mut v = json!({"library": r.library, "reason": r.reason.to_string()});
@@ -53,7 +55,12 @@ pub fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
         .iter()
         .map(|p| {
             [
-                format!("{}{}", p.name, if active(&p.name) { " *" } else { "" }),
+                format!(
+                    "{}{}{}",
+                    p.name,
+                    if active(&p.name) { " *" } else { "" },
+                    if isolated(&p.name) { " [isolated]" } else { "" }
+                ),
                 p.kind.clone(),
                 if p.phase.is_empty() {
                     "-".into()
@@ -86,7 +93,7 @@ pub fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "({} plugin(s); * = active in core.plugins)",
+        "({} plugin(s); * = active in core.plugins; [isolated] = runs in a process of its own, core.isolate)",
         rows.len()
     )?;
     for (name, libs) in &catalog.duplicates {

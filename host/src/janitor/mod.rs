@@ -97,8 +97,7 @@ fn build(session: &Session) -> StartResult<Parts> {
     let mut relay = None;
     for info in &session.active {
         let cfg = session.plugin_config_json(info);
-        let created = instance::validate(info, &cfg)
-            .and_then(|()| instance::instantiate(info, &cfg))
+        let created = instance::start(info, &cfg, &session.config.core)
             .map_err(|e| StartError::Refused(info.problem(&e)))?;
         let name = intern(&info.name);
         let slot_taken = |what: &str, other: &str| {

@@ -8,6 +8,7 @@
 //! | `gordon.messages.abandoned` | counter: accepted messages a stop abandoned (not routed) | `plugin` (the source) |
 //! | `gordon.handler.latency` | timer: seconds per message, averaged over a batch | `phase`, `plugin` |
 //! | `gordon.plugin.state` | gauge: 1 running, 0 stopped | `plugin`, `state` |
+//! | `gordon.plugin.restarts` | counter: restarts of an isolated plugin's process after a crash | `plugin` |
 //! | `gordon.queue.depth` | gauge: messages waiting in a source's queue | `source` |
 //!
 //! Each is also listed in [`METRICS`] with what it measures, which relays that
@@ -67,6 +68,11 @@ pub const METRICS: &[(&str, MetricKind, &str)] = &[
         "gordon.plugin.state",
         MetricKind::Set,
         "1 while a plugin is in the state of the label (running, failed, stuck), 0 once it left it.",
+    ),
+    (
+        "gordon.plugin.restarts",
+        MetricKind::Incr,
+        "Restarts of an isolated plugin's process after it crashed, exited, or missed a call's deadline.",
     ),
     (
         "gordon.queue.depth",
@@ -176,6 +182,16 @@ pub fn queue_depth(source: &str, depth: usize) {
         "gordon.queue.depth",
         depth as f64,
         &[tag("source", source)],
+    );
+}
+
+/// An isolated plugin's process was restarted after a crash.
+pub fn plugin_restarted(plugin: &str) {
+    emit(
+        MetricKind::Incr,
+        "gordon.plugin.restarts",
+        1.0,
+        &[tag("plugin", plugin)],
     );
 }
 

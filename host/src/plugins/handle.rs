@@ -16,6 +16,8 @@ use gordon_plugin_api::abi::{
 use gordon_plugin_api::channel::{Receiver, Sender};
 use gordon_plugin_api::{EventMessage, FfiError, PluginError, ZoneRecords};
 
+use crate::isolation::remote;
+
 /// A plugin call's result, on the host's side.
 pub(super) fn done<T>(result: RResult<T, FfiError>) -> Result<T, PluginError> {
     result.into_result().map_err(Into::into)
@@ -27,7 +29,13 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// An event source (a runnable plugin).
-pub struct Source(RunnableBox);
+pub struct Source(Side<RunnableBox, remote::Source>);
+
+/// In this process, or in a process of its own.
+enum Side<L, R> {
+    Local(L),
+    Isolated(R),
+}
 
 impl Source {
     /// Starts producing onto `events`; returns at once.
@@ -35,7 +43,10 @@ impl Source {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn start(&self, events: Sender<EventMessage>) -> Result<(), PluginError> {
-        done(self.0.start(events))
+        match &self.0 {
+            Side::Local(o) => done(o.start(events)),
+            Side::Isolated(r) => r.start(events),
+        }
     }
 
     /// Hands back messages that finished their route (`cleanup`) or failed (`drop`).
@@ -43,7 +54,10 @@ impl Source {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, batch: &[EventMessage]) -> Result<(), PluginError> {
-        done(self.0.cleanup(RSlice::from_slice(batch)))
+        match &self.0 {
+            Side::Local(o) => done(o.cleanup(RSlice::from_slice(batch))),
+            Side::Isolated(r) => r.cleanup(batch),
+        }
     }
 
     /// Stops taking events; the plugin has `deadline`.
@@ -51,22 +65,38 @@ impl Source {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), PluginError> {
-        done(self.0.shutdown(millis(deadline)))
+        match &self.0 {
+            Side::Local(o) => done(o.shutdown(millis(deadline))),
+            Side::Isolated(r) => r.shutdown(deadline),
+        }
     }
 }
 
 /// A phase handler.
-pub struct Handler(HandlerBox);
+pub struct Handler(Side<HandlerBox, remote::Handler>);
 
 impl Handler {
     /// Handles `batch` in place; returns the messages that failed, by index, with
     /// why (a caught panic says so: [`PluginError::is_panic`]).
     pub fn handle_batch(&self, batch: &mut [EventMessage]) -> Vec<(usize, PluginError)> {
-        self.0
-            .handle_batch(RSliceMut::from_mut_slice(batch))
-            .into_iter()
-            .map(|f| (f.index as usize, f.error.into()))
-            .collect()
+        match &self.0 {
+            Side::Local(o) => o
+                .handle_batch(RSliceMut::from_mut_slice(batch))
+                .into_iter()
+                .map(|f| (f.index as usize, f.error.into()))
+                .collect(),
+            Side::Isolated(r) => r.handle_batch(batch),
+        }
+    }
+
+    /// How much longer than the handler timeout the router's watchdog should
+    /// wait before replacing the worker: an isolated call ends by its own deadline
+    /// (its process is killed), so the watchdog is only a backstop for it.
+    pub fn watchdog_grace(&self) -> Duration {
+        match &self.0 {
+            Side::Local(_) => Duration::ZERO,
+            Side::Isolated(_) => remote::WATCHDOG_GRACE,
+        }
     }
 
     /// Releases the plugin's resources; it has `deadline`.
@@ -74,17 +104,23 @@ impl Handler {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), PluginError> {
-        done(self.0.shutdown(millis(deadline)))
+        match &self.0 {
+            Side::Local(o) => done(o.shutdown(millis(deadline))),
+            Side::Isolated(r) => r.shutdown(deadline),
+        }
     }
 }
 
 /// A metric relay.
-pub struct Relay(RelayBox);
+pub struct Relay(Side<RelayBox, remote::Relay>);
 
 impl Relay {
     /// Relays one metric event.
     pub fn emit(&self, event: &MetricEvent<'_>) {
-        self.0.emit(event);
+        match &self.0 {
+            Side::Local(o) => o.emit(event),
+            Side::Isolated(r) => r.emit(event),
+        }
     }
 
     /// Flushes and closes; the plugin has `deadline`.
@@ -92,12 +128,15 @@ impl Relay {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, deadline: Duration) -> Result<(), PluginError> {
-        done(self.0.cleanup(millis(deadline)))
+        match &self.0 {
+            Side::Local(o) => done(o.cleanup(millis(deadline))),
+            Side::Isolated(r) => r.cleanup(deadline),
+        }
     }
 }
 
 /// A janitor authority.
-pub struct Authority(AuthorityBox);
+pub struct Authority(Side<AuthorityBox, remote::Janitor>);
 
 impl Authority {
     /// Puts one message per zone on `rrsets`; returns when done.
@@ -105,7 +144,10 @@ impl Authority {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn run(&self, rrsets: Sender<ZoneRecords>) -> Result<(), PluginError> {
-        done(self.0.run(rrsets))
+        match &self.0 {
+            Side::Local(o) => done(o.run(rrsets)),
+            Side::Isolated(r) => r.run_authority(rrsets),
+        }
     }
 
     /// Lets outstanding work finish; the plugin has `deadline`.
@@ -113,12 +155,15 @@ impl Authority {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, deadline: Duration) -> Result<(), PluginError> {
-        done(self.0.cleanup(millis(deadline)))
+        match &self.0 {
+            Side::Local(o) => done(o.cleanup(millis(deadline))),
+            Side::Isolated(r) => r.cleanup(deadline),
+        }
     }
 }
 
 /// A janitor reconciler.
-pub struct Reconciler(ReconcilerBox);
+pub struct Reconciler(Side<ReconcilerBox, remote::Janitor>);
 
 impl Reconciler {
     /// Consumes `rrsets` until it ends, putting corrections on `changes`.
@@ -130,7 +175,10 @@ impl Reconciler {
         rrsets: Receiver<ZoneRecords>,
         changes: Sender<EventMessage>,
     ) -> Result<(), PluginError> {
-        done(self.0.run(rrsets.into_ffi(), changes))
+        match &self.0 {
+            Side::Local(o) => done(o.run(rrsets.into_ffi(), changes)),
+            Side::Isolated(r) => r.run_reconciler(rrsets, changes),
+        }
     }
 
     /// Lets outstanding work finish; the plugin has `deadline`.
@@ -138,12 +186,15 @@ impl Reconciler {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, deadline: Duration) -> Result<(), PluginError> {
-        done(self.0.cleanup(millis(deadline)))
+        match &self.0 {
+            Side::Local(o) => done(o.cleanup(millis(deadline))),
+            Side::Isolated(r) => r.cleanup(deadline),
+        }
     }
 }
 
 /// A janitor publisher.
-pub struct Publisher(PublisherBox);
+pub struct Publisher(Side<PublisherBox, remote::Janitor>);
 
 impl Publisher {
     /// Consumes `changes` until it ends, publishing each.
@@ -151,7 +202,10 @@ impl Publisher {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn run(&self, changes: Receiver<EventMessage>) -> Result<(), PluginError> {
-        done(self.0.run(changes.into_ffi()))
+        match &self.0 {
+            Side::Local(o) => done(o.run(changes.into_ffi())),
+            Side::Isolated(r) => r.run_publisher(changes),
+        }
     }
 
     /// Lets outstanding work finish; the plugin has `deadline`.
@@ -159,7 +213,10 @@ impl Publisher {
     /// # Errors
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, deadline: Duration) -> Result<(), PluginError> {
-        done(self.0.cleanup(millis(deadline)))
+        match &self.0 {
+            Side::Local(o) => done(o.cleanup(millis(deadline))),
+            Side::Isolated(r) => r.cleanup(deadline),
+        }
     }
 }
 
@@ -168,21 +225,45 @@ pub(super) mod wrap {
     use super::*;
 
     pub fn source(obj: RunnableBox) -> Source {
-        Source(obj)
+        Source(Side::Local(obj))
     }
     pub fn handler(obj: HandlerBox) -> Handler {
-        Handler(obj)
+        Handler(Side::Local(obj))
     }
     pub fn relay(obj: RelayBox) -> Relay {
-        Relay(obj)
+        Relay(Side::Local(obj))
     }
     pub fn authority(obj: AuthorityBox) -> Authority {
-        Authority(obj)
+        Authority(Side::Local(obj))
     }
     pub fn reconciler(obj: ReconcilerBox) -> Reconciler {
-        Reconciler(obj)
+        Reconciler(Side::Local(obj))
     }
     pub fn publisher(obj: PublisherBox) -> Publisher {
-        Publisher(obj)
+        Publisher(Side::Local(obj))
+    }
+}
+
+/// Wraps the isolation layer's remote ends into handles.
+pub(crate) mod isolated {
+    use super::*;
+
+    pub fn source(r: remote::Source) -> Source {
+        Source(Side::Isolated(r))
+    }
+    pub fn handler(r: remote::Handler) -> Handler {
+        Handler(Side::Isolated(r))
+    }
+    pub fn relay(r: remote::Relay) -> Relay {
+        Relay(Side::Isolated(r))
+    }
+    pub fn authority(r: remote::Janitor) -> Authority {
+        Authority(Side::Isolated(r))
+    }
+    pub fn reconciler(r: remote::Janitor) -> Reconciler {
+        Reconciler(Side::Isolated(r))
+    }
+    pub fn publisher(r: remote::Janitor) -> Publisher {
+        Publisher(Side::Isolated(r))
     }
 }

@@ -34,11 +34,41 @@ pub enum Instance {
 /// The plugin's error naming the file and table of the key it is about, its caught
 /// panic, or a configuration JSON cannot carry.
 pub fn validate(info: &PluginInfo, config: &PluginConfig) -> Result<(), PluginError> {
-    config.validate_with(|json| {
-        (info.fns.validate_config)(RStr::from_str(json))
-            .into_result()
-            .map_err(Into::into)
-    })
+    config.validate_with(|json| validate_json(info, json))
+}
+
+/// Runs the plugin's `validate_config` on configuration JSON as given (in a
+/// plugin process, where the host has already checked what JSON can carry).
+///
+/// # Errors
+/// The plugin's error or caught panic.
+pub fn validate_json(info: &PluginInfo, json: &str) -> Result<(), PluginError> {
+    (info.fns.validate_config)(RStr::from_str(json))
+        .into_result()
+        .map_err(Into::into)
+}
+
+/// Validates and creates the plugin, in this process or — when `core.isolate`
+/// names it — in a process of its own.
+///
+/// # Errors
+/// As [`validate`] and [`instantiate`], or the plugin process's failure to start.
+pub fn start(
+    info: &PluginInfo,
+    config: &PluginConfig,
+    core: &crate::config::CoreConfig,
+) -> Result<Instance, PluginError> {
+    if crate::isolation::is_isolated(core, &info.name) {
+        let timeout = core
+            .handler_timeouts
+            .get(&info.name)
+            .copied()
+            .unwrap_or(core.handler_timeout);
+        let timeout =
+            std::time::Duration::try_from_secs_f64(timeout).unwrap_or(std::time::Duration::MAX);
+        return crate::isolation::start(info, config, core, timeout);
+    }
+    validate(info, config).and_then(|()| instantiate(info, config))
 }
 
 /// Creates the plugin with its configuration (JSON object text).

@@ -141,7 +141,7 @@ fn join_paths(paths: &[PathBuf]) -> String {
 }
 
 /// Checks and loads one library: its plugins, and a warning about it if there is one.
-fn load_one(
+pub(crate) fn load_one(
     path: &Path,
     checks: &inspect::Checks,
 ) -> Result<(Vec<PluginInfo>, Option<Warning>), Refused> {

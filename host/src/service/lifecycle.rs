@@ -31,8 +31,7 @@ fn build(session: &Session) -> StartResult<Built> {
     let mut errors = Vec::new();
     for info in &session.active {
         let cfg = session.plugin_config_json(info);
-        let created =
-            instance::validate(info, &cfg).and_then(|()| instance::instantiate(info, &cfg));
+        let created = instance::start(info, &cfg, &session.config.core);
         match created {
             Ok(Instance::Handler(obj)) => built.handlers.push(HandlerSlot {
                 name: intern(&info.name),

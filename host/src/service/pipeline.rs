@@ -201,8 +201,13 @@ impl Pipeline {
     pub fn wait_for_stop(&self, signals: &mut super::signals::Signals) -> StartResult<()> {
         let workers = &self.shared.workers;
         let all_ended = || async {
-            while workers.live() > 0 {
-                workers.notify.notified().await;
+            tokio::select! {
+                () = async {
+                    while workers.live() > 0 {
+                        workers.notify.notified().await;
+                    }
+                } => {}
+                () = super::signals::stop_request() => {}
             }
         };
         match signals.wait_or(all_ended) {
@@ -211,7 +216,10 @@ impl Pipeline {
                 let shared = Arc::clone(&self.shared);
                 super::signals::exit_on_next_signal(move || shared.abandon_summary());
             }
-            None => tracing::info!("Every source has ended; shutting down."),
+            None => match super::signals::stop_requested() {
+                Some(why) => tracing::error!("{why}; shutting down."),
+                None => tracing::info!("Every source has ended; shutting down."),
+            },
         }
         Ok(())
     }
@@ -223,6 +231,9 @@ impl Pipeline {
         let shared = &self.shared;
         let started = Instant::now();
         let end = started + deadline;
+        if let Some(why) = super::signals::stop_requested() {
+            shared.problem(why);
+        }
         for route in &shared.routes {
             route.rx.close();
         }

@@ -208,7 +208,10 @@ pub fn route_batch(
             msg.update_phase_at(stage.phase, ROUTER, now);
         }
         let started = Instant::now();
-        state.begin_call(index, started + handler.timeout);
+        state.begin_call(
+            index,
+            started + handler.timeout + handler.obj.watchdog_grace(),
+        );
         let failures = handler.obj.handle_batch(batch);
         if !state.end_call() {
             return false;

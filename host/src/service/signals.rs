@@ -73,6 +73,35 @@ where
     Ok(Signals::install()?.wait_or(until))
 }
 
+/// Why the host must stop on its own (an isolated plugin failed and `core.debug`
+/// is off), once something asked.
+static STOP: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+static STOP_NOTIFY: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Asks the running service to stop as if signalled, for `why` (logged, and a
+/// problem of the run: it exits non-zero).
+pub fn request_stop(why: String) {
+    STOP.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert(why);
+    STOP_NOTIFY.notify_one();
+}
+
+/// Why a stop was requested, if one was.
+pub fn stop_requested() -> Option<String> {
+    STOP.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Waits until [`request_stop`] is called.
+pub async fn stop_request() {
+    loop {
+        if stop_requested().is_some() {
+            return;
+        }
+        STOP_NOTIFY.notified().await;
+    }
+}
+
 /// Makes SIGHUP harmless from the start: its default action ends the process, and
 /// `systemctl reload` or a closed terminal sends it. [`wait_for_signal_or`] later
 /// logs each one; until then (start-up, and commands that never wait) it is

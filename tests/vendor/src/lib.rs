@@ -3,9 +3,13 @@
 //! - `acme.hang` (handler, phase `publish`): never returns from a message whose
 //!   name contains `hang_on`; publishes (accepts) every other one.
 //! - `acme.crash` (runnable): sends `count` events, then panics in `run`.
-//! - `acme.fault` (handler, phase `publish`): on a message whose name contains `on`,
-//!   faults the way native code does, by `fault`: `segv` (a write through a null
-//!   pointer), `abort` or `exit` (status 70); publishes every other message.
+//! - `acme.fault` (handler, phase `publish`): on a message whose name contains `on`
+//!   (or, with `one_in = N`, on one message in N at random), faults the way native
+//!   code does, by `fault`: `segv` (a write through a null pointer), `abort`,
+//!   `exit` (status 70), `hang` (never returns) or `oom` (allocates and touches
+//!   memory until the allocator fails); publishes every other message.
+//! - `acme.flaky` (handler, phase `screen`): the same, one phase earlier, so that a
+//!   route can put it before a real publisher.
 
 use std::time::Duration;
 
@@ -95,6 +99,8 @@ impl Runnable for Crash {
 pub struct Fault {
     fault: FaultKind,
     on: String,
+    one_in: u64,
+    rng: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -103,31 +109,65 @@ pub enum FaultKind {
     Segv,
     Abort,
     Exit,
+    Hang,
+    Oom,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultConfig {
     fault: FaultKind,
+    #[serde(default)]
     on: String,
+    #[serde(default)]
+    one_in: u64,
 }
 
 impl Plugin for Fault {
     const NAME: &'static str = "acme.fault";
-    const DESCRIPTION: &'static str = "Segfaults, aborts or exits on some messages";
+    const DESCRIPTION: &'static str =
+        "Segfaults, aborts, exits, hangs or runs out of memory on some messages";
     type Config = FaultConfig;
+    fn validate_config(cfg: &FaultConfig) -> Result<(), PluginError> {
+        if cfg.on.is_empty() && cfg.one_in == 0 {
+            return Err(PluginError::new("set `on` or `one_in`"));
+        }
+        Ok(())
+    }
     fn new(cfg: FaultConfig, _: PluginContext) -> Result<Self, PluginError> {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32
+            | 1;
         Ok(Fault {
             fault: cfg.fault,
             on: cfg.on,
+            one_in: cfg.one_in,
+            rng: std::sync::atomic::AtomicU64::new(seed),
         })
     }
 }
 
-impl MessageHandler for Fault {
-    const PHASE: &'static str = "publish";
+impl Fault {
+    /// Whether this message is the one to fault on.
+    fn hits(&self, msg: &EventMessage) -> bool {
+        if self.one_in > 0 {
+            // xorshift64: one message in `one_in`, whatever its name, so a
+            // redelivered message is not doomed to fault again.
+            use std::sync::atomic::Ordering;
+            let mut x = self.rng.load(Ordering::Relaxed);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.rng.store(x, Ordering::Relaxed);
+            return x % self.one_in == 0;
+        }
+        msg.record().name().contains(self.on.as_str())
+    }
+
     fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
-        if !msg.record().name().contains(self.on.as_str()) {
+        if !self.hits(msg) {
             return Ok(());
         }
         match self.fault {
@@ -140,8 +180,49 @@ impl MessageHandler for Fault {
             }
             FaultKind::Abort => std::process::abort(),
             FaultKind::Exit => std::process::exit(70),
+            FaultKind::Hang => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+            FaultKind::Oom => {
+                let mut held: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    // 64 MiB at a time, every page written, until the allocator
+                    // fails (a memory limit) and the process aborts.
+                    held.push(vec![1u8; 64 << 20]);
+                    std::hint::black_box(&held);
+                }
+            }
         }
     }
 }
 
-export_plugins!(handler Hang, runnable Crash, handler Fault);
+impl MessageHandler for Fault {
+    const PHASE: &'static str = "publish";
+    fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
+        Fault::handle(self, msg)
+    }
+}
+
+/// `acme.flaky`: `acme.fault` in phase `screen`.
+pub struct Flaky(Fault);
+
+impl Plugin for Flaky {
+    const NAME: &'static str = "acme.flaky";
+    const DESCRIPTION: &'static str = "acme.fault, in phase screen";
+    type Config = FaultConfig;
+    fn validate_config(cfg: &FaultConfig) -> Result<(), PluginError> {
+        Fault::validate_config(cfg)
+    }
+    fn new(cfg: FaultConfig, ctx: PluginContext) -> Result<Self, PluginError> {
+        Fault::new(cfg, ctx).map(Flaky)
+    }
+}
+
+impl MessageHandler for Flaky {
+    const PHASE: &'static str = "screen";
+    fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
+        self.0.handle(msg)
+    }
+}
+
+export_plugins!(handler Hang, runnable Crash, handler Fault, handler Flaky);
