@@ -6,7 +6,6 @@
 //! The plugin process is this binary (`gordon-bench __plugin-process ...`, see
 //! `main`), started by the host's supervisor exactly as `gordon` starts it.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -32,17 +31,6 @@ const PLUGINS: [&str; 3] = ["bench.source", "bench.enrich", "bench.publish"];
 /// The handler deadline of the pipeline (as `pipeline.rs`) and of the isolated
 /// enricher's batches.
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn route() -> BTreeMap<String, String> {
-    [
-        ("consume", "enrich"),
-        ("enrich", "publish"),
-        ("publish", "cleanup"),
-    ]
-    .into_iter()
-    .map(|(a, b)| (a.into(), b.into()))
-    .collect()
-}
 
 /// The bench library, copied into a directory of our own (file and directory
 /// 0755, as discovery's checks want), so the plugin process loads it by path
@@ -183,7 +171,7 @@ fn run_once(
         batch_size: BATCH,
     };
     let started = Instant::now();
-    let pipeline = Pipeline::start(sources, handlers, &route(), &router, false)?;
+    let pipeline = Pipeline::start(sources, handlers, &crate::pipeline::route(), &router, false)?;
     pipeline.wait_until_sources_end();
     let elapsed = started.elapsed().as_secs_f64();
     pipeline.shutdown(Duration::from_secs(5));

@@ -21,7 +21,8 @@ use serde_json::json;
 const COUNT: u64 = 4_000_000;
 const ROUNDS: usize = 3;
 
-fn route() -> BTreeMap<String, String> {
+/// The standard route of the synthetic pipeline.
+pub(crate) fn route() -> BTreeMap<String, String> {
     [
         ("consume", "enrich"),
         ("enrich", "publish"),

@@ -570,3 +570,38 @@ fn isolated_janitor_plugins_publish_what_in_process_ones_do() {
     assert!(stderr.contains("Janitor run ended."), "{stderr}");
     assert!(!stderr.contains("Plugin process restarted."), "{stderr}");
 }
+
+/// An upgrade replaces the binary under a running host: a plugin process
+/// restarted afterwards is still the running host's own binary (the one that
+/// speaks its protocol), not the new file and not an error.
+#[test]
+fn a_restart_after_the_binary_was_replaced_runs_the_hosts_own_binary() {
+    let env = fault_env("segv", "", "");
+    let bin = env.path().join("gordon-copy");
+    std::fs::copy(crate::util::gordon_bin(), &bin).unwrap();
+    let log = std::fs::File::create(env.path().join("stderr.log")).unwrap();
+    let mut child = std::process::Command::new(&bin)
+        .arg("-c")
+        .arg(env.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let port = port_of(&env);
+    // The file the host was started from is gone (a package manager renames the
+    // new one over it).
+    std::fs::remove_file(&bin).unwrap();
+    std::fs::write(&bin, b"#!/bin/sh\nexit 99\n").unwrap();
+    let crash = post_one(port, "crash-me");
+    assert_eq!(wait_done(&env, port, &crash)["status"], "dropped");
+    let fine = post_one(port, "fine-after");
+    let doc = wait_done(&env, port, &fine);
+    assert_eq!(doc["status"], "published", "{doc}\n{}", env.log());
+    assert!(
+        env.log().contains("Plugin process restarted."),
+        "{}",
+        env.log()
+    );
+    let status = stop(&mut child);
+    assert_eq!(status.code(), Some(0), "{status}\n{}", env.log());
+}

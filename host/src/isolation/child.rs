@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gordon_plugin_api::channel::{self, Recv};
+use gordon_plugin_api::channel;
 use gordon_plugin_api::wire::{self, Interner};
 use gordon_plugin_api::{EventMessage, PluginError, ZoneRecords};
 
-use super::link::{op, Frame};
+use super::link::{self, op, Frame};
 use super::process::{CALL_FD, STREAM_FD, TELEMETRY_FD};
 use super::supervisor::encode_error;
 use super::Setup;
@@ -273,7 +273,13 @@ impl Server {
         };
         let (tx, rx) = channel::bounded::<EventMessage>(CHANNEL);
         let sock = self.stream.try_clone()?;
-        self.forwarder = Some(forward(rx, sock, wire::put_messages, op::EVENTS)?);
+        self.forwarder = Some(link::spawn_writer(
+            "gordon-forward",
+            rx,
+            sock,
+            wire::put_messages,
+            op::EVENTS,
+        )?);
         source.start(tx)
     }
 
@@ -309,7 +315,13 @@ impl Server {
         match self.instance.as_deref() {
             Some(Instance::Authority(a)) => {
                 let (tx, rx) = channel::bounded::<ZoneRecords>(64);
-                let fwd = forward(rx, sock, wire::put_zone_records, op::ZONES)?;
+                let fwd = link::spawn_writer(
+                    "gordon-forward",
+                    rx,
+                    sock,
+                    wire::put_zone_records,
+                    op::ZONES,
+                )?;
                 let r = a.run(tx);
                 let _ = fwd.join();
                 r
@@ -317,19 +329,25 @@ impl Server {
             Some(Instance::Reconciler(rec)) => {
                 let (rr_tx, rr_rx) = channel::bounded::<ZoneRecords>(64);
                 let (ch_tx, ch_rx) = channel::bounded::<EventMessage>(CHANNEL);
-                feed(self.stream.try_clone()?, move |body, _| {
+                link::spawn_reader("gordon-feed", self.stream.try_clone()?, move |body, _| {
                     let mut batch = Vec::new();
                     wire::get_zone_records(body, &mut batch).ok()?;
                     rr_tx.send_batch(batch).ok()
                 })?;
-                let fwd = forward(ch_rx, sock, wire::put_messages, op::EVENTS)?;
+                let fwd = link::spawn_writer(
+                    "gordon-forward",
+                    ch_rx,
+                    sock,
+                    wire::put_messages,
+                    op::EVENTS,
+                )?;
                 let r = rec.run(rr_rx, ch_tx);
                 let _ = fwd.join();
                 r
             }
             Some(Instance::Publisher(p)) => {
                 let (tx, rx) = channel::bounded::<EventMessage>(CHANNEL);
-                feed(sock, move |body, interner| {
+                link::spawn_reader("gordon-feed", sock, move |body, interner| {
                     let mut batch = Vec::new();
                     wire::get_messages(body, interner, &mut batch).ok()?;
                     tx.send_batch(batch).ok()
@@ -366,49 +384,4 @@ impl Server {
             Instance::Publisher(p) => p.cleanup(deadline),
         }
     }
-}
-
-/// Sends every batch of `rx` on `sock`, then [`op::END`], on a thread of its own.
-fn forward<T: Send + 'static>(
-    rx: channel::Receiver<T>,
-    mut sock: UnixStream,
-    encode: fn(&mut Vec<u8>, &[T]),
-    operation: u8,
-) -> Result<JoinHandle<()>, PluginError> {
-    std::thread::Builder::new()
-        .name("gordon-forward".into())
-        .spawn(move || {
-            let mut frame = Frame::default();
-            let mut batch = Vec::new();
-            while rx.recv_batch(&mut batch, 1024, None) != Recv::Ended {
-                encode(frame.start(operation), &batch);
-                batch.clear();
-                if frame.send(&mut sock).is_err() {
-                    return;
-                }
-            }
-            frame.start(op::END);
-            let _ = frame.send(&mut sock);
-        })
-        .map_err(|e| PluginError::new(format!("cannot start a forwarder: {e}")))
-}
-
-/// Reads stream frames into the plugin until [`op::END`], on a thread of its own.
-fn feed(
-    mut sock: UnixStream,
-    mut each: impl FnMut(&[u8], &mut Interner) -> Option<()> + Send + 'static,
-) -> Result<(), PluginError> {
-    std::thread::Builder::new()
-        .name("gordon-feed".into())
-        .spawn(move || {
-            let mut frame = Frame::default();
-            let mut interner = Interner::new();
-            while let Ok(operation) = frame.recv(&mut sock) {
-                if operation == op::END || each(frame.body(), &mut interner).is_none() {
-                    break;
-                }
-            }
-        })
-        .map(drop)
-        .map_err(|e| PluginError::new(format!("cannot start a feeder: {e}")))
 }

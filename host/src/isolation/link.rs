@@ -7,7 +7,12 @@
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use gordon_plugin_api::channel::{Receiver, Recv};
+use gordon_plugin_api::wire::Interner;
+use gordon_plugin_api::PluginError;
 
 /// The largest frame body either side accepts (a batch of messages, a log line):
 /// a peer announcing more is broken, and the link is dropped.
@@ -184,4 +189,58 @@ pub fn tune(sock: &UnixStream) {
             );
         }
     }
+}
+
+/// Writes every batch `rx` yields on `sock` as `operation` frames, then
+/// [`op::END`], on a thread of its own (a source's events, a janitor channel).
+///
+/// # Errors
+/// The thread cannot start.
+pub fn spawn_writer<T: Send + 'static>(
+    name: &str,
+    rx: Receiver<T>,
+    mut sock: UnixStream,
+    encode: fn(&mut Vec<u8>, &[T]),
+    operation: u8,
+) -> Result<JoinHandle<()>, PluginError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut frame = Frame::default();
+            let mut batch = Vec::new();
+            while rx.recv_batch(&mut batch, 1024, None) != Recv::Ended {
+                encode(frame.start(operation), &batch);
+                batch.clear();
+                if frame.send(&mut sock).is_err() {
+                    return;
+                }
+            }
+            frame.start(op::END);
+            let _ = frame.send(&mut sock);
+        })
+        .map_err(|e| PluginError::new(format!("cannot start thread {name}: {e}")))
+}
+
+/// Reads frames from `sock` until [`op::END`] or its end, handing each body to
+/// `each` (which returns `None` to stop), on a thread of its own.
+///
+/// # Errors
+/// The thread cannot start.
+pub fn spawn_reader(
+    name: &str,
+    mut sock: UnixStream,
+    mut each: impl FnMut(&[u8], &mut Interner) -> Option<()> + Send + 'static,
+) -> Result<JoinHandle<()>, PluginError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut frame = Frame::default();
+            let mut interner = Interner::new();
+            while let Ok(operation) = frame.recv(&mut sock) {
+                if operation == op::END || each(frame.body(), &mut interner).is_none() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| PluginError::new(format!("cannot start thread {name}: {e}")))
 }

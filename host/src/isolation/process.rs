@@ -50,7 +50,15 @@ pub struct Process {
 /// # Errors
 /// The sockets or the process cannot be created.
 pub fn spawn(plugin: &str) -> io::Result<(Process, Ends)> {
-    let exe = std::env::current_exe()?;
+    // The running binary itself, even if its file was replaced (a package
+    // upgrade) or deleted since the host started: host and plugin process always
+    // speak the same protocol.
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    let exe = if proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe()?
+    };
     let (call, child_call) = UnixStream::pair()?;
     let (stream, child_stream) = UnixStream::pair()?;
     let (telemetry, child_telemetry) = UnixStream::pair()?;
@@ -64,6 +72,10 @@ pub fn spawn(plugin: &str) -> io::Result<(Process, Ends)> {
     ];
     let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()];
     let mut cmd = Command::new(exe);
+    // What `ps` shows: the host's own path, not /proc/self/exe.
+    if let Ok(path) = std::env::current_exe() {
+        cmd.arg0(path);
+    }
     cmd.arg(SUBCOMMAND)
         .arg("--plugin")
         .arg(plugin)

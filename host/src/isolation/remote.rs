@@ -1,17 +1,16 @@
 //! The host's side of each plugin kind when the plugin runs in a process of its
 //! own: the same methods as the in-process handles, carried over the link.
 
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gordon_plugin_api::abi::MetricEvent;
-use gordon_plugin_api::channel::{Receiver, Recv, Sender};
+use gordon_plugin_api::channel::{Receiver, Sender};
 use gordon_plugin_api::wire::{self, Interner};
 use gordon_plugin_api::{EventMessage, PluginError, ZoneRecords};
 
-use super::link::{op, Frame};
+use super::link::{self, op, Frame};
 use super::supervisor::{CallError, Link, Supervisor};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -359,7 +358,7 @@ impl Janitor {
     pub fn run_authority(&self, rrsets: Sender<ZoneRecords>) -> Result<(), PluginError> {
         debug_assert!(matches!(self.kind, JanitorKind::Authority));
         let link = self.sup.current(None).map_err(PluginError::from)?;
-        let reader = read_stream(&link, move |frame, _| {
+        let reader = link::spawn_reader("gordon-stream-in", link.stream()?, move |frame, _| {
             let mut batch = Vec::new();
             wire::get_zone_records(frame, &mut batch).ok()?;
             rrsets.send_batch(batch).ok()
@@ -379,12 +378,22 @@ impl Janitor {
     ) -> Result<(), PluginError> {
         debug_assert!(matches!(self.kind, JanitorKind::Reconciler));
         let link = self.sup.current(None).map_err(PluginError::from)?;
-        let writer = write_stream(&link, rrsets, wire::put_zone_records, op::ZONES)?;
-        let reader = read_stream(&link, move |frame, interner| {
-            let mut batch = Vec::new();
-            wire::get_messages(frame, interner, &mut batch).ok()?;
-            changes.send_batch(batch).ok()
-        })?;
+        let writer = link::spawn_writer(
+            "gordon-stream-out",
+            rrsets,
+            link.stream()?,
+            wire::put_zone_records,
+            op::ZONES,
+        )?;
+        let reader = link::spawn_reader(
+            "gordon-stream-in",
+            link.stream()?,
+            move |frame, interner| {
+                let mut batch = Vec::new();
+                wire::get_messages(frame, interner, &mut batch).ok()?;
+                changes.send_batch(batch).ok()
+            },
+        )?;
         self.run(&link, vec![writer, reader])
     }
 
@@ -395,7 +404,13 @@ impl Janitor {
     pub fn run_publisher(&self, changes: Receiver<EventMessage>) -> Result<(), PluginError> {
         debug_assert!(matches!(self.kind, JanitorKind::Publisher));
         let link = self.sup.current(None).map_err(PluginError::from)?;
-        let writer = write_stream(&link, changes, wire::put_messages, op::EVENTS)?;
+        let writer = link::spawn_writer(
+            "gordon-stream-out",
+            changes,
+            link.stream()?,
+            wire::put_messages,
+            op::EVENTS,
+        )?;
         self.run(&link, vec![writer])
     }
 
@@ -422,51 +437,4 @@ impl Janitor {
     pub fn cleanup(&self, deadline: Duration) -> Result<(), PluginError> {
         self.sup.stop(deadline)
     }
-}
-
-/// Reads stream frames until [`op::END`] or the end of the process, handing
-/// each body to `each` (which returns `None` to stop).
-fn read_stream(
-    link: &Link,
-    mut each: impl FnMut(&[u8], &mut Interner) -> Option<()> + Send + 'static,
-) -> Result<std::thread::JoinHandle<()>, PluginError> {
-    let mut sock = link.stream().map_err(PluginError::from)?;
-    std::thread::Builder::new()
-        .name("gordon-stream-in".into())
-        .spawn(move || {
-            let mut frame = Frame::default();
-            let mut interner = Interner::new();
-            while let Ok(operation) = frame.recv(&mut sock) {
-                if operation == op::END || each(frame.body(), &mut interner).is_none() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| PluginError::new(format!("cannot start a stream reader: {e}")))
-}
-
-/// Writes every batch of `rx` on the stream socket, then [`op::END`].
-fn write_stream<T: Send + 'static>(
-    link: &Link,
-    rx: Receiver<T>,
-    encode: fn(&mut Vec<u8>, &[T]),
-    operation: u8,
-) -> Result<std::thread::JoinHandle<()>, PluginError> {
-    let mut sock: UnixStream = link.stream().map_err(PluginError::from)?;
-    std::thread::Builder::new()
-        .name("gordon-stream-out".into())
-        .spawn(move || {
-            let mut frame = Frame::default();
-            let mut batch = Vec::new();
-            while rx.recv_batch(&mut batch, 1024, None) != Recv::Ended {
-                encode(frame.start(operation), &batch);
-                batch.clear();
-                if frame.send(&mut sock).is_err() {
-                    return;
-                }
-            }
-            frame.start(op::END);
-            let _ = frame.send(&mut sock);
-        })
-        .map_err(|e| PluginError::new(format!("cannot start a stream writer: {e}")))
 }
