@@ -70,6 +70,15 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 10)]
         min_owned_records: u64,
     },
+    /// Ask a running `gordon run` over its control socket.
+    Ctl {
+        /// The control socket (default: the configuration's `core.control.socket`).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// What to ask.
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
     /// The process an isolated plugin runs in; started by the host, not by hand.
     #[command(name = "__plugin-process", hide = true)]
     PluginProcess {
@@ -94,6 +103,18 @@ pub enum PluginsCommand {
     /// List every plugin found in the plugin directories and every refused library.
     List {
         /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `gordon ctl ...`.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Every plugin's state (isolated ones: pid and restarts), the sources'
+    /// queues, the configuration generation and the host's health.
+    Status {
+        /// Print one JSON object instead of tables.
         #[arg(long)]
         json: bool,
     },

@@ -107,6 +107,35 @@ pub struct CoreConfig {
     /// How isolated plugins run and are restarted.
     #[serde(default)]
     pub isolation: IsolationConfig,
+    /// The control socket (`gordon ctl`).
+    #[serde(default)]
+    pub control: ControlConfig,
+}
+
+/// `[core.control]`: the control socket `gordon ctl` talks to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Listen on the control socket at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The socket's path, relative to the config root; default
+    /// `$RUNTIME_DIRECTORY/gordon.sock` when systemd sets it, else `gordon.sock`
+    /// in the config root.
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            enabled: true,
+            socket: None,
+        }
+    }
+}
+
+const fn default_true() -> bool {
+    true
 }
 
 /// `[core.isolation]`: the limits of every isolated plugin's process and how its
@@ -359,6 +388,28 @@ impl Config {
         self.table
             .get(name)
             .map_or_else(|| serde_json::json!({}), toml_to_json)
+    }
+
+    /// Where the control socket is: `core.control.socket` (relative to the
+    /// config root), else `$RUNTIME_DIRECTORY/gordon.sock`, else `gordon.sock` in
+    /// the config root.
+    pub fn control_socket(&self) -> PathBuf {
+        if let Some(path) = &self.core.control.socket {
+            return self.root.join(path);
+        }
+        match std::env::var_os("RUNTIME_DIRECTORY") {
+            // systemd's RuntimeDirectory=; several are separated by colons.
+            Some(dirs) if !dirs.is_empty() => {
+                let first = dirs
+                    .to_string_lossy()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                PathBuf::from(first).join("gordon.sock")
+            }
+            _ => self.root.join("gordon.sock"),
+        }
     }
 
     /// The plugin directories, resolved against the config root.

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod health;
 pub mod isolation;
@@ -13,3 +14,4 @@ pub mod metrics;
 pub mod plugins;
 pub mod service;
 pub mod session;
+pub mod table;

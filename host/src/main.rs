@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gordon::cli::{Cli, Command, PluginsCommand};
+use gordon::cli::{Cli, Command, CtlCommand, PluginsCommand};
 use gordon::commands;
 
 fn main() -> ExitCode {
@@ -41,6 +41,10 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
         Some(Command::PluginProcess { .. }) => unreachable!("handled above"),
+        Some(Command::Ctl {
+            socket,
+            command: CtlCommand::Status { json },
+        }) => gordon::control::client::status(&cli.global, socket.as_deref(), *json).map(|()| 0),
         Some(Command::Plugins {
             command: PluginsCommand::List { json },
         }) => commands::list::run(&cli.global, *json).map(|()| 0),

@@ -19,7 +19,7 @@ use crate::util::{
 /// messages whose name contains `crash`; `extra_core` is added to `[core]` (it
 /// may end with more top-level tables) and `isolation` to `[core.isolation]`
 /// (with `restart_backoff = 0.05` unless it sets one).
-fn fault_env(fault: &str, extra_core: &str, isolation: &str) -> Env {
+pub(crate) fn fault_env(fault: &str, extra_core: &str, isolation: &str) -> Env {
     let env = Env::new();
     let backoff = if isolation.contains("restart_backoff =") {
         ""
@@ -51,7 +51,7 @@ on = "crash"
 }
 
 /// The HTTP port the source wrote, once it did.
-fn port_of(env: &Env) -> u16 {
+pub(crate) fn port_of(env: &Env) -> u16 {
     wait_for_file(&env.path().join("port"), Duration::from_secs(30))
         .trim()
         .parse()
@@ -65,7 +65,7 @@ fn event(name: &str) -> String {
 }
 
 /// Posts one event; returns its id.
-fn post_one(port: u16, name: &str) -> String {
+pub(crate) fn post_one(port: u16, name: &str) -> String {
     let (status, doc) = http(port, "POST", "/events", &event(name));
     assert_eq!(status, 202, "{doc}");
     doc["ids"][0].as_str().unwrap().to_owned()
@@ -88,7 +88,7 @@ fn post_blind(port: u16, name: &str) {
 }
 
 /// Polls the status endpoint until the event is no longer pending.
-fn wait_done(env: &Env, port: u16, id: &str) -> serde_json::Value {
+pub(crate) fn wait_done(env: &Env, port: u16, id: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, doc) = http(port, "GET", &format!("/events/{id}"), "");
@@ -106,7 +106,7 @@ fn wait_done(env: &Env, port: u16, id: &str) -> serde_json::Value {
 
 /// The pids logged for `plugin` on lines containing `what` (`Plugin process
 /// started.`, `Plugin process restarted.`), in order.
-fn logged_pids(log: &str, plugin: &str, what: &str) -> Vec<i32> {
+pub(crate) fn logged_pids(log: &str, plugin: &str, what: &str) -> Vec<i32> {
     let tag = format!("plugin=\"{plugin}\"");
     let tag_bare = format!("plugin={plugin}");
     log.lines()
@@ -120,7 +120,7 @@ fn logged_pids(log: &str, plugin: &str, what: &str) -> Vec<i32> {
 }
 
 /// The pid of `plugin`'s first process, once the host logged it.
-fn started_pid(env: &Env, plugin: &str) -> i32 {
+pub(crate) fn started_pid(env: &Env, plugin: &str) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(pid) = logged_pids(&env.log(), plugin, "Plugin process started.").first() {
@@ -156,7 +156,7 @@ fn proc_status(pid: i32, key: &str) -> String {
 }
 
 /// SIGTERM, then the exit status (within 30 s).
-fn stop(child: &mut std::process::Child) -> std::process::ExitStatus {
+pub(crate) fn stop(child: &mut std::process::Child) -> std::process::ExitStatus {
     signal(child, libc::SIGTERM);
     wait_exit(child, Duration::from_secs(30))
 }

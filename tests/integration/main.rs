@@ -34,6 +34,8 @@ mod edges;
 mod http_door;
 // Crash isolation: isolated plugins that fault cost a restart, not the host.
 mod isolation;
+// The control socket (`gordon ctl`), systemd readiness, the unit file.
+mod control;
 // Crash isolation under load: a faulting plugin behind NATS, nothing lost.
 mod isolation_soak;
 mod util;

@@ -74,23 +74,10 @@ pub fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
         })
         .collect();
     let header = ["NAME", "KIND", "PHASE", "VERSION", "API", "LIBRARY"].map(String::from);
-    let widths: Vec<usize> = (0..6)
-        .map(|i| {
-            rows.iter()
-                .chain([&header])
-                .map(|r| r[i].len())
-                .max()
-                .unwrap_or(0)
-        })
+    let all: Vec<[String; 6]> = std::iter::once(header)
+        .chain(rows.iter().cloned())
         .collect();
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        writeln!(out, "{}", line.join("  ").trim_end())?;
-    }
+    write!(out, "{}", crate::table::render(&all))?;
     writeln!(
         out,
         "({} plugin(s); * = active in core.plugins; [isolated] = runs in a process of its own, core.isolate)",

@@ -36,6 +36,15 @@ fn exit_now(code: i32) -> ! {
 
 /// Runs the plugin process; returns only on a set-up failure it cannot report.
 pub fn main(plugin: &str, host_pid: u32) -> u8 {
+    // The host decides when this process ends (a stop call, its socket closing,
+    // or its death); a SIGTERM that systemd sends the whole service, or a
+    // terminal's signals, must not end a plugin before the host has drained it.
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: setting a disposition to SIG_IGN installs no handler code.
+        unsafe {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
     // SAFETY: prctl with PR_SET_PDEATHSIG takes integers. Set again here in case
     // the host thread that started this process ended between fork and now:
     // then the parent is no longer the host, checked next.

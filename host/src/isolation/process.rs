@@ -85,7 +85,7 @@ pub fn spawn(plugin: &str) -> io::Result<(Process, Ends)> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (fcntl, dup2, prctl); it allocates nothing and
+    // async-signal-safe functions (fcntl, dup2, setpgid, prctl); it allocates nothing and
     // touches no lock. It moves the three socket ends to descriptors 3-5 (through
     // temporaries, so that a source already numbered 3-5 is not overwritten before
     // it is copied), sends stdout to the stderr pipe, and asks the kernel to kill
@@ -107,6 +107,11 @@ pub fn spawn(plugin: &str) -> io::Result<(Process, Ends)> {
                 }
             }
             if libc::dup2(2, 1) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // A process group of its own: a terminal's Ctrl-C reaches the host,
+            // which stops its plugins in order, not every plugin at once.
+            if libc::setpgid(0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
             if libc::prctl(

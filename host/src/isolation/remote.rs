@@ -33,6 +33,11 @@ pub struct Handler {
 }
 
 impl Handler {
+    /// The plugin's supervisor.
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.sup
+    }
+
     /// A handler whose batches may take `timeout` each.
     pub fn new(sup: Arc<Supervisor>, timeout: Duration) -> Self {
         Handler { sup, timeout }
@@ -118,6 +123,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// The plugin's supervisor.
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.sup
+    }
+
     /// A source in `sup`'s process.
     pub fn new(sup: Arc<Supervisor>) -> Self {
         Source {
@@ -251,6 +261,11 @@ pub struct Relay {
 const RELAY_QUEUE: usize = 10_000;
 
 impl Relay {
+    /// The plugin's supervisor.
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.sup
+    }
+
     /// A relay in `sup`'s process.
     ///
     /// # Errors
@@ -329,6 +344,11 @@ pub struct Janitor {
 }
 
 impl Janitor {
+    /// The plugin's supervisor.
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.sup
+    }
+
     /// An authority in `sup`'s process.
     pub fn authority(sup: Arc<Supervisor>) -> Self {
         Janitor {

@@ -261,6 +261,15 @@ impl Supervisor {
         lock(&self.state).status.clone()
     }
 
+    /// The running process's pid, if one is running.
+    pub fn pid(&self) -> Option<i32> {
+        let st = lock(&self.state);
+        st.link
+            .as_ref()
+            .filter(|l| !l.is_dead())
+            .map(|l| l.process.pid)
+    }
+
     /// How many times its process was restarted.
     pub fn restarts(&self) -> u64 {
         lock(&self.state).restarts

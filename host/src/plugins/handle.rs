@@ -16,7 +16,10 @@ use gordon_plugin_api::abi::{
 use gordon_plugin_api::channel::{Receiver, Sender};
 use gordon_plugin_api::{EventMessage, FfiError, PluginError, ZoneRecords};
 
+use std::sync::Arc;
+
 use crate::isolation::remote;
+use crate::isolation::supervisor::Supervisor;
 
 /// A plugin call's result, on the host's side.
 pub(super) fn done<T>(result: RResult<T, FfiError>) -> Result<T, PluginError> {
@@ -38,6 +41,14 @@ enum Side<L, R> {
 }
 
 impl Source {
+    /// The supervisor of its process, when it is isolated.
+    pub fn supervisor(&self) -> Option<Arc<Supervisor>> {
+        match &self.0 {
+            Side::Local(_) => None,
+            Side::Isolated(r) => Some(Arc::clone(r.supervisor())),
+        }
+    }
+
     /// Starts producing onto `events`; returns at once.
     ///
     /// # Errors
@@ -76,6 +87,14 @@ impl Source {
 pub struct Handler(Side<HandlerBox, remote::Handler>);
 
 impl Handler {
+    /// The supervisor of its process, when it is isolated.
+    pub fn supervisor(&self) -> Option<Arc<Supervisor>> {
+        match &self.0 {
+            Side::Local(_) => None,
+            Side::Isolated(r) => Some(Arc::clone(r.supervisor())),
+        }
+    }
+
     /// Handles `batch` in place; returns the messages that failed, by index, with
     /// why (a caught panic says so: [`PluginError::is_panic`]).
     pub fn handle_batch(&self, batch: &mut [EventMessage]) -> Vec<(usize, PluginError)> {
@@ -115,6 +134,14 @@ impl Handler {
 pub struct Relay(Side<RelayBox, remote::Relay>);
 
 impl Relay {
+    /// The supervisor of its process, when it is isolated.
+    pub fn supervisor(&self) -> Option<Arc<Supervisor>> {
+        match &self.0 {
+            Side::Local(_) => None,
+            Side::Isolated(r) => Some(Arc::clone(r.supervisor())),
+        }
+    }
+
     /// Relays one metric event.
     pub fn emit(&self, event: &MetricEvent<'_>) {
         match &self.0 {
@@ -139,6 +166,14 @@ impl Relay {
 pub struct Authority(Side<AuthorityBox, remote::Janitor>);
 
 impl Authority {
+    /// The supervisor of its process, when it is isolated.
+    pub fn supervisor(&self) -> Option<Arc<Supervisor>> {
+        match &self.0 {
+            Side::Local(_) => None,
+            Side::Isolated(r) => Some(Arc::clone(r.supervisor())),
+        }
+    }
+
     /// Puts one message per zone on `rrsets`; returns when done.
     ///
     /// # Errors
@@ -166,6 +201,14 @@ impl Authority {
 pub struct Reconciler(Side<ReconcilerBox, remote::Janitor>);
 
 impl Reconciler {
+    /// The supervisor of its process, when it is isolated.
+    pub fn supervisor(&self) -> Option<Arc<Supervisor>> {
+        match &self.0 {
+            Side::Local(_) => None,
+            Side::Isolated(r) => Some(Arc::clone(r.supervisor())),
+        }
+    }
+
     /// Consumes `rrsets` until it ends, putting corrections on `changes`.
     ///
     /// # Errors
@@ -197,6 +240,14 @@ impl Reconciler {
 pub struct Publisher(Side<PublisherBox, remote::Janitor>);
 
 impl Publisher {
+    /// The supervisor of its process, when it is isolated.
+    pub fn supervisor(&self) -> Option<Arc<Supervisor>> {
+        match &self.0 {
+            Side::Local(_) => None,
+            Side::Isolated(r) => Some(Arc::clone(r.supervisor())),
+        }
+    }
+
     /// Consumes `changes` until it ends, publishing each.
     ///
     /// # Errors

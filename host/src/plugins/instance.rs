@@ -28,6 +28,20 @@ pub enum Instance {
     Publisher(Publisher),
 }
 
+impl Instance {
+    /// The supervisor of its process, when it is isolated.
+    pub fn supervisor(&self) -> Option<std::sync::Arc<crate::isolation::supervisor::Supervisor>> {
+        match self {
+            Instance::Runnable(h) => h.supervisor(),
+            Instance::Handler(h) => h.supervisor(),
+            Instance::Relay(h) => h.supervisor(),
+            Instance::Authority(h) => h.supervisor(),
+            Instance::Reconciler(h) => h.supervisor(),
+            Instance::Publisher(h) => h.supervisor(),
+        }
+    }
+}
+
 /// Runs the plugin's `validate_config` on its configuration.
 ///
 /// # Errors

@@ -17,6 +17,8 @@ struct Built {
     handlers: Vec<HandlerSlot>,
     sources: Vec<Source>,
     relay: Option<(&'static str, Relay)>,
+    /// Every created plugin, for the control socket.
+    created: Vec<crate::control::status::Plugin>,
 }
 
 /// Validates and creates every active plugin; with `core.debug`, a plugin that
@@ -27,11 +29,20 @@ fn build(session: &Session) -> StartResult<Built> {
         handlers: Vec::new(),
         sources: Vec::new(),
         relay: None,
+        created: Vec::new(),
     };
     let mut errors = Vec::new();
     for info in &session.active {
         let cfg = session.plugin_config_json(info);
         let created = instance::start(info, &cfg, &session.config.core);
+        if let Ok(instance) = &created {
+            built.created.push(crate::control::status::Plugin {
+                name: info.name.clone(),
+                kind: info.kind.clone(),
+                phase: info.phase.clone(),
+                supervisor: instance.supervisor(),
+            });
+        }
         match created {
             Ok(Instance::Handler(obj)) => built.handlers.push(HandlerSlot {
                 name: intern(&info.name),
@@ -117,7 +128,11 @@ pub(crate) fn install_relay(
 /// under `core.debug`): its messages would otherwise be acknowledged unpublished.
 pub fn run(session: Session) -> StartResult<Outcome> {
     let core = session.config.core.clone();
-    let built = build(&session)?;
+    let mut built = build(&session)?;
+    let live = std::sync::Arc::new(std::sync::Mutex::new(crate::control::status::Live::new(
+        session.config.files.clone(),
+        std::mem::take(&mut built.created),
+    )));
     install_relay(&session, built.relay)?;
     if built.sources.is_empty() {
         refuse!(
@@ -134,8 +149,17 @@ pub fn run(session: Session) -> StartResult<Outcome> {
         &core.router,
         core.debug,
     )?;
+    live.lock().unwrap_or_else(|p| p.into_inner()).queues = Some(pipeline.probe());
+    let control = core
+        .control
+        .enabled
+        .then(|| crate::control::server::start(&session.config.control_socket(), live))
+        .flatten();
+    super::notify::notify("READY=1");
     pipeline.wait_for_stop(&mut signals)?;
+    super::notify::notify("STOPPING=1");
     let outcome = pipeline.shutdown(Duration::from_secs_f64(core.shutdown_timeout));
+    drop(control);
     metrics::relay().cleanup();
     if outcome.is_clean() {
         tracing::info!("Gordon stopped.");

@@ -14,6 +14,7 @@
 //! exit code is 0 only when it is empty.
 
 pub mod lifecycle;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod preflight;

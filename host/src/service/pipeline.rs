@@ -101,7 +101,27 @@ pub struct Pipeline {
     watchdog: Option<Watchdog>,
 }
 
+/// A view of a running pipeline's queues, for the control socket.
+#[derive(Clone)]
+pub struct Probe(Arc<Shared>);
+
+impl Probe {
+    /// Per source: its name, messages queued, messages in flight.
+    pub fn sources(&self) -> Vec<(&'static str, usize, usize)> {
+        self.0
+            .routes
+            .iter()
+            .map(|r| (r.name, r.rx.len(), r.in_flight.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
 impl Pipeline {
+    /// A view of the queues that lives as long as the caller keeps it.
+    pub fn probe(&self) -> Probe {
+        Probe(Arc::clone(&self.shared))
+    }
+
     /// Plans each source's route, starts its workers and the watchdog, then starts
     /// the sources.
     ///

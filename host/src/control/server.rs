@@ -1,0 +1,161 @@
+//! The control socket's listener, inside `gordon run`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::status::Live;
+
+/// A listening control socket; the file is removed when this is dropped.
+pub struct Server {
+    path: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Listens on `path` for `gordon ctl` and answers from `live`. A socket that
+/// cannot be created is a warning, not a reason not to run: the service works
+/// without it.
+pub fn start(path: &Path, live: Arc<Mutex<Live>>) -> Option<Server> {
+    match listen(path) {
+        Ok(listener) => {
+            let spawned = std::thread::Builder::new()
+                .name("gordon-control".into())
+                .spawn(move || serve(listener, live));
+            match spawned {
+                Ok(_) => {
+                    tracing::info!(socket = %path.display(), "Control socket ready (gordon ctl).");
+                    Some(Server {
+                        path: path.to_path_buf(),
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot start the control socket's thread; running without it.");
+                    let _ = std::fs::remove_file(path);
+                    None
+                }
+            }
+        }
+        Err(why) => {
+            tracing::warn!(socket = %path.display(), "{why}; running without a control socket.");
+            None
+        }
+    }
+}
+
+fn listen(path: &Path) -> Result<UnixListener, String> {
+    if path.exists() {
+        // Another host answering there keeps its socket; a stale file (a host
+        // that was killed) is replaced.
+        if UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "{} is the control socket of another running gordon",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| {
+            format!(
+                "cannot remove the stale control socket {}: {e}",
+                path.display()
+            )
+        })?;
+    }
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot make {} private (0600): {e}", path.display()))?;
+    Ok(listener)
+}
+
+fn serve(listener: UnixListener, live: Arc<Mutex<Live>>) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        // One request at a time: each is answered from memory in microseconds,
+        // and a client that sends nothing is cut off after a second.
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+        let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
+        answer(conn, &live);
+    }
+}
+
+/// Whether the peer is root or this process's own user.
+fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are live and writable, `len` is the size of
+    // `cred`, and the descriptor is the open connection for the call's duration.
+    let rc = unsafe {
+        libc::getsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "cannot tell who is asking: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let own = unsafe { libc::geteuid() };
+    if cred.uid == 0 || cred.uid == own {
+        Ok(())
+    } else {
+        Err(format!(
+            "uid {} may not use this control socket (only root and uid {own}, the service's user)",
+            cred.uid
+        ))
+    }
+}
+
+fn answer(conn: UnixStream, live: &Mutex<Live>) {
+    let reply = match peer_allowed(&conn) {
+        Err(why) => {
+            tracing::warn!("Control socket: refused a client: {why}.");
+            json!({"ok": false, "error": why})
+        }
+        Ok(()) => {
+            let mut line = String::new();
+            match BufReader::new(&conn).read_line(&mut line) {
+                Ok(_) => handle(line.trim(), live),
+                Err(e) => json!({"ok": false, "error": format!("cannot read the request: {e}")}),
+            }
+        }
+    };
+    let mut conn = conn;
+    let _ = writeln!(conn, "{reply}");
+}
+
+fn handle(request: &str, live: &Mutex<Live>) -> Value {
+    let request: Value = match serde_json::from_str(request) {
+        Ok(v) => v,
+        Err(e) => return json!({"ok": false, "error": format!("not a JSON request: {e}")}),
+    };
+    match request["command"].as_str() {
+        Some("status") => {
+            let live = live.lock().unwrap_or_else(|p| p.into_inner());
+            json!({"ok": true, "status": live.snapshot()})
+        }
+        Some(other) => {
+            json!({"ok": false, "error": format!("unknown command `{other}` (this host answers: status)")})
+        }
+        None => json!({"ok": false, "error": "the request names no `command`"}),
+    }
+}
