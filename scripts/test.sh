@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Real servers the tests start on 127.0.0.1: BIND (named, named-checkzone, dig,
 # nsupdate), Knot (knotd) and NATS (nats-server), and Prometheus' promtool, which
-# checks the metrics exposition, and systemd-analyze, which verifies the unit
-# file. Tests skip what is missing, except under CI=true, where a missing one
+# checks the metrics exposition, systemd-analyze, which verifies the unit file,
+# and tmux, a terminal for `gordon ctl top`. Tests skip what is missing, except under CI=true, where a missing one
 # fails them.
 missing=""
 command -v named-checkzone >/dev/null 2>&1 || missing="$missing bind9 bind9-dnsutils"
@@ -15,6 +15,7 @@ command -v named-checkzone >/dev/null 2>&1 || missing="$missing bind9 bind9-dnsu
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || missing="$missing nats-server"
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq

@@ -118,6 +118,24 @@ pub enum CtlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A live view, refreshed every second: per phase and plugin the message
+    /// rate, totals and drops; every plugin's state and restarts; the queues.
+    /// `q` quits.
+    Top {
+        /// Seconds between refreshes.
+        #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = refresh)]
+        interval: f64,
+    },
+}
+
+/// Parses a refresh interval: 0.1 to 3600 seconds.
+fn refresh(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(s) if (0.1..=3600.0).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "{raw:?} is not a number of seconds from 0.1 to 3600"
+        )),
+    }
 }
 
 /// Parses a percentage: a number from 0 to 100.

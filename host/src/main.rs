@@ -45,6 +45,15 @@ fn main() -> ExitCode {
             socket,
             command: CtlCommand::Status { json },
         }) => gordon::control::client::status(&cli.global, socket.as_deref(), *json).map(|()| 0),
+        Some(Command::Ctl {
+            socket,
+            command: CtlCommand::Top { interval },
+        }) => gordon::control::top::run(
+            &cli.global,
+            socket.as_deref(),
+            std::time::Duration::from_secs_f64(*interval),
+        )
+        .map(|()| 0),
         Some(Command::Plugins {
             command: PluginsCommand::List { json },
         }) => commands::list::run(&cli.global, *json).map(|()| 0),

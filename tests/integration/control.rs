@@ -72,6 +72,15 @@ fn ctl_status_shows_every_plugin_its_process_and_the_queues() {
     assert_eq!(fault["restarts"], 1, "{doc}");
     assert_eq!(fault["state"], "running", "{doc}");
     assert_ne!(fault["pid"], pid, "{doc}");
+    // Per stage totals: the crashed batch counts as dropped, the next as handled.
+    let publish = doc["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["phase"] == "publish" && s["plugin"] == "acme.fault")
+        .unwrap_or_else(|| panic!("no publish stage in {doc}"));
+    assert_eq!(publish["dropped"], 1, "{doc}");
+    assert!(publish["messages"].as_u64().unwrap() >= 2, "{doc}");
 
     let out = env.gordon(&["ctl", "status"]);
     let human = text(&out.stdout);
@@ -183,4 +192,80 @@ fn the_systemd_unit_verifies() {
         text(&out.stdout),
         text(&out.stderr)
     );
+}
+
+/// `gordon ctl top` in a real terminal (tmux): rates appear while events flow,
+/// and `q` quits.
+#[test]
+fn ctl_top_shows_live_rates_and_quits_on_q() {
+    let Some(tmux) = test_tool(&["/usr/bin/tmux", "/bin/tmux"], "tmux") else {
+        return;
+    };
+    let env = fault_env("segv", "", "");
+    let mut child = env.spawn(&[]);
+    let port = port_of(&env);
+    wait_for_socket(&env.path().join("gordon.sock"));
+    let server = format!("gordon-test-{}", std::process::id());
+    let tm = |args: &[&str]| {
+        std::process::Command::new(&tmux)
+            .args(["-L", &server])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cmd = format!(
+        "{} -c {} ctl top --interval 0.5",
+        gordon_bin().display(),
+        env.path().display()
+    );
+    let out = tm(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "150",
+        "-y",
+        "40",
+        &cmd,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Events flow while the view refreshes; a publish rate above zero shows up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut screen;
+    let mut n = 0;
+    let seen = loop {
+        for _ in 0..20 {
+            post_one(port, &format!("fine{n}"));
+            n += 1;
+        }
+        screen = text(&tm(&["capture-pane", "-p", "-t", "top"]).stdout);
+        let rate = screen
+            .lines()
+            .find(|l| l.starts_with("publish") && l.contains("acme.fault"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|r| r.parse::<f64>().ok());
+        if rate.is_some_and(|r| r > 0.0) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(seen, "no publish rate on the screen:\n{screen}");
+    assert!(screen.contains("acme.fault [isolated]"), "{screen}");
+    assert!(screen.contains("q quits"), "{screen}");
+    tm(&["send-keys", "-t", "top", "q"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tm(&["has-session", "-t", "top"]).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`q` did not end ctl top:\n{}",
+            text(&tm(&["capture-pane", "-p", "-t", "top"]).stdout)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tm(&["kill-server"]);
+    assert_eq!(stop(&mut child).code(), Some(0), "{}", env.log());
 }

@@ -9,3 +9,5 @@
 pub mod client;
 pub mod server;
 pub mod status;
+pub mod tally;
+pub mod top;

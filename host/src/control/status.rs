@@ -92,6 +92,18 @@ impl Live {
                     .collect()
             })
             .unwrap_or_default();
+        let stages: Vec<Value> = super::tally::snapshot()
+            .into_iter()
+            .map(|(phase, plugin, t)| {
+                json!({
+                    "phase": phase,
+                    "plugin": plugin,
+                    "messages": t.messages,
+                    "dropped": t.dropped,
+                    "busy_seconds": t.busy_seconds,
+                })
+            })
+            .collect();
         json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
@@ -102,6 +114,7 @@ impl Live {
             "problems": problems,
             "plugins": plugins,
             "sources": sources,
+            "stages": stages,
         })
     }
 }

@@ -129,6 +129,7 @@ pub fn stage_done(phase: Phase, plugin: &str, n: usize, elapsed: Duration) {
     if n == 0 {
         return;
     }
+    crate::control::tally::handled(phase.as_str(), plugin, n, elapsed);
     if phase != Phase::CLEANUP {
         emit(
             MetricKind::Incr,
@@ -147,6 +148,7 @@ pub fn stage_done(phase: Phase, plugin: &str, n: usize, elapsed: Duration) {
 
 /// A handler failed `n` messages.
 pub fn messages_dropped(phase: Phase, plugin: &str, n: usize) {
+    crate::control::tally::dropped(phase.as_str(), plugin, n);
     emit(
         MetricKind::Incr,
         "gordon.messages.dropped",
