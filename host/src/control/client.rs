@@ -29,7 +29,9 @@ pub fn request(global: &Global, socket: Option<&Path>, request: &Value) -> anyho
         )
     })?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    writeln!(conn, "{request}")?;
+    // A host that refuses the peer may close before reading: its answer, if
+    // any, is still there to read.
+    let _ = writeln!(conn, "{request}");
     let mut line = String::new();
     BufReader::new(&conn)
         .read_line(&mut line)

@@ -126,18 +126,17 @@ fn peer_allowed(conn: &UnixStream) -> Result<(), String> {
 }
 
 fn answer(conn: UnixStream, live: &Mutex<Live>) {
-    let reply = match peer_allowed(&conn) {
-        Err(why) => {
+    // The request is read before the peer is judged, so that a refused client
+    // gets the refusal as its answer rather than a broken pipe.
+    let mut line = String::new();
+    let read = BufReader::new(&conn).read_line(&mut line);
+    let reply = match (peer_allowed(&conn), read) {
+        (Err(why), _) => {
             tracing::warn!("Control socket: refused a client: {why}.");
             json!({"ok": false, "error": why})
         }
-        Ok(()) => {
-            let mut line = String::new();
-            match BufReader::new(&conn).read_line(&mut line) {
-                Ok(_) => handle(line.trim(), live),
-                Err(e) => json!({"ok": false, "error": format!("cannot read the request: {e}")}),
-            }
-        }
+        (Ok(()), Ok(_)) => handle(line.trim(), live),
+        (Ok(()), Err(e)) => json!({"ok": false, "error": format!("cannot read the request: {e}")}),
     };
     let mut conn = conn;
     let _ = writeln!(conn, "{reply}");

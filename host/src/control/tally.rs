@@ -18,19 +18,17 @@ pub struct Totals {
     pub busy_seconds: f64,
 }
 
-/// Keyed by (phase, plugin); both are interned names, a few dozen at most.
-static TOTALS: Mutex<BTreeMap<(&'static str, String), Totals>> = Mutex::new(BTreeMap::new());
+/// Keyed by (phase, plugin); both are interned names, a few dozen at most, so
+/// an update is one short lock and no allocation.
+static TOTALS: Mutex<BTreeMap<(&'static str, &'static str), Totals>> = Mutex::new(BTreeMap::new());
 
-fn with(phase: &'static str, plugin: &str, f: impl FnOnce(&mut Totals)) {
+fn with(phase: &'static str, plugin: &'static str, f: impl FnOnce(&mut Totals)) {
     let mut map = TOTALS.lock().unwrap_or_else(|p| p.into_inner());
-    match map.get_mut(&(phase, plugin.to_owned())) {
-        Some(t) => f(t),
-        None => f(map.entry((phase, plugin.to_owned())).or_default()),
-    }
+    f(map.entry((phase, plugin)).or_default());
 }
 
 /// A stage handled `n` messages in `elapsed`.
-pub fn handled(phase: &'static str, plugin: &str, n: usize, elapsed: Duration) {
+pub fn handled(phase: &'static str, plugin: &'static str, n: usize, elapsed: Duration) {
     with(phase, plugin, |t| {
         t.messages += n as u64;
         t.busy_seconds += elapsed.as_secs_f64();
@@ -38,16 +36,16 @@ pub fn handled(phase: &'static str, plugin: &str, n: usize, elapsed: Duration) {
 }
 
 /// A stage failed `n` messages.
-pub fn dropped(phase: &'static str, plugin: &str, n: usize) {
+pub fn dropped(phase: &'static str, plugin: &'static str, n: usize) {
     with(phase, plugin, |t| t.dropped += n as u64);
 }
 
 /// Every stage's totals so far, in (phase, plugin) order.
-pub fn snapshot() -> Vec<(&'static str, String, Totals)> {
+pub fn snapshot() -> Vec<(&'static str, &'static str, Totals)> {
     TOTALS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|((phase, plugin), t)| (*phase, plugin.clone(), *t))
+        .map(|((phase, plugin), t)| (*phase, *plugin, *t))
         .collect()
 }

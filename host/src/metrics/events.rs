@@ -125,7 +125,7 @@ pub fn messages_entered(phase: Phase, n: usize) {
 }
 
 /// A handler (or a source's cleanup) handled `n` messages in `elapsed`.
-pub fn stage_done(phase: Phase, plugin: &str, n: usize, elapsed: Duration) {
+pub fn stage_done(phase: Phase, plugin: &'static str, n: usize, elapsed: Duration) {
     if n == 0 {
         return;
     }
@@ -147,7 +147,7 @@ pub fn stage_done(phase: Phase, plugin: &str, n: usize, elapsed: Duration) {
 }
 
 /// A handler failed `n` messages.
-pub fn messages_dropped(phase: Phase, plugin: &str, n: usize) {
+pub fn messages_dropped(phase: Phase, plugin: &'static str, n: usize) {
     crate::control::tally::dropped(phase.as_str(), plugin, n);
     emit(
         MetricKind::Incr,
