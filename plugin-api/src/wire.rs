@@ -76,8 +76,33 @@ pub const MAX_NAMES: usize = 4096;
 /// make a process leak to 4 MiB.
 pub const MAX_NAME_LEN: usize = 1024;
 
+/// Names leaked by every [`Interner`] of the process, so that a name is leaked
+/// once per process, not once per interner (a host makes one per plugin
+/// process, and a plugin that keeps crashing would otherwise leak its names
+/// again with each restart). Bounded by [`MAX_PROCESS_NAMES`].
+static PROCESS_NAMES: std::sync::Mutex<Option<HashSet<&'static str>>> = std::sync::Mutex::new(None);
+
+/// The most distinct names all interners of a process leak together.
+pub const MAX_PROCESS_NAMES: usize = 16 * MAX_NAMES;
+
+/// The process-wide copy of `s`, leaked if no interner has seen it yet.
+fn leak_once(s: &str) -> Result<&'static str, WireError> {
+    let mut guard = PROCESS_NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let names = guard.get_or_insert_with(HashSet::new);
+    if let Some(name) = names.get(s) {
+        return Ok(name);
+    }
+    if names.len() >= MAX_PROCESS_NAMES {
+        return Err(WireError::TooManyNames);
+    }
+    let name: &'static str = Box::leak(Box::from(s));
+    names.insert(name);
+    Ok(name)
+}
+
 /// Turns decoded phase and plugin names into the `&'static str`s a message holds,
-/// leaking each distinct name once, up to [`MAX_NAMES`] of them.
+/// leaking each distinct name once per process, and accepting at most
+/// [`MAX_NAMES`] names it has not seen before.
 #[derive(Debug, Default)]
 pub struct Interner {
     names: HashSet<&'static str>,
@@ -112,7 +137,7 @@ impl Interner {
         if self.leaked >= MAX_NAMES {
             return Err(WireError::TooManyNames);
         }
-        let name: &'static str = Box::leak(Box::from(s));
+        let name = leak_once(s)?;
         self.names.insert(name);
         self.leaked += 1;
         Ok(name)
@@ -1434,5 +1459,15 @@ mod tests {
         });
         assert_all_same(&over, &msgs);
         assert_all_same(&fresh, &msgs);
+    }
+
+    #[test]
+    fn a_name_is_leaked_once_per_process_not_once_per_interner() {
+        let a = Interner::new().intern("phase-shared-by-interners").unwrap();
+        let b = Interner::new().intern("phase-shared-by-interners").unwrap();
+        assert!(
+            std::ptr::eq(a, b),
+            "two interners leaked the same name twice"
+        );
     }
 }

@@ -23,9 +23,12 @@ out = "{}"
     env
 }
 
+/// The corrections the publisher wrote, one JSON line each; a line still being
+/// written (a running `--interval` janitor) is not one yet.
 fn published(env: &Env) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(env.path().join("published.jsonl"))
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(env.path().join("published.jsonl")).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

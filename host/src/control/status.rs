@@ -130,6 +130,19 @@ fn state_name(status: &Status) -> String {
     .to_owned()
 }
 
+/// The sources' table of a status document: header, then one row per source.
+pub fn source_rows(doc: &Value) -> Vec<[String; 3]> {
+    let mut rows = vec![["SOURCE", "QUEUED", "IN FLIGHT"].map(String::from)];
+    for s in doc["sources"].as_array().into_iter().flatten() {
+        rows.push([
+            s["name"].as_str().unwrap_or("?").to_owned(),
+            s["queued"].to_string(),
+            s["in_flight"].to_string(),
+        ]);
+    }
+    rows
+}
+
 /// The status as an operator reads it.
 pub fn render(doc: &Value) -> String {
     use std::fmt::Write as _;
@@ -172,14 +185,7 @@ pub fn render(doc: &Value) -> String {
         ]);
     }
     out.push_str(&crate::table::render(&rows));
-    let mut rows = vec![["SOURCE", "QUEUED", "IN FLIGHT"].map(String::from)];
-    for s in doc["sources"].as_array().into_iter().flatten() {
-        rows.push([
-            s["name"].as_str().unwrap_or("?").to_owned(),
-            s["queued"].to_string(),
-            s["in_flight"].to_string(),
-        ]);
-    }
+    let rows = source_rows(doc);
     if rows.len() > 1 {
         out.push('\n');
         out.push_str(&crate::table::render(&rows));

@@ -136,14 +136,7 @@ pub fn render(doc: &Value, previous: Option<(Duration, &Value)>) -> String {
     }
     out.push('\n');
     out.push_str(&crate::table::render(&rows));
-    let mut rows = vec![["SOURCE", "QUEUED", "IN FLIGHT"].map(String::from)];
-    for s in doc["sources"].as_array().into_iter().flatten() {
-        rows.push([
-            s["name"].as_str().unwrap_or("?").to_owned(),
-            s["queued"].to_string(),
-            s["in_flight"].to_string(),
-        ]);
-    }
+    let rows = super::status::source_rows(doc);
     out.push('\n');
     out.push_str(&crate::table::render(&rows));
     for p in doc["problems"].as_array().into_iter().flatten() {
