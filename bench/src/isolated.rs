@@ -14,7 +14,6 @@ use anyhow::{bail, Context as _};
 use gordon::config::{Config, CoreConfig, PluginConfig, RouterConfig};
 use gordon::plugins::instance::{self, Instance};
 use gordon::plugins::loader::{self, Entry};
-use gordon::plugins::PluginInfo;
 use gordon::service::pipeline::{Pipeline, Source};
 use gordon::service::router::HandlerSlot;
 use gordon_plugin_api::{Action, EventMessage, Phase, RecordType, ResourceRecord};
@@ -50,19 +49,6 @@ fn library() -> anyhow::Result<Library> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     gordon::plugins::inspect::inspect(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Library { _dir: dir, path })
-}
-
-fn info(entry: &Entry, library: &Path) -> PluginInfo {
-    PluginInfo {
-        name: entry.name.clone(),
-        kind: entry.kind.clone(),
-        phase: entry.phase.clone(),
-        version: entry.version.clone(),
-        description: String::new(),
-        library: library.to_path_buf(),
-        api_version: String::new(),
-        fns: entry.fns,
-    }
 }
 
 /// `[core]` and the enricher's configuration, from a gordon.toml written into a
@@ -127,8 +113,7 @@ fn create(
     let mut sources = Vec::new();
     let mut handlers = Vec::new();
     for entry in entries {
-        let info = info(entry, library);
-        let name = Phase::intern(&info.name).as_str();
+        let info = crate::pipeline::info(entry, library);
         let created = if info.kind == "runnable" {
             instance::instantiate(&info, &source_cfg)
         } else if matches!(side, Side::Isolated) && info.name == ENRICH {
@@ -136,20 +121,8 @@ fn create(
         } else {
             instance::instantiate(&info, "{}")
         };
-        match created.map_err(|e| anyhow::anyhow!("{}: {e}", info.name))? {
-            Instance::Runnable(runnable) => sources.push(Source {
-                name,
-                start: Phase::intern(&info.phase),
-                runnable,
-            }),
-            Instance::Handler(obj) => handlers.push(HandlerSlot {
-                name,
-                phase: Phase::intern(&info.phase).as_str(),
-                obj,
-                timeout: HANDLER_TIMEOUT,
-            }),
-            _ => {}
-        }
+        let created = created.map_err(|e| anyhow::anyhow!("{}: {e}", info.name))?;
+        crate::pipeline::place(&info, created, HANDLER_TIMEOUT, &mut sources, &mut handlers);
     }
     Ok((sources, handlers))
 }
@@ -280,7 +253,7 @@ fn restarts(
         .iter()
         .find(|e| e.name == ENRICH)
         .context("no bench.enrich in the library")?;
-    let info = info(entry, library);
+    let info = crate::pipeline::info(entry, library);
     let Instance::Handler(handler) =
         gordon::isolation::start(&info, &setting.enrich, &setting.core, HANDLER_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("{e}"))?

@@ -51,6 +51,46 @@ fn static_module() -> anyhow::Result<Vec<Entry>> {
     Ok(module.entries())
 }
 
+/// The catalog entry of a bench plugin from `library`.
+pub(crate) fn info(entry: &Entry, library: &Path) -> PluginInfo {
+    PluginInfo {
+        name: entry.name.clone(),
+        kind: entry.kind.clone(),
+        phase: entry.phase.clone(),
+        version: entry.version.clone(),
+        description: String::new(),
+        library: library.to_path_buf(),
+        api_version: String::new(),
+        fns: entry.fns,
+    }
+}
+
+/// Puts a created bench plugin where the pipeline takes it: a source, or a
+/// handler whose batches may take `timeout`.
+pub(crate) fn place(
+    info: &PluginInfo,
+    created: Instance,
+    timeout: Duration,
+    sources: &mut Vec<Source>,
+    handlers: &mut Vec<HandlerSlot>,
+) {
+    let name = Phase::intern(&info.name).as_str();
+    match created {
+        Instance::Runnable(runnable) => sources.push(Source {
+            name,
+            start: Phase::intern(&info.phase),
+            runnable,
+        }),
+        Instance::Handler(obj) => handlers.push(HandlerSlot {
+            name,
+            phase: Phase::intern(&info.phase).as_str(),
+            obj,
+            timeout,
+        }),
+        _ => {}
+    }
+}
+
 /// Creates the three bench plugins from a module and starts a pipeline.
 fn start(
     entries: &[Entry],
@@ -60,36 +100,20 @@ fn start(
     let mut sources = Vec::new();
     let mut handlers = Vec::new();
     for entry in entries {
-        let info = PluginInfo {
-            name: entry.name.clone(),
-            kind: entry.kind.clone(),
-            phase: entry.phase.clone(),
-            version: entry.version.clone(),
-            description: String::new(),
-            library: Path::new("bench").into(),
-            api_version: String::new(),
-            fns: entry.fns,
-        };
+        let info = info(entry, Path::new("bench"));
         let cfg = if info.kind == "runnable" {
             source_cfg.to_string()
         } else {
             "{}".into()
         };
-        let name = Phase::intern(&info.name).as_str();
-        match instance::instantiate(&info, &cfg).map_err(|e| anyhow::anyhow!("{e}"))? {
-            Instance::Runnable(runnable) => sources.push(Source {
-                name,
-                start: Phase::intern(&info.phase),
-                runnable,
-            }),
-            Instance::Handler(obj) => handlers.push(HandlerSlot {
-                name,
-                phase: Phase::intern(&info.phase).as_str(),
-                obj,
-                timeout: Duration::from_secs(30),
-            }),
-            _ => {}
-        }
+        let created = instance::instantiate(&info, &cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+        place(
+            &info,
+            created,
+            Duration::from_secs(30),
+            &mut sources,
+            &mut handlers,
+        );
     }
     let router = RouterConfig {
         workers: Some(workers),

@@ -355,7 +355,7 @@ impl Config {
         } else {
             main
         };
-        let core = parse_core(&merged_name, table.get("core"))?;
+        let core = parse_core(&merged_name, table.get("core"), Whole::Yes)?;
         Ok(Config {
             root: root.to_path_buf(),
             files,
@@ -372,7 +372,7 @@ impl Config {
     pub fn from_str(root: &Path, text: &str) -> Result<Config, ConfigError> {
         let path = root.join("gordon.toml");
         let table = parse_text(&path, text)?;
-        let core = parse_core(&path, table.get("core"))?;
+        let core = parse_core(&path, table.get("core"), Whole::Yes)?;
         let trace = trace_of(&table, &0);
         Ok(Config {
             root: root.to_path_buf(),
@@ -536,8 +536,9 @@ fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
         source,
     })?;
     let table = parse_text(path, &text)?;
-    // Check `[core]` of each file on its own, so an error names the file it is in.
-    parse_core(path, table.get("core"))?;
+    // Check `[core]` of each file on its own, so an error names the file it is in
+    // (what relates keys that either file may set waits for the merged table).
+    parse_core(path, table.get("core"), Whole::No)?;
     Ok(table)
 }
 
@@ -548,7 +549,18 @@ fn parse_text(path: &Path, text: &str) -> Result<toml::Table, ConfigError> {
     })
 }
 
-fn parse_core(path: &Path, core: Option<&toml::Value>) -> Result<CoreConfig, ConfigError> {
+/// Whether a `[core]` table is the merged configuration or one file's part.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Whole {
+    Yes,
+    No,
+}
+
+fn parse_core(
+    path: &Path,
+    core: Option<&toml::Value>,
+    whole: Whole,
+) -> Result<CoreConfig, ConfigError> {
     let value = core
         .cloned()
         .unwrap_or_else(|| toml::Value::Table(toml::Table::new()));
@@ -569,12 +581,14 @@ fn parse_core(path: &Path, core: Option<&toml::Value>) -> Result<CoreConfig, Con
             message: e.inner().to_string(),
         }
     })?;
-    validate_core(path, &core)?;
+    validate_core(path, &core, whole)?;
     Ok(core)
 }
 
 /// Checks the values of `[core]` the types cannot; reports every problem at once.
-fn validate_core(path: &Path, core: &CoreConfig) -> Result<(), ConfigError> {
+/// Checks between keys that different files may set run on the whole
+/// configuration only.
+fn validate_core(path: &Path, core: &CoreConfig, whole: Whole) -> Result<(), ConfigError> {
     let mut errors = Vec::new();
     let mut invalid = |key: &str, message: String| {
         errors.push(ConfigError::Invalid {
@@ -648,7 +662,7 @@ fn validate_core(path: &Path, core: &CoreConfig) -> Result<(), ConfigError> {
         true,
     );
     seconds("core.isolation.crash_window", iso.crash_window, false);
-    if iso.restart_backoff_max < iso.restart_backoff {
+    if whole == Whole::Yes && iso.restart_backoff_max < iso.restart_backoff {
         invalid(
             "core.isolation.restart_backoff_max",
             format!(
@@ -673,7 +687,7 @@ fn validate_core(path: &Path, core: &CoreConfig) -> Result<(), ConfigError> {
     }
     let mut isolated = std::collections::BTreeSet::new();
     for name in &core.isolate {
-        if !core.plugins.contains(name) {
+        if whole == Whole::Yes && !core.plugins.contains(name) {
             invalid(
                 "core.isolate",
                 format!("`{name}` is not listed in core.plugins"),
@@ -1312,6 +1326,29 @@ mod tests {
         write(dir.path(), "gordon-user.toml", user);
         let cfg = Config::load(dir.path(), "gordon").unwrap();
         (dir, cfg)
+    }
+
+    #[test]
+    fn keys_that_relate_to_each_other_are_checked_once_the_files_are_merged() {
+        // The user file isolates a plugin the main file lists, and sets a back-off
+        // beyond the default maximum that the main file raises.
+        let (_dir, cfg) = load_both(
+            "[core]\nplugins = [\"acme.enrich\"]\n[core.isolation]\nrestart_backoff_max = 60\n",
+            "[core]\nisolate = [\"acme.enrich\"]\n[core.isolation]\nrestart_backoff = 20\n",
+        );
+        assert_eq!(cfg.core.isolate, ["acme.enrich"]);
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "gordon.toml", "[core]\nplugins = [\"a.b\"]\n");
+        write(
+            dir.path(),
+            "gordon-user.toml",
+            "[core]\nisolate = [\"c.d\"]\n",
+        );
+        let err = Config::load(dir.path(), "gordon").unwrap_err().to_string();
+        assert!(
+            err.contains("`core.isolate`: `c.d` is not listed in core.plugins"),
+            "{err}"
+        );
     }
 
     fn origin(pc: &PluginConfig, path: &str) -> String {

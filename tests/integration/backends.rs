@@ -78,14 +78,19 @@ fn publish(b: &Backend, range: std::ops::Range<usize>) {
     }
 }
 
-/// Owner names of the A records BIND serves.
+/// Owner names of the `host*` A records BIND serves.
 fn served(b: &Backend) -> BTreeSet<String> {
+    served_named(b, "host")
+}
+
+/// Owner names of the A records BIND serves whose name starts with `prefix`.
+pub fn served_named(b: &Backend, prefix: &str) -> BTreeSet<String> {
     b.bind
         .axfr()
         .iter()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 5 && f[3] == "A" && f[0].starts_with("host")).then(|| f[0].to_owned())
+            (f.len() >= 5 && f[3] == "A" && f[0].starts_with(prefix)).then(|| f[0].to_owned())
         })
         .collect()
 }

@@ -459,23 +459,7 @@ fn without_isolation_a_faulting_plugin_ends_the_host() {
         ("abort", Some(libc::SIGABRT), None),
         ("exit", None, Some(70)),
     ] {
-        let env = Env::new();
-        env.install(&sample("http"), "libgordon_plugin_http.so");
-        env.install(&vendor_fixture(), "libacme.so");
-        env.config(&format!(
-            r#"[core]
-plugins = ["http.events", "acme.fault"]
-[core.route]
-consume = "publish"
-["http.events"]
-listen = "127.0.0.1:0"
-port_file = "{port}"
-["acme.fault"]
-fault = "{fault}"
-on = "crash"
-"#,
-            port = env.file("port"),
-        ));
+        let env = crate::isolation::acme_fault_env(fault, false, "", "");
         let mut child = env.spawn(&[]);
         let port: u16 = wait_for_file(&env.path().join("port"), Duration::from_secs(30))
             .trim()

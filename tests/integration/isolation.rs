@@ -7,12 +7,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::janitor::{janitor_env, published_summary};
 use crate::util::{
-    dns_env_with, fixture, free_port, http, sample, settled_zone, signal, text, vendor_fixture,
-    wait_exit, wait_for_file, wait_for_text, Env,
+    dns_env_with, free_port, http, sample, settled_zone, signal, text, vendor_fixture, wait_exit,
+    wait_for_file, wait_for_text, Env,
 };
 
 /// http.events -> acme.fault (isolated, phase `publish`), faulting by `fault` on
@@ -20,7 +20,22 @@ use crate::util::{
 /// may end with more top-level tables) and `isolation` to `[core.isolation]`
 /// (with `restart_backoff = 0.05` unless it sets one).
 pub(crate) fn fault_env(fault: &str, extra_core: &str, isolation: &str) -> Env {
+    acme_fault_env(fault, true, extra_core, isolation)
+}
+
+/// [`fault_env`], with `acme.fault` isolated or in the host's process.
+pub(crate) fn acme_fault_env(
+    fault: &str,
+    isolated: bool,
+    extra_core: &str,
+    isolation: &str,
+) -> Env {
     let env = Env::new();
+    let isolate = if isolated {
+        r#"isolate = ["acme.fault"]"#
+    } else {
+        ""
+    };
     let backoff = if isolation.contains("restart_backoff =") {
         ""
     } else {
@@ -31,7 +46,7 @@ pub(crate) fn fault_env(fault: &str, extra_core: &str, isolation: &str) -> Env {
     env.config(&format!(
         r#"[core]
 plugins = ["http.events", "acme.fault"]
-isolate = ["acme.fault"]
+{isolate}
 {extra_core}
 [core.isolation]
 {backoff}
@@ -504,62 +519,28 @@ fn the_plugin_process_ends_with_the_host() {
     }
 }
 
-fn janitor_env(isolate: &str) -> Env {
-    let env = Env::new();
-    env.install(&fixture("gamma"), "libgamma.so");
-    env.janitor_config(&format!(
-        r#"[core]
-plugins = ["gamma.authority", "gamma.reconciler", "gamma.publisher"]
-{isolate}
-run_timeout = 20
-["gamma.authority".zones]
-"example.com." = ["www.example.com. A 10.0.0.1", "api.example.com. A 10.0.0.2"]
-["gamma.reconciler".actual]
-"example.com." = ["www.example.com. A 10.0.0.1", "old.example.com. A 10.0.0.9"]
-["gamma.publisher"]
-out = "{}"
-"#,
-        env.file("published.jsonl")
-    ));
-    env
-}
-
-fn published(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let c: serde_json::Value = serde_json::from_str(l).unwrap();
-            format!(
-                "{} {}",
-                c["action"].as_str().unwrap(),
-                c["resourceRecords"]["name"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn isolated_janitor_plugins_publish_what_in_process_ones_do() {
     let plain = janitor_env("");
     let out = plain.gordon(&["janitor", "--once"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let expected = published(&plain.path().join("published.jsonl"));
+    let expected = published_summary(&plain);
     assert_eq!(
         expected,
         ["deletions old.example.com.", "additions api.example.com."]
     );
 
-    let isolated =
-        janitor_env(r#"isolate = ["gamma.authority", "gamma.reconciler", "gamma.publisher"]"#);
+    // The same configuration, with the operator's file isolating all three.
+    let isolated = janitor_env("");
+    std::fs::write(
+        isolated.path().join("gordon-janitor-user.toml"),
+        "[core]\nisolate = [\"gamma.authority\", \"gamma.reconciler\", \"gamma.publisher\"]\n",
+    )
+    .unwrap();
     let out = isolated.gordon(&["janitor", "--once"]);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(
-        published(&isolated.path().join("published.jsonl")),
-        expected,
-        "{stderr}"
-    );
+    assert_eq!(published_summary(&isolated), expected, "{stderr}");
     for plugin in ["gamma.authority", "gamma.reconciler", "gamma.publisher"] {
         assert_eq!(
             logged_pids(&stderr, plugin, "Plugin process started.").len(),

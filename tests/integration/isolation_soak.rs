@@ -3,14 +3,13 @@
 //! real BIND behind it — for a minute (`GORDON_SOAK_SECS` to change it) — loses no
 //! message, and the host never restarts.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gordon_test_servers::nats_client::NatsConn;
 
-use crate::backends::{backend, gordon_env, stop, Backend};
+use crate::backends::{backend, gordon_env, served_named, stop};
 use crate::util::vendor_fixture;
 
 fn event(i: usize) -> String {
@@ -20,18 +19,6 @@ fn event(i: usize) -> String {
         (i >> 8) & 255,
         i & 255
     )
-}
-
-/// Owner names of the `soak*` A records BIND serves.
-fn served(b: &Backend) -> BTreeSet<String> {
-    b.bind
-        .axfr()
-        .iter()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 5 && f[3] == "A" && f[0].starts_with("soak")).then(|| f[0].to_owned())
-        })
-        .collect()
 }
 
 /// Events in the stream the service's consumer has not taken yet.
@@ -127,11 +114,11 @@ one_in = 1000
 
     // Every event published reaches BIND: none lost to a crash.
     let deadline = Instant::now() + Duration::from_secs(300);
-    let mut got = served(&b);
+    let mut got = served_named(&b, "soak");
     while got.len() < published && Instant::now() < deadline {
         assert!(child.try_wait().unwrap().is_none(), "{}", env.log());
         std::thread::sleep(Duration::from_millis(500));
-        got = served(&b);
+        got = served_named(&b, "soak");
     }
     let missing: Vec<String> = (0..published)
         .map(|i| format!("soak{i}.{}", crate::backends::ZONE))

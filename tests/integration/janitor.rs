@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{fixture, text, Env};
 
-fn janitor_env(extra: &str) -> Env {
+pub(crate) fn janitor_env(extra: &str) -> Env {
     let env = Env::new();
     env.install(&fixture("gamma"), "libgamma.so");
     env.install(&fixture("beta"), "libbeta.so");
@@ -34,13 +34,9 @@ fn published(env: &Env) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn a_run_publishes_deletions_then_additions() {
-    let env = janitor_env("");
-    let out = env.gordon(&["janitor", "--once"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let got = published(&env);
-    let summary: Vec<String> = got
+/// What the publisher wrote, as `action name` lines.
+pub(crate) fn published_summary(env: &Env) -> Vec<String> {
+    published(env)
         .iter()
         .map(|c| {
             format!(
@@ -49,9 +45,16 @@ fn a_run_publishes_deletions_then_additions() {
                 c["resourceRecords"]["name"].as_str().unwrap()
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_run_publishes_deletions_then_additions() {
+    let env = janitor_env("");
+    let out = env.gordon(&["janitor", "--once"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        summary,
+        published_summary(&env),
         ["deletions old.example.com.", "additions api.example.com."]
     );
     assert!(
