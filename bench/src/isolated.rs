@@ -121,7 +121,9 @@ fn create(
         } else {
             instance::instantiate(&info, "{}")
         };
-        let created = created.map_err(|e| anyhow::anyhow!("{}: {e}", info.name))?;
+        let created = created
+            .map_err(|e| anyhow::anyhow!("{}: {e}", info.name))?
+            .instance;
         crate::pipeline::place(&info, created, HANDLER_TIMEOUT, &mut sources, &mut handlers);
     }
     Ok((sources, handlers))
@@ -257,6 +259,7 @@ fn restarts(
     let Instance::Handler(handler) =
         gordon::isolation::start(&info, &setting.enrich, &setting.core, HANDLER_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("{e}"))?
+            .instance
     else {
         bail!("bench.enrich is not a handler");
     };

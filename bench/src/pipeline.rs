@@ -61,6 +61,7 @@ pub(crate) fn info(entry: &Entry, library: &Path) -> PluginInfo {
         description: String::new(),
         library: library.to_path_buf(),
         api_version: String::new(),
+        definition: entry.definition.clone(),
         fns: entry.fns,
     }
 }
@@ -79,12 +80,12 @@ pub(crate) fn place(
         Instance::Runnable(runnable) => sources.push(Source {
             name,
             start: Phase::intern(&info.phase),
-            runnable,
+            runnable: std::sync::Arc::new(runnable),
         }),
         Instance::Handler(obj) => handlers.push(HandlerSlot {
             name,
             phase: Phase::intern(&info.phase).as_str(),
-            obj,
+            obj: std::sync::Arc::new(obj),
             timeout,
         }),
         _ => {}
@@ -106,7 +107,9 @@ fn start(
         } else {
             "{}".into()
         };
-        let created = instance::instantiate(&info, &cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let created = instance::instantiate(&info, &cfg)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .instance;
         place(
             &info,
             created,

@@ -43,6 +43,10 @@ pub enum Command {
         /// Print one JSON object instead of lines.
         #[arg(long)]
         json: bool,
+        /// Also run each plugin's `validate_dependencies` (plugin-api 1.3+): can
+        /// it reach its server, read its files? Creates no plugin.
+        #[arg(long)]
+        connect: bool,
     },
     /// Run the janitor: authority -> reconciler -> publisher, reading
     /// gordon-janitor.toml (+ gordon-janitor-user.toml).
@@ -115,6 +119,27 @@ pub enum CtlCommand {
     /// queues, the configuration generation and the host's health.
     Status {
         /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reloads the configuration: validated whole first (on any error nothing
+    /// changes and every problem is listed), then only what changed changes.
+    Reload {
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs a plugin's action on the live instance, e.g. `gordon ctl action
+    /// dns.rfc2136 probe`. Parameters are `key=value` words, checked against the
+    /// action's declaration (`gordon plugins list --json` shows them).
+    Action {
+        /// The plugin.
+        plugin: String,
+        /// The action.
+        action: String,
+        /// Its parameters, `key=value`.
+        params: Vec<String>,
+        /// Print the answer as one JSON object.
         #[arg(long)]
         json: bool,
     },

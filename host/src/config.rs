@@ -110,6 +110,44 @@ pub struct CoreConfig {
     /// The control socket (`gordon ctl`).
     #[serde(default)]
     pub control: ControlConfig,
+    /// What happens to a plugin that asks to leave.
+    #[serde(default)]
+    pub leaving: LeavingConfig,
+}
+
+/// `[core.leaving]`: a plugin that asks to leave (`PluginContext::leave`) is
+/// stopped cleanly, then started again after a back-off, or left stopped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeavingConfig {
+    /// Start it again (after `restart_backoff`), or leave it stopped.
+    #[serde(default = "default_true")]
+    pub restart: bool,
+    /// Seconds before the first restart; doubled for each leave that follows
+    /// within `restart_backoff_max`.
+    #[serde(default = "default_leave_backoff")]
+    pub restart_backoff: f64,
+    /// Longest back-off, seconds.
+    #[serde(default = "default_leave_backoff_max")]
+    pub restart_backoff_max: f64,
+}
+
+impl Default for LeavingConfig {
+    fn default() -> Self {
+        LeavingConfig {
+            restart: true,
+            restart_backoff: default_leave_backoff(),
+            restart_backoff_max: default_leave_backoff_max(),
+        }
+    }
+}
+
+const fn default_leave_backoff() -> f64 {
+    1.0
+}
+
+const fn default_leave_backoff_max() -> f64 {
+    60.0
 }
 
 /// `[core.control]`: the control socket `gordon ctl` talks to.
@@ -662,6 +700,16 @@ fn validate_core(path: &Path, core: &CoreConfig, whole: Whole) -> Result<(), Con
         true,
     );
     seconds("core.isolation.crash_window", iso.crash_window, false);
+    seconds(
+        "core.leaving.restart_backoff",
+        core.leaving.restart_backoff,
+        true,
+    );
+    seconds(
+        "core.leaving.restart_backoff_max",
+        core.leaving.restart_backoff_max,
+        true,
+    );
     if whole == Whole::Yes && iso.restart_backoff_max < iso.restart_backoff {
         invalid(
             "core.isolation.restart_backoff_max",
@@ -1038,10 +1086,10 @@ impl PluginConfig {
     /// # Errors
     /// The refusal, or `validate`'s error naming the file and table (a caught panic
     /// is passed on unchanged).
-    pub fn validate_with(
+    pub fn validate_with<T>(
         &self,
-        validate: impl FnOnce(&str) -> Result<(), PluginError>,
-    ) -> Result<(), PluginError> {
+        validate: impl FnOnce(&str) -> Result<T, PluginError>,
+    ) -> Result<T, PluginError> {
         if let Some(refusal) = &self.refusal {
             return Err(PluginError::new(refusal.clone()));
         }
@@ -1465,7 +1513,7 @@ mod tests {
         let err = pc
             .validate_with(|json| {
                 assert_eq!(json, r#"{"zone":5}"#);
-                Err(PluginError::new("invalid configuration at `zone`: wrong"))
+                Err::<(), _>(PluginError::new("invalid configuration at `zone`: wrong"))
             })
             .unwrap_err();
         assert_eq!(err.message(), format!(r#"{main}: ["dns"] zone: wrong"#));
@@ -1482,9 +1530,11 @@ mod tests {
         let user = dir.path().join("gordon-user.toml").display().to_string();
         let refusal = |name: &str| {
             let pc = cfg.plugin_config_for(name, &["alpha.y", "beta.x"]);
-            pc.validate_with(|_| panic!("a refused configuration reached the plugin"))
-                .unwrap_err()
-                .to_string()
+            pc.validate_with(|_| -> Result<(), _> {
+                panic!("a refused configuration reached the plugin")
+            })
+            .unwrap_err()
+            .to_string()
         };
         let e = refusal("beta.x");
         assert!(

@@ -9,6 +9,7 @@ pub mod error;
 pub mod health;
 pub mod isolation;
 pub mod janitor;
+pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod plugins;

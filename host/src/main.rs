@@ -16,9 +16,11 @@ fn main() -> ExitCode {
         None | Some(Command::Run) => {
             commands::run::run(&cli.global).map(|clean| if clean { 0 } else { 3 })
         }
-        Some(Command::Check { janitor, json }) => {
-            commands::check::run(&cli.global, *janitor, *json).map(|ok| u8::from(!ok))
-        }
+        Some(Command::Check {
+            janitor,
+            json,
+            connect,
+        }) => commands::check::run(&cli.global, *janitor, *json, *connect).map(|ok| u8::from(!ok)),
         Some(Command::Janitor {
             dry_run,
             interval,
@@ -45,6 +47,28 @@ fn main() -> ExitCode {
             socket,
             command: CtlCommand::Status { json },
         }) => gordon::control::client::status(&cli.global, socket.as_deref(), *json).map(|()| 0),
+        Some(Command::Ctl {
+            socket,
+            command: CtlCommand::Reload { json },
+        }) => gordon::control::client::reload(&cli.global, socket.as_deref(), *json).map(|()| 0),
+        Some(Command::Ctl {
+            socket,
+            command:
+                CtlCommand::Action {
+                    plugin,
+                    action,
+                    params,
+                    json,
+                },
+        }) => gordon::control::client::action(
+            &cli.global,
+            socket.as_deref(),
+            plugin,
+            action,
+            params,
+            *json,
+        )
+        .map(|()| 0),
         Some(Command::Ctl {
             socket,
             command: CtlCommand::Top { interval },

@@ -48,6 +48,13 @@ impl Session {
         let level =
             crate::logging::init(&config.core.logging, verbose).what("cannot set up logging")?;
         hostlink::set_max_level(level);
+        Ok(Session::discover(config, verbose))
+    }
+
+    /// Discovers the plugins `config` names (loading libraries not loaded yet) —
+    /// what [`Session::open`] does after setting up logging, and what a reload
+    /// does with the new configuration.
+    pub fn discover(config: Config, verbose: bool) -> Session {
         let dirs = config.plugin_dirs();
         let checks = crate::plugins::inspect::Checks {
             pins: config.core.plugin_pins.clone(),
@@ -84,12 +91,12 @@ impl Session {
             severity: soft,
             message,
         }));
-        Ok(Session {
+        Session {
             config,
             catalog,
             active,
             problems,
-        })
+        }
     }
 
     /// The configuration plugin `info` receives: JSON object text (a

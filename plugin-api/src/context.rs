@@ -64,6 +64,15 @@ impl PluginContext {
         self.runtime().block_on(fut)
     }
 
+    /// Asks the host to stop this plugin cleanly (since 1.3; dr-provision's
+    /// `Leaving`): for example a source whose upstream is gone for good. The host
+    /// shuts it down as at a stop, then restarts it with back-off or leaves it
+    /// stopped, as `[core.leaving]` says. Returns false, and does nothing, in a
+    /// host older than 1.3.
+    pub fn leave(&self, reason: &str) -> bool {
+        hostlink::leave(self.name, reason)
+    }
+
     /// The plugin's metrics, sent through the host's configured relay.
     pub fn metrics(&self) -> Metrics {
         Metrics { plugin: self.name }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use abi_stable::prefix_type::{PrefixTypeTrait, WithMetadata};
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut, RStr, RVec};
+use abi_stable::std_types::{ROption, RResult, RSlice, RSliceMut, RStr, RString, RVec};
 use serde::de::DeserializeOwned;
 
 use crate::abi::{
@@ -19,6 +19,7 @@ use crate::abi::{
     ReconcilerBox, ReconcilerObj, ReconcilerObj_TO, KIND_AUTHORITY, KIND_PUBLISHER,
     KIND_RECONCILER,
 };
+use crate::abi::{ControlBox, ControlObj, ControlObj_TO, Created};
 use crate::abi::{
     Failure, HandlerBox, HandlerObj, HandlerObj_TO, HostServicesRef, Library, LibraryRef,
     MetricEvent, MetricKind, PluginEntry, PluginEntryRef, RelayBox, RelayObj, RelayObj_TO,
@@ -30,6 +31,7 @@ use crate::context::{EventSender, PluginContext, RunContext, Shutdown};
 use crate::error::{FfiError, PluginError};
 use crate::hostlink;
 use crate::janitor::{Authority, Inbox, Outbox, Publisher, Reconciler, ZoneRecords};
+use crate::live::{ConfigChange, Definition, HostEvent};
 use crate::message::{EventMessage, Phase};
 use crate::plugin::{Failures, MessageHandler, MetricRelay, Plugin, Runnable};
 
@@ -108,14 +110,178 @@ fn key_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Parses the configuration and builds the plugin, both guarded.
-pub(crate) fn construct<P: Plugin>(config: &str) -> Result<(Arc<P>, PluginContext), PluginError> {
+/// Parses the configuration once and runs [`Plugin::validate_config`] on it,
+/// guarded.
+fn checked_config<P: Plugin>(config: &str) -> Result<P::Config, PluginError> {
+    guard(P::NAME, "validate_config", || {
+        let cfg = parse_config::<P::Config>(config)?;
+        P::validate_config(&cfg)?;
+        Ok(cfg)
+    })
+}
+
+/// Builds the plugin from a checked configuration, guarded.
+fn build<P: Plugin>(cfg: P::Config) -> Result<(Arc<P>, PluginContext), PluginError> {
     let ctx = PluginContext::new(P::NAME);
-    let cfg = guard(P::NAME, "configuration", || {
-        parse_config::<P::Config>(config)
-    })?;
     let plugin = guard(P::NAME, "new", || P::new(cfg, ctx.clone()))?;
     Ok((Arc::new(plugin), ctx))
+}
+
+/// Parses the configuration once, validates it and builds the plugin, all
+/// guarded: what the `new_*` constructors (kept for hosts older than 1.3) and the
+/// `testing` harness run. Since 1.3 `new` need not validate its
+/// configuration itself: every path to it has.
+pub(crate) fn construct<P: Plugin>(config: &str) -> Result<(Arc<P>, PluginContext), PluginError> {
+    build::<P>(checked_config::<P>(config)?)
+}
+
+/// [`construct`], with [`Plugin::validate_dependencies`] between validating and
+/// building: what [`PluginEntry::create`] runs.
+fn construct_checked<P: Plugin>(config: &str) -> Result<(Arc<P>, PluginContext), PluginError> {
+    let cfg = checked_config::<P>(config)?;
+    guard(P::NAME, "validate_dependencies", || {
+        P::validate_dependencies(&cfg)
+    })?;
+    build::<P>(cfg)
+}
+
+/// The live controls of any plugin.
+struct ControlAdapter<P>(Arc<P>);
+
+impl<P: Plugin> ControlObj for ControlAdapter<P> {
+    fn apply_config(&self, config: RStr<'_>) -> RResult<bool, FfiError> {
+        to_ffi(guard(P::NAME, "apply_config", || {
+            let cfg = parse_config::<P::Config>(config.as_str())?;
+            P::validate_config(&cfg)?;
+            Ok(self.0.apply_config(cfg)? == ConfigChange::Applied)
+        }))
+    }
+
+    fn invoke(&self, action: RStr<'_>, params: RStr<'_>) -> RResult<RString, FfiError> {
+        to_ffi(guard(P::NAME, "invoke", || {
+            let params: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(params.as_str())
+                    .map_err(|e| PluginError::new(format!("parameters are not an object: {e}")))?;
+            let result = self.0.invoke(action.as_str(), &params)?;
+            Ok(RString::from(result.to_string()))
+        }))
+    }
+
+    fn host_event(&self, event: RStr<'_>) {
+        let result = guard(P::NAME, "on_host_event", || {
+            if let Some(event) = HostEvent::from_json(event.as_str()) {
+                self.0.on_host_event(&event);
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            tracing::warn!(%error, "Host event handler failed.");
+        }
+    }
+}
+
+pub(crate) fn control<P: Plugin>(plugin: &Arc<P>) -> ControlBox {
+    ControlObj_TO::from_value(ControlAdapter(Arc::clone(plugin)), TD_Opaque)
+}
+
+/// A [`Created`] holding nothing but its control; the caller sets its kind.
+fn created(control: ControlBox) -> Created {
+    Created {
+        runnable: ROption::RNone,
+        handler: ROption::RNone,
+        relay: ROption::RNone,
+        authority: ROption::RNone,
+        reconciler: ROption::RNone,
+        publisher: ROption::RNone,
+        control,
+    }
+}
+
+/// Builds the plugin once with [`construct_checked`] and puts its kind object in.
+fn create_with<P: Plugin>(
+    config: RStr<'_>,
+    set: impl FnOnce(&mut Created, Arc<P>, PluginContext),
+) -> RResult<Created, FfiError> {
+    to_ffi(
+        construct_checked::<P>(config.as_str()).map(|(plugin, ctx)| {
+            let mut out = created(control(&plugin));
+            set(&mut out, plugin, ctx);
+            out
+        }),
+    )
+}
+
+extern "C" fn create_runnable<P: Runnable>(config: RStr<'_>) -> RResult<Created, FfiError> {
+    create_with::<P>(config, |out, plugin, ctx| {
+        out.runnable = ROption::RSome(RunnableObj_TO::from_value(
+            RunnableAdapter::new(plugin, ctx),
+            TD_Opaque,
+        ));
+    })
+}
+
+extern "C" fn create_handler<P: MessageHandler>(config: RStr<'_>) -> RResult<Created, FfiError> {
+    create_with::<P>(config, |out, plugin, _| {
+        out.handler = ROption::RSome(HandlerObj_TO::from_value(HandlerAdapter(plugin), TD_Opaque));
+    })
+}
+
+extern "C" fn create_relay<P: MetricRelay>(config: RStr<'_>) -> RResult<Created, FfiError> {
+    create_with::<P>(config, |out, plugin, _| {
+        out.relay = ROption::RSome(RelayObj_TO::from_value(RelayAdapter(plugin), TD_Opaque));
+    })
+}
+
+extern "C" fn create_authority<P: Authority>(config: RStr<'_>) -> RResult<Created, FfiError> {
+    create_with::<P>(config, |out, plugin, ctx| {
+        out.authority = ROption::RSome(AuthorityObj_TO::from_value(
+            JanitorAdapter { plugin, ctx },
+            TD_Opaque,
+        ));
+    })
+}
+
+extern "C" fn create_reconciler<P: Reconciler>(config: RStr<'_>) -> RResult<Created, FfiError> {
+    create_with::<P>(config, |out, plugin, ctx| {
+        out.reconciler = ROption::RSome(ReconcilerObj_TO::from_value(
+            JanitorAdapter { plugin, ctx },
+            TD_Opaque,
+        ));
+    })
+}
+
+extern "C" fn create_publisher<P: Publisher>(config: RStr<'_>) -> RResult<Created, FfiError> {
+    create_with::<P>(config, |out, plugin, ctx| {
+        out.publisher = ROption::RSome(PublisherObj_TO::from_value(
+            JanitorAdapter { plugin, ctx },
+            TD_Opaque,
+        ));
+    })
+}
+
+extern "C" fn define<P: Plugin>() -> RString {
+    let definition = guard(P::NAME, "actions", || {
+        Ok(Definition {
+            actions: P::actions(),
+            events: P::HOST_EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+        })
+    });
+    match definition {
+        Ok(d) => serde_json::to_string(&d).unwrap_or_default().into(),
+        Err(error) => {
+            tracing::error!(%error, "Cannot list the plugin's actions.");
+            RString::from("{}")
+        }
+    }
+}
+
+#[doc(hidden)]
+pub extern "C" fn validate_dependencies<P: Plugin>(config: RStr<'_>) -> RResult<(), FfiError> {
+    to_ffi(guard(P::NAME, "validate_dependencies", || {
+        let cfg = parse_config::<P::Config>(config.as_str())?;
+        P::validate_config(&cfg)?;
+        P::validate_dependencies(&cfg)
+    }))
 }
 
 #[doc(hidden)]
@@ -245,7 +411,7 @@ impl<P: Runnable> RunnableObj for RunnableAdapter<P> {
     }
 }
 
-struct HandlerAdapter<P>(Arc<P>);
+pub(crate) struct HandlerAdapter<P>(pub(crate) Arc<P>);
 
 impl<P: MessageHandler> HandlerObj for HandlerAdapter<P> {
     fn handle_batch(&self, mut batch: RSliceMut<'_, EventMessage>) -> RVec<Failure> {
@@ -320,6 +486,7 @@ fn base_entry<P: Plugin>(
     kind: &'static str,
     phase: &'static str,
     version: &'static str,
+    create: extern "C" fn(RStr<'_>) -> RResult<Created, FfiError>,
 ) -> PluginEntry {
     PluginEntry {
         name: RStr::from_str(P::NAME),
@@ -334,13 +501,16 @@ fn base_entry<P: Plugin>(
         new_authority: ROption::RNone,
         new_reconciler: ROption::RNone,
         new_publisher: ROption::RNone,
+        define: define::<P>,
+        validate_dependencies: validate_dependencies::<P>,
+        create,
     }
 }
 
 /// The entry of a runnable plugin.
 #[doc(hidden)]
 pub fn runnable_entry<P: Runnable>(version: &'static str) -> PluginEntryRef {
-    let mut e = base_entry::<P>(KIND_RUNNABLE, P::START_PHASE, version);
+    let mut e = base_entry::<P>(KIND_RUNNABLE, P::START_PHASE, version, create_runnable::<P>);
     e.new_runnable = ROption::RSome(new_runnable::<P>);
     leak_entry(e)
 }
@@ -348,7 +518,7 @@ pub fn runnable_entry<P: Runnable>(version: &'static str) -> PluginEntryRef {
 /// The entry of a message-handler plugin.
 #[doc(hidden)]
 pub fn handler_entry<P: MessageHandler>(version: &'static str) -> PluginEntryRef {
-    let mut e = base_entry::<P>(KIND_MESSAGE_HANDLER, P::PHASE, version);
+    let mut e = base_entry::<P>(KIND_MESSAGE_HANDLER, P::PHASE, version, create_handler::<P>);
     e.new_handler = ROption::RSome(new_handler::<P>);
     leak_entry(e)
 }
@@ -356,7 +526,7 @@ pub fn handler_entry<P: MessageHandler>(version: &'static str) -> PluginEntryRef
 /// The entry of a metric-relay plugin.
 #[doc(hidden)]
 pub fn relay_entry<P: MetricRelay>(version: &'static str) -> PluginEntryRef {
-    let mut e = base_entry::<P>(KIND_METRIC_RELAY, "", version);
+    let mut e = base_entry::<P>(KIND_METRIC_RELAY, "", version, create_relay::<P>);
     e.new_relay = ROption::RSome(new_relay::<P>);
     leak_entry(e)
 }
@@ -453,7 +623,7 @@ pub extern "C" fn new_publisher<P: Publisher>(config: RStr<'_>) -> RResult<Publi
 /// The entry of a janitor authority plugin.
 #[doc(hidden)]
 pub fn authority_entry<P: Authority>(version: &'static str) -> PluginEntryRef {
-    let mut e = base_entry::<P>(KIND_AUTHORITY, "", version);
+    let mut e = base_entry::<P>(KIND_AUTHORITY, "", version, create_authority::<P>);
     e.new_authority = ROption::RSome(new_authority::<P>);
     leak_entry(e)
 }
@@ -461,7 +631,7 @@ pub fn authority_entry<P: Authority>(version: &'static str) -> PluginEntryRef {
 /// The entry of a janitor reconciler plugin.
 #[doc(hidden)]
 pub fn reconciler_entry<P: Reconciler>(version: &'static str) -> PluginEntryRef {
-    let mut e = base_entry::<P>(KIND_RECONCILER, "", version);
+    let mut e = base_entry::<P>(KIND_RECONCILER, "", version, create_reconciler::<P>);
     e.new_reconciler = ROption::RSome(new_reconciler::<P>);
     leak_entry(e)
 }
@@ -469,7 +639,7 @@ pub fn reconciler_entry<P: Reconciler>(version: &'static str) -> PluginEntryRef 
 /// The entry of a janitor publisher plugin.
 #[doc(hidden)]
 pub fn publisher_entry<P: Publisher>(version: &'static str) -> PluginEntryRef {
-    let mut e = base_entry::<P>(KIND_PUBLISHER, "", version);
+    let mut e = base_entry::<P>(KIND_PUBLISHER, "", version, create_publisher::<P>);
     e.new_publisher = ROption::RSome(new_publisher::<P>);
     leak_entry(e)
 }

@@ -70,6 +70,18 @@ pub(crate) fn health_json() -> Option<String> {
     Some(health().into_string())
 }
 
+/// Asks the host to stop `plugin`; false when the host is older than 1.3 (or
+/// there is no host).
+pub(crate) fn leave(plugin: &str, reason: &str) -> bool {
+    match HOST.get().and_then(|h| h.leave()) {
+        Some(leave) => {
+            leave(plugin.into(), reason.into());
+            true
+        }
+        None => false,
+    }
+}
+
 /// Sends a metric event to the host, if the library is attached to one.
 pub(crate) fn metric(plugin: &str, kind: MetricKind, name: &str, value: f64, tags: &[Tag<'_>]) {
     if let Some(host) = HOST.get() {

@@ -104,6 +104,7 @@ pub mod event_json;
 pub mod export;
 mod hostlink;
 mod janitor;
+mod live;
 mod message;
 pub mod ownership;
 mod plugin;
@@ -116,6 +117,9 @@ pub use crate::channel::Closed;
 pub use crate::context::{EventSender, Metrics, PluginContext, RunContext, Shutdown};
 pub use crate::error::{FfiError, PluginError};
 pub use crate::janitor::{Authority, Inbox, Outbox, Publisher, Reconciler, ZoneRecords};
+pub use crate::live::{
+    event_matches, ActionSpec, ConfigChange, Definition, HostEvent, Param, ParamType,
+};
 pub use crate::message::{
     format_rfc3339, now_ns, Action, EventMessage, HistoryEntry, MsgId, Phase, RecordType,
     ResourceRecord, Rrdatas,
@@ -152,6 +156,7 @@ pub fn host_health() -> Option<HostHealth> {
 
 // Re-exports. Consider semver implications carefully.
 pub use serde;
+pub use serde_json;
 pub use tokio;
 pub use tracing;
 

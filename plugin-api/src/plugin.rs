@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::context::{PluginContext, RunContext};
 use crate::error::PluginError;
+use crate::live::{ActionSpec, ConfigChange, HostEvent};
 use crate::message::EventMessage;
 
 /// What every plugin has: a name, a configuration type and a constructor.
@@ -37,13 +38,75 @@ pub trait Plugin: Sized + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Creates the plugin. Heavy work (connecting, binding) belongs in
+    /// Creates the plugin from a configuration that passed
+    /// [`Plugin::validate_config`]: every path here (the host, the `new_*`
+    /// constructors kept for older hosts, the `testing` harness) runs it first,
+    /// so `new` need not check again. Heavy work (connecting, binding) belongs in
     /// [`Runnable::run`] or in the first call, so that a plugin that fails to start
     /// does not hold up the others.
     ///
     /// # Errors
     /// A [`PluginError`] saying why the plugin cannot be created.
     fn new(config: Self::Config, ctx: PluginContext) -> Result<Self, PluginError>;
+
+    /// The host events this plugin wants (since 1.3), as patterns: a name
+    /// (`"plugin.failed"`), a prefix (`"plugin.*"`) or `"*"`. They arrive at
+    /// [`Plugin::on_host_event`], asynchronously. The default selects none.
+    const HOST_EVENTS: &'static [&'static str] = &[];
+
+    /// Checks that the plugin can work here — reach its server, read its files —
+    /// with a configuration that passed [`Plugin::validate_config`] (since 1.3).
+    /// `gordon check --connect` runs it, and the host runs it before creating the
+    /// plugin. The default accepts.
+    ///
+    /// # Errors
+    /// A [`PluginError`] saying what is unreachable or unreadable.
+    fn validate_dependencies(config: &Self::Config) -> Result<(), PluginError> {
+        let _ = config;
+        Ok(())
+    }
+
+    /// The actions an operator can invoke on the live plugin (since 1.3), listed by
+    /// `gordon plugins list --json` without creating it and run by
+    /// [`Plugin::invoke`]. The default offers none.
+    fn actions() -> Vec<ActionSpec> {
+        Vec::new()
+    }
+
+    /// Applies a changed configuration to the live plugin (since 1.3; Lighthouse's
+    /// `apply_config`). The configuration has passed [`Plugin::validate_config`].
+    /// Must be idempotent: the host may apply the same configuration twice.
+    /// Return [`ConfigChange::Restart`] (the default) to have the host start a new
+    /// instance instead and drain this one.
+    ///
+    /// # Errors
+    /// A [`PluginError`]: the reload is reported as failed for this plugin, and
+    /// the instance keeps its previous configuration.
+    fn apply_config(&self, config: Self::Config) -> Result<ConfigChange, PluginError> {
+        let _ = config;
+        Ok(ConfigChange::Restart)
+    }
+
+    /// Runs one of [`Plugin::actions`] on the live plugin (since 1.3). The host
+    /// has checked `params` against the action's declared parameters: required
+    /// ones are present, every value has its declared type, none is unknown.
+    ///
+    /// # Errors
+    /// A [`PluginError`], shown to the operator.
+    fn invoke(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, PluginError> {
+        let _ = params;
+        Err(PluginError::new(format!("no action `{action}`")))
+    }
+
+    /// Receives a host event the plugin selected with [`Plugin::HOST_EVENTS`]
+    /// (since 1.3), on a thread of the host's; return quickly.
+    fn on_host_event(&self, event: &HostEvent) {
+        let _ = event;
+    }
 }
 
 /// An event source (the original `IRunnable`); it is also the handler of the `cleanup`

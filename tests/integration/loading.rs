@@ -245,6 +245,11 @@ fn a_plugin_built_against_released_1_1_still_loads_and_runs() {
     released_plugin_loads_and_runs(Drift::Released1_1, "1.1.0");
 }
 
+#[test]
+fn a_plugin_built_against_released_1_2_still_loads_and_runs() {
+    released_plugin_loads_and_runs(Drift::Released1_2, "1.2.0");
+}
+
 fn sha256(path: &std::path::Path) -> String {
     let out = std::process::Command::new("sha256sum")
         .arg(path)

@@ -38,4 +38,6 @@ mod isolation;
 mod control;
 // Crash isolation under load: a faulting plugin behind NATS, nothing lost.
 mod isolation_soak;
+// Reload, actions, host events, leaving, `check --connect`.
+mod live;
 mod util;

@@ -95,6 +95,9 @@ pub enum Drift {
     Released1_0,
     /// The released plugin-api 1.1.0 (`tests/compat`), likewise.
     Released1_1,
+    /// The released plugin-api 1.2.0, built from its packaged `.crate`
+    /// (`tests/compat/gordon-plugin-api-1.2.0.crate`, made by `cargo package`).
+    Released1_2,
 }
 
 /// A plugin built against a drifted copy of plugin-api (see `tests/abi-drift`).
@@ -107,15 +110,27 @@ pub fn drifted_fixture(drift: Drift) -> PathBuf {
         Drift::Layout => "layout",
         Drift::Released1_0 => "released-1.0",
         Drift::Released1_1 => "released-1.1",
+        Drift::Released1_2 => "released-1.2",
     };
     let ws = base.join(variant);
     let _ = std::fs::remove_dir_all(&ws);
-    let api = match drift {
-        Drift::Released1_0 => root().join("tests/compat/plugin-api-1.0.0"),
-        Drift::Released1_1 => root().join("tests/compat/plugin-api-1.1.0"),
-        _ => root().join("plugin-api"),
-    };
-    copy_dir(&api, &ws.join("plugin-api"));
+    match drift {
+        Drift::Released1_0 => copy_dir(
+            &root().join("tests/compat/plugin-api-1.0.0"),
+            &ws.join("plugin-api"),
+        ),
+        Drift::Released1_1 => copy_dir(
+            &root().join("tests/compat/plugin-api-1.1.0"),
+            &ws.join("plugin-api"),
+        ),
+        Drift::Released1_2 => unpack_crate(
+            &root().join("tests/compat/gordon-plugin-api-1.2.0.crate"),
+            &ws.join("plugin-api"),
+        ),
+        Drift::Major | Drift::Layout => {
+            copy_dir(&root().join("plugin-api"), &ws.join("plugin-api"))
+        }
+    }
     copy_dir(&root().join("tests/abi-drift"), &ws.join("fixture"));
     std::fs::copy(root().join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
     std::fs::write(ws.join("Cargo.toml"), drift_workspace_manifest()).unwrap();
@@ -130,7 +145,7 @@ pub fn drifted_fixture(drift: Drift) -> PathBuf {
             "    rtype: RecordType,\n    ttl: u32,\n",
             "    ttl: u32,\n    rtype: RecordType,\n",
         ),
-        Drift::Released1_0 | Drift::Released1_1 => {}
+        Drift::Released1_0 | Drift::Released1_1 | Drift::Released1_2 => {}
     }
     let mut cmd = cargo();
     cmd.current_dir(&ws)
@@ -173,6 +188,26 @@ fn patch(path: &Path, from: &str, to: &str) {
         path.display()
     );
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// Unpacks a `.crate` (a gzipped tar holding `NAME-VERSION/`) as directory `to`.
+fn unpack_crate(file: &Path, to: &Path) {
+    let parent = to.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let out = Command::new("tar")
+        .arg("-xzf")
+        .arg(file)
+        .arg("-C")
+        .arg(parent)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stem = file.file_stem().unwrap();
+    std::fs::rename(parent.join(stem), to).unwrap();
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -2,6 +2,9 @@
 //! configuration and everything the service (or, with `--janitor`, the janitor)
 //! checks before it starts, create nothing, and report every problem.
 //!
+//! With `--connect`, each plugin's `validate_dependencies` (plugin-api 1.3+) also
+//! runs: can it reach its server, read its files.
+//!
 //! `check` creates no plugin: a constructor may bind ports, open connections or
 //! take locks that the running service holds. So a plugin whose `new` fails or
 //! panics passes `check`, and the output says so in a closing note.
@@ -21,7 +24,7 @@ const NOT_CREATED: &str = "check validates configuration but creates no plugin; 
 ///
 /// # Errors
 /// A configuration error that stops loading altogether, or a failed write.
-pub fn run(global: &Global, janitor: bool, as_json: bool) -> anyhow::Result<bool> {
+pub fn run(global: &Global, janitor: bool, as_json: bool, connect: bool) -> anyhow::Result<bool> {
     let (base, mode) = if janitor {
         ("gordon-janitor", Mode::Janitor)
     } else {
@@ -36,11 +39,21 @@ pub fn run(global: &Global, janitor: bool, as_json: bool) -> anyhow::Result<bool
     }
     let mut passed = Vec::new();
     let mut failed = Vec::new();
+    let mut unchecked: Vec<String> = Vec::new();
     for info in &session.active {
         let cfg = session.plugin_config_json(info);
         let core = &session.config.core;
         let checked = if crate::isolation::is_isolated(core, &info.name) {
             crate::isolation::validate(info, &cfg, core)
+        } else if connect {
+            instance::validate_dependencies(info, &cfg).map(|checked| {
+                if !checked {
+                    unchecked.push(format!(
+                        "`{}` (plugin-api {}) has no dependency check",
+                        info.name, info.api_version
+                    ));
+                }
+            })
         } else {
             instance::validate(info, &cfg)
         };
@@ -71,6 +84,8 @@ pub fn run(global: &Global, janitor: bool, as_json: bool) -> anyhow::Result<bool
             "files": session.config.files,
             "active": session.active.iter().map(|p| &p.name).collect::<Vec<_>>(),
             "passed": passed,
+            "connect": connect,
+            "unchecked": unchecked,
             "errors": errors,
             "warnings": warnings,
             "note": NOT_CREATED,
@@ -91,6 +106,9 @@ pub fn run(global: &Global, janitor: bool, as_json: bool) -> anyhow::Result<bool
     }
     for name in &passed {
         writeln!(out, "ok: {name}")?;
+    }
+    for line in &unchecked {
+        writeln!(out, "note: {line}")?;
     }
     writeln!(out, "note: {NOT_CREATED}")?;
     writeln!(

@@ -30,6 +30,8 @@ pub fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
                 "description": p.description,
                 "active": active(&p.name),
                 "isolated": isolated(&p.name),
+                "actions": p.definition.actions.iter().map(crate::live::actions::schema).collect::<Vec<_>>(),
+                "events": p.definition.events,
             })).collect::<Vec<_>>(),
             "refused": catalog.refused.iter().map(|r| {
                 let mut v = json!({"library": r.library, "reason": r.reason.to_string()});

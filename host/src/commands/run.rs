@@ -21,6 +21,6 @@ pub fn run(global: &Global) -> anyhow::Result<bool> {
             .count();
         anyhow::bail!("cannot start: {errors} problem(s) (see above; `gordon check` lists them)");
     }
-    let outcome = crate::service::run(session)?;
+    let outcome = crate::service::run(session, global.verbose)?;
     Ok(outcome.is_clean())
 }

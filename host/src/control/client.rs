@@ -64,3 +64,63 @@ pub fn status(global: &Global, socket: Option<&Path>, as_json: bool) -> anyhow::
     }
     Ok(())
 }
+
+/// `gordon ctl action PLUGIN ACTION [key=value ...] [--json]`: prints the
+/// action's result (JSON; text results as they are).
+///
+/// # Errors
+/// As [`request`] (an unknown action or a bad parameter is the host's error), or
+/// a failed write to stdout.
+pub fn action(
+    global: &Global,
+    socket: Option<&Path>,
+    plugin: &str,
+    action: &str,
+    params: &[String],
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let answer = request(
+        global,
+        socket,
+        &json!({"command": "action", "plugin": plugin, "action": action, "args": params}),
+    )?;
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{answer}")?;
+    } else {
+        match &answer["result"] {
+            Value::String(text) => writeln!(out, "{text}")?,
+            other => writeln!(out, "{}", serde_json::to_string_pretty(other)?)?,
+        }
+    }
+    Ok(())
+}
+
+/// `gordon ctl reload [--json]`: asks the host to reload and prints what changed.
+///
+/// # Errors
+/// As [`request`]; a refused reload is an error listing every problem.
+pub fn reload(global: &Global, socket: Option<&Path>, as_json: bool) -> anyhow::Result<()> {
+    let answer = request(global, socket, &json!({"command": "reload"}))?;
+    let report = &answer["report"];
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        writeln!(out, "{report}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "configuration generation {} in use",
+        report["generation"]
+    )?;
+    for what in ["applied", "restarted", "added", "removed"] {
+        let names: Vec<&str> = report[what]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !names.is_empty() {
+            writeln!(out, "{what}: {}", names.join(", "))?;
+        }
+    }
+    Ok(())
+}

@@ -80,11 +80,18 @@ fn listen(path: &Path) -> Result<UnixListener, String> {
 fn serve(listener: UnixListener, live: Arc<Mutex<Live>>) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
-        // One request at a time: each is answered from memory in microseconds,
-        // and a client that sends nothing is cut off after a second.
+        // A client that sends nothing is cut off after a second. Each request
+        // has a thread: an action or a reload may take seconds, and `status`
+        // must still answer meanwhile.
         let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
         let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
-        answer(conn, &live);
+        let live = Arc::clone(&live);
+        let spawned = std::thread::Builder::new()
+            .name("gordon-control-request".into())
+            .spawn(move || answer(conn, &live));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "Control socket: cannot start a thread for a request.");
+        }
     }
 }
 
@@ -152,9 +159,92 @@ fn handle(request: &str, live: &Mutex<Live>) -> Value {
             let live = live.lock().unwrap_or_else(|p| p.into_inner());
             json!({"ok": true, "status": live.snapshot()})
         }
+        Some("action") => action(&request, live),
+        Some("reload") => {
+            let answer = crate::live::reload::request();
+            match answer.recv_timeout(Duration::from_secs(600)) {
+                Ok(report) => {
+                    let ok = report["ok"].as_bool() == Some(true);
+                    let mut reply = json!({"ok": ok, "report": report});
+                    if !ok {
+                        let problems: Vec<&str> = reply["report"]["problems"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default();
+                        reply["error"] = json!(format!(
+                            "reload refused; the configuration in use is unchanged:\n  {}",
+                            problems.join("\n  ")
+                        ));
+                    }
+                    reply
+                }
+                Err(_) => {
+                    json!({"ok": false, "error": "the host did not answer the reload within 600 s"})
+                }
+            }
+        }
         Some(other) => {
-            json!({"ok": false, "error": format!("unknown command `{other}` (this host answers: status)")})
+            json!({"ok": false, "error": format!("unknown command `{other}` (this host answers: status, action, reload)")})
         }
         None => json!({"ok": false, "error": "the request names no `command`"}),
+    }
+}
+
+/// Runs a plugin's action: its parameters are checked against the declaration
+/// first, and the plugin is called without holding the status lock.
+fn action(request: &Value, live: &Mutex<Live>) -> Value {
+    let (Some(plugin), Some(name)) = (request["plugin"].as_str(), request["action"].as_str())
+    else {
+        return json!({"ok": false, "error": "an action request names a `plugin` and an `action`"});
+    };
+    let words: Vec<String> = request["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| w.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let found = {
+        let live = live.lock().unwrap_or_else(|p| p.into_inner());
+        live.plugins.iter().find(|p| p.name == plugin).map(|p| {
+            (
+                Arc::clone(&p.control),
+                p.actions.iter().find(|a| a.name == name).cloned(),
+                p.actions.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+            )
+        })
+    };
+    let Some((control, spec, offered)) = found else {
+        return json!({"ok": false, "error": format!("no running plugin `{plugin}`")});
+    };
+    let Some(spec) = spec else {
+        let offered = if offered.is_empty() {
+            "it offers none".to_owned()
+        } else {
+            format!("it offers: {}", offered.join(", "))
+        };
+        return json!({"ok": false, "error": format!("plugin `{plugin}` has no action `{name}` ({offered})")});
+    };
+    let params = match crate::live::actions::params(&spec, &words) {
+        Ok(p) => Value::Object(p),
+        Err(e) => return json!({"ok": false, "error": e}),
+    };
+    tracing::info!(plugin, action = name, params = %params, "Running an action.");
+    let result = control.invoke(name, &params.to_string());
+    let ok = result.is_ok();
+    crate::live::events::publish(
+        "action.invoked",
+        Some(plugin),
+        json!({"action": name, "params": params, "ok": ok}),
+    );
+    match result {
+        Ok(text) => {
+            let result: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            json!({"ok": true, "plugin": plugin, "action": name, "result": result})
+        }
+        Err(e) => {
+            json!({"ok": false, "error": format!("plugin `{plugin}`, action `{name}`: {}", e.message())})
+        }
     }
 }

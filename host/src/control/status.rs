@@ -19,6 +19,12 @@ pub struct Plugin {
     pub phase: String,
     /// Its process's supervisor, when it is isolated.
     pub supervisor: Option<Arc<Supervisor>>,
+    /// Its live controls.
+    pub control: Arc<crate::plugins::handle::Control>,
+    /// The actions it offers.
+    pub actions: Vec<gordon_plugin_api::ActionSpec>,
+    /// Its host-event subscription, if it selected events.
+    pub events: Option<Arc<crate::live::events::Subscription>>,
 }
 
 /// The running host, as the control socket sees it.
@@ -77,6 +83,8 @@ impl Live {
                     "restarts": restarts,
                     "pid": pid,
                     "problem": problem,
+                    "actions": p.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+                    "events_dropped": p.events.as_ref().map_or(0, |s| s.dropped()),
                 })
             })
             .collect();

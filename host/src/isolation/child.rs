@@ -21,7 +21,8 @@ use super::link::{self, op, Frame};
 use super::process::{CALL_FD, STREAM_FD, TELEMETRY_FD};
 use super::supervisor::encode_error;
 use super::Setup;
-use crate::plugins::instance::{self, Instance};
+use crate::plugins::handle::Control;
+use crate::plugins::instance::{self, Created, Instance};
 use crate::plugins::PluginInfo;
 
 /// Capacity of the channels between the plugin and the sockets in the process.
@@ -88,6 +89,7 @@ pub fn main(plugin: &str, host_pid: u32) -> u8 {
         interner: Interner::new(),
         info: None,
         instance: None,
+        control: None,
         batch: Vec::new(),
         forwarder: None,
     };
@@ -148,6 +150,7 @@ struct Server {
     interner: Interner,
     info: Option<PluginInfo>,
     instance: Option<Arc<Instance>>,
+    control: Option<Control>,
     batch: Vec<EventMessage>,
     /// A source's event forwarder, joined at stop.
     forwarder: Option<JoinHandle<()>>,
@@ -198,8 +201,9 @@ impl Server {
                 }
                 op::CREATE => {
                     let r = self.with_json(instance::instantiate);
-                    let r = r.map(|created| {
-                        let created = Arc::new(created);
+                    let r = r.map(|Created { instance, control }| {
+                        self.control = Some(control);
+                        let created = Arc::new(instance);
                         if let Instance::Relay(_) = &*created {
                             self.start_relay_reader(Arc::clone(&created));
                         }
@@ -208,6 +212,28 @@ impl Server {
                     self.answer(r);
                 }
                 op::HANDLE => self.handle(),
+                op::APPLY => match self.apply() {
+                    Ok(applied) => {
+                        wire::put_u8(self.reply.start(op::OK), u8::from(applied));
+                        self.send_reply();
+                    }
+                    Err(e) => self.answer_err(&e),
+                },
+                op::INVOKE => match self.invoke() {
+                    Ok(json) => {
+                        self.reply.start(op::OK).extend_from_slice(json.as_bytes());
+                        self.send_reply();
+                    }
+                    Err(e) => self.answer_err(&e),
+                },
+                op::EVENT => {
+                    if let (Some(control), Ok(json)) =
+                        (&self.control, std::str::from_utf8(self.frame.body()))
+                    {
+                        control.host_event(json);
+                    }
+                    self.answer_ok();
+                }
                 op::START => {
                     let r = self.start_source();
                     self.answer(r);
@@ -245,6 +271,26 @@ impl Server {
         let json = std::str::from_utf8(self.frame.body())
             .map_err(|_| PluginError::new("configuration is not UTF-8"))?;
         f(info, json)
+    }
+
+    fn control(&self) -> Result<&Control, PluginError> {
+        self.control
+            .as_ref()
+            .ok_or_else(|| PluginError::new("no plugin created"))
+    }
+
+    fn apply(&self) -> Result<bool, PluginError> {
+        let json = std::str::from_utf8(self.frame.body())
+            .map_err(|_| PluginError::new("configuration is not UTF-8"))?;
+        self.control()?.apply_config(json)
+    }
+
+    fn invoke(&self) -> Result<String, PluginError> {
+        let mut r = wire::Reader::new(self.frame.body());
+        let (Ok(action), Ok(params)) = (r.str(), r.str()) else {
+            return Err(PluginError::new("malformed action call"));
+        };
+        self.control()?.invoke(action, params)
     }
 
     fn handle(&mut self) {

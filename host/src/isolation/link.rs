@@ -36,6 +36,14 @@ pub mod op {
     /// Shut down / clean up (body: deadline in ms, u64); the process exits after
     /// answering.
     pub const STOP: u8 = 22;
+    /// Apply a changed configuration (body: JSON); answered with [`OK`] and a u8,
+    /// 1 if applied live.
+    pub const APPLY: u8 = 30;
+    /// Run an action (body: str action, str parameters JSON); answered with
+    /// [`OK`] and the result JSON.
+    pub const INVOKE: u8 = 31;
+    /// Deliver a host event (body: JSON).
+    pub const EVENT: u8 = 32;
     /// A janitor plugin's `run`: its data flows on the stream socket.
     pub const RUN: u8 = 40;
 
@@ -61,6 +69,8 @@ pub mod op {
     pub const LOG: u8 = 60;
     /// Telemetry socket, process to host: a metric event.
     pub const METRIC: u8 = 61;
+    /// Telemetry socket, process to host: the plugin asks to leave (str reason).
+    pub const LEAVE: u8 = 62;
 }
 
 /// A frame under construction or just read; its buffer is reused.

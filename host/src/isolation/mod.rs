@@ -36,7 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{CoreConfig, PluginConfig};
 use crate::plugins::handle::isolated;
-use crate::plugins::instance::Instance;
+use crate::plugins::handle::Control;
+use crate::plugins::instance::{Created, Instance};
 use crate::plugins::{intern, PluginInfo};
 use link::op;
 use supervisor::Supervisor;
@@ -152,26 +153,41 @@ pub fn start(
     config: &PluginConfig,
     core: &CoreConfig,
     handler_timeout: Duration,
-) -> Result<Instance, PluginError> {
+) -> Result<Created, PluginError> {
     let spec = Spec::new(info, config, core);
     let deadline = Some(Instant::now() + spec.policy.start_timeout);
     let (sup, link) = Supervisor::start(spec)?;
-    let created = validate_on(&link, config, deadline).and_then(|()| {
-        link.call(
-            op::CREATE,
-            |b| b.extend_from_slice(config.as_bytes()),
-            deadline,
-        )
-        .map(drop)
-        .map_err(Into::into)
-    });
+    let create = || {
+        config.validate_with(|json| {
+            link.call(
+                op::CREATE,
+                |b| b.extend_from_slice(json.as_bytes()),
+                deadline,
+            )
+            .map(drop)
+            .map_err(Into::into)
+        })
+    };
+    // A 1.3 library validates in the same call that creates; an older one first.
+    let created = if info.fns.create.is_some() {
+        create()
+    } else {
+        validate_on(&link, config, deadline).and_then(|()| create())
+    };
     drop(link);
     if let Err(e) = created {
         let _ = sup.stop(Duration::ZERO);
         return Err(e);
     }
     sup.running();
-    wrap(info, sup, handler_timeout)
+    let control = match info.fns.create {
+        Some(_) => isolated::control(remote::Control::new(Arc::clone(&sup))),
+        None => Control::absent(intern(&info.api_version)),
+    };
+    Ok(Created {
+        instance: wrap(info, sup, handler_timeout)?,
+        control,
+    })
 }
 
 /// Runs the plugin's `validate_config` in a process of its own (what `gordon

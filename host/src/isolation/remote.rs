@@ -458,3 +458,73 @@ impl Janitor {
         self.sup.stop(deadline)
     }
 }
+
+/// An isolated plugin's live controls, carried over its call link.
+pub struct Control {
+    sup: Arc<Supervisor>,
+}
+
+impl Control {
+    /// The controls of the plugin in `sup`'s process.
+    pub fn new(sup: Arc<Supervisor>) -> Self {
+        Control { sup }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(Instant::now() + self.sup.call_timeout())
+    }
+
+    /// Applies `json` in the process; a process started after this (a restart)
+    /// is created with it too.
+    ///
+    /// # Errors
+    /// The plugin's error, or why it could not be asked.
+    pub fn apply_config(&self, json: &str) -> Result<bool, PluginError> {
+        let deadline = self.deadline();
+        let link = self.sup.current(deadline).map_err(PluginError::from)?;
+        let answer = link
+            .call(
+                op::APPLY,
+                |b| b.extend_from_slice(json.as_bytes()),
+                deadline,
+            )
+            .map_err(PluginError::from)?;
+        let applied = wire::Reader::new(answer.body()).u8().unwrap_or(0) == 1;
+        if applied {
+            self.sup.set_config(json);
+        }
+        Ok(applied)
+    }
+
+    /// Runs an action in the process.
+    ///
+    /// # Errors
+    /// The plugin's error, or why it could not be asked.
+    pub fn invoke(&self, action: &str, params_json: &str) -> Result<String, PluginError> {
+        let deadline = self.deadline();
+        let link = self.sup.current(deadline).map_err(PluginError::from)?;
+        let answer = link
+            .call(
+                op::INVOKE,
+                |b| {
+                    wire::put_str(b, action);
+                    wire::put_str(b, params_json);
+                },
+                deadline,
+            )
+            .map_err(PluginError::from)?;
+        Ok(String::from_utf8_lossy(answer.body()).into_owned())
+    }
+
+    /// Delivers a host event to the process (dropped if it is between restarts).
+    pub fn host_event(&self, json: &str) {
+        let deadline = self.deadline();
+        if let Ok(link) = self.sup.current(deadline) {
+            let _ = link.call(
+                op::EVENT,
+                |b| b.extend_from_slice(json.as_bytes()),
+                deadline,
+            );
+        }
+    }
+}

@@ -218,6 +218,9 @@ pub struct Supervisor {
     /// Run on every restarted process before it takes calls (a source starts
     /// producing again).
     hook: Mutex<Option<Arc<Hook>>>,
+    /// The configuration a restarted process is created with: the spec's, or the
+    /// last one applied live.
+    config: Mutex<String>,
 }
 
 impl Supervisor {
@@ -229,6 +232,7 @@ impl Supervisor {
     /// The process cannot be started, or it refused the library.
     pub fn start(spec: Spec) -> Result<(Arc<Supervisor>, Arc<Link>), PluginError> {
         let sup = Arc::new(Supervisor {
+            config: Mutex::new(spec.config_json.clone()),
             spec,
             state: Mutex::new(State {
                 link: None,
@@ -273,6 +277,11 @@ impl Supervisor {
     /// How many times its process was restarted.
     pub fn restarts(&self) -> u64 {
         lock(&self.state).restarts
+    }
+
+    /// Creates restarted processes with `json` from now on (it was applied live).
+    pub fn set_config(&self, json: &str) {
+        json.clone_into(&mut lock(&self.config));
     }
 
     /// Default deadline for calls other than a handler's batch.
@@ -605,9 +614,13 @@ impl Supervisor {
             .map(drop)
             .and_then(|()| {
                 if restart {
-                    let config = self.spec.config_json.as_bytes();
-                    link.call(op::CREATE, |b| b.extend_from_slice(config), start_deadline)
-                        .map(drop)
+                    let config = lock(&self.config).clone();
+                    link.call(
+                        op::CREATE,
+                        |b| b.extend_from_slice(config.as_bytes()),
+                        start_deadline,
+                    )
+                    .map(drop)
                 } else {
                     Ok(())
                 }

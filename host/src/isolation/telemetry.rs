@@ -30,6 +30,11 @@ pub fn forward(plugin: &'static str, mut sock: UnixStream) {
                             metric.as_event(crate::metrics::emit_plugin_event);
                         }
                     }
+                    op::LEAVE => {
+                        if let Ok(reason) = wire::Reader::new(frame.body()).str() {
+                            crate::live::leaving::request(plugin, reason);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -83,6 +88,12 @@ pub fn install(sock: UnixStream, level: tracing::level_filters::LevelFilter) {
         .with(Layer)
         .try_init();
     crate::metrics::install(Box::new(Relay));
+    crate::live::leaving::forward_to(leave);
+}
+
+/// Process side: the plugin asked to leave; the host decides.
+pub fn leave(_plugin: &str, reason: &str) {
+    send(op::LEAVE, |b| wire::put_str(b, reason));
 }
 
 struct Layer;

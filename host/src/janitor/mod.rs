@@ -98,7 +98,8 @@ fn build(session: &Session) -> StartResult<Parts> {
     for info in &session.active {
         let cfg = session.plugin_config_json(info);
         let created = instance::start(info, &cfg, &session.config.core)
-            .map_err(|e| StartError::Refused(info.problem(&e)))?;
+            .map_err(|e| StartError::Refused(info.problem(&e)))?
+            .instance;
         let name = intern(&info.name);
         let slot_taken = |what: &str, other: &str| {
             StartError::Refused(format!("core.plugins lists two {what} plugins: `{other}` and `{name}`; the janitor runs one"))

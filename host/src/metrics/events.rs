@@ -189,6 +189,7 @@ pub fn queue_depth(source: &str, depth: usize) {
 
 /// An isolated plugin's process was restarted after a crash.
 pub fn plugin_restarted(plugin: &str) {
+    crate::live::events::publish("plugin.restarted", Some(plugin), serde_json::Value::Null);
     emit(
         MetricKind::Incr,
         "gordon.plugin.restarts",
@@ -197,8 +198,30 @@ pub fn plugin_restarted(plugin: &str) {
     );
 }
 
-/// A plugin changed state (`running`, `stopped`, `failed`).
+/// A host event for `plugin` was dropped: its queue was full.
+pub fn host_event_dropped(plugin: &str) {
+    emit(
+        MetricKind::Incr,
+        "gordon.host_events.dropped",
+        1.0,
+        &[tag("plugin", plugin)],
+    );
+}
+
+/// A plugin changed state (`running`, `stopped`, `failed`): a metric, and the
+/// host event `plugin.started`, `plugin.stopped`, `plugin.failed` or
+/// `plugin.stuck`.
 pub fn plugin_state(plugin: &str, state: &str, value: f64) {
+    let event = match (state, value > 0.0) {
+        ("running", true) => Some("plugin.started"),
+        ("running", false) => Some("plugin.stopped"),
+        ("failed", true) => Some("plugin.failed"),
+        ("stuck", true) => Some("plugin.stuck"),
+        _ => None,
+    };
+    if let Some(event) = event {
+        crate::live::events::publish(event, Some(plugin), serde_json::Value::Null);
+    }
     emit(
         MetricKind::Set,
         "gordon.plugin.state",

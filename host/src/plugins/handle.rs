@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
-use abi_stable::std_types::{RResult, RSlice, RSliceMut};
+use abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr};
 use gordon_plugin_api::abi::{
-    AuthorityBox, HandlerBox, MetricEvent, PublisherBox, ReconcilerBox, RelayBox, RunnableBox,
+    AuthorityBox, ControlBox, HandlerBox, MetricEvent, PublisherBox, ReconcilerBox, RelayBox,
+    RunnableBox,
 };
 use gordon_plugin_api::channel::{Receiver, Sender};
 use gordon_plugin_api::{EventMessage, FfiError, PluginError, ZoneRecords};
@@ -271,6 +272,64 @@ impl Publisher {
     }
 }
 
+/// A plugin's live controls — configuration applied live, actions, host events —
+/// whatever its kind (plugin-api 1.3+).
+pub struct Control(ControlSide);
+
+enum ControlSide {
+    /// A library older than 1.3: no live controls.
+    Absent(&'static str),
+    Local(ControlBox),
+    Isolated(remote::Control),
+}
+
+impl Control {
+    /// The controls of a plugin built against plugin-api `api`, older than 1.3.
+    pub fn absent(api: &'static str) -> Control {
+        Control(ControlSide::Absent(api))
+    }
+
+    /// Applies a changed configuration (JSON object text) to the live plugin.
+    /// `Ok(false)`: it does not apply configuration live (or predates 1.3), so the
+    /// host must replace it.
+    ///
+    /// # Errors
+    /// The plugin's error: the instance keeps its previous configuration.
+    pub fn apply_config(&self, json: &str) -> Result<bool, PluginError> {
+        match &self.0 {
+            ControlSide::Absent(_) => Ok(false),
+            ControlSide::Local(o) => done(o.apply_config(RStr::from_str(json))),
+            ControlSide::Isolated(r) => r.apply_config(json),
+        }
+    }
+
+    /// Runs an action with its parameters (a JSON object); the result is JSON.
+    ///
+    /// # Errors
+    /// The plugin's error, or that it predates actions.
+    pub fn invoke(&self, action: &str, params_json: &str) -> Result<String, PluginError> {
+        match &self.0 {
+            ControlSide::Absent(api) => Err(PluginError::new(format!(
+                "the plugin is built against plugin-api {api}, which has no actions (1.3+)"
+            ))),
+            ControlSide::Local(o) => {
+                done(o.invoke(RStr::from_str(action), RStr::from_str(params_json)))
+                    .map(|r| r.into_string())
+            }
+            ControlSide::Isolated(r) => r.invoke(action, params_json),
+        }
+    }
+
+    /// Delivers a host event (a JSON object) the plugin selected.
+    pub fn host_event(&self, json: &str) {
+        match &self.0 {
+            ControlSide::Absent(_) => {}
+            ControlSide::Local(o) => o.host_event(RStr::from_str(json)),
+            ControlSide::Isolated(r) => r.host_event(json),
+        }
+    }
+}
+
 /// Wraps FFI objects into handles; only the constructor in `instance` makes them.
 pub(super) mod wrap {
     use super::*;
@@ -292,6 +351,9 @@ pub(super) mod wrap {
     }
     pub fn publisher(obj: PublisherBox) -> Publisher {
         Publisher(Side::Local(obj))
+    }
+    pub fn control(obj: ControlBox) -> Control {
+        Control(ControlSide::Local(obj))
     }
 }
 
@@ -316,5 +378,8 @@ pub(crate) mod isolated {
     }
     pub fn publisher(r: remote::Janitor) -> Publisher {
         Publisher(Side::Isolated(r))
+    }
+    pub fn control(r: remote::Control) -> Control {
+        Control(ControlSide::Isolated(r))
     }
 }

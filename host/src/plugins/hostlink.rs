@@ -1,5 +1,5 @@
-//! The services the host offers every plugin library: log and metric sinks, and
-//! the host's health.
+//! The services the host offers every plugin library: log and metric sinks, the
+//! host's health, and a plugin's request to leave.
 //!
 //! These functions are called *from* plugin code, through `extern "C"` pointers. A
 //! panic must not unwind back into the plugin, so each body is wrapped in
@@ -9,8 +9,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
 use abi_stable::prefix_type::WithMetadata;
+use abi_stable::std_types::RStr;
 use abi_stable::std_types::RString;
-use gordon_plugin_api::abi::{v1_1, HostServices, HostServicesRef, LogRecord, MetricEvent};
+use gordon_plugin_api::abi::{v1_1, v1_2, HostServices, HostServicesRef, LogRecord, MetricEvent};
 use tracing::level_filters::LevelFilter;
 
 static MAX_LEVEL: OnceLock<u8> = OnceLock::new();
@@ -38,10 +39,27 @@ pub fn services() -> HostServicesRef {
             log: plugin_log,
             metric: plugin_metric,
             health: plugin_health,
+            leave: plugin_leave,
         };
         let leaked: &'static WithMetadata<HostServices> =
             Box::leak(Box::new(WithMetadata::new(table)));
         HostServicesRef(leaked.static_as_prefix())
+    })
+}
+
+/// The same services, as the table 1.2 libraries know (no `leave`).
+pub fn services_v1_2() -> v1_2::HostServicesRef {
+    static SERVICES: OnceLock<v1_2::HostServicesRef> = OnceLock::new();
+    *SERVICES.get_or_init(|| {
+        let table = v1_2::HostServices {
+            max_log_level: max_level(),
+            log: plugin_log,
+            metric: plugin_metric,
+            health: plugin_health,
+        };
+        let leaked: &'static WithMetadata<v1_2::HostServices> =
+            Box::leak(Box::new(WithMetadata::new(table)));
+        v1_2::HostServicesRef(leaked.static_as_prefix())
     })
 }
 
@@ -89,4 +107,10 @@ extern "C" fn plugin_health() -> RString {
     catch_unwind(|| crate::health::to_json().to_string())
         .unwrap_or_else(|_| r#"{"healthy":false,"problems":["health report failed"]}"#.to_owned())
         .into()
+}
+
+extern "C" fn plugin_leave(plugin: RStr<'_>, reason: RStr<'_>) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        crate::live::leaving::request(plugin.as_str(), reason.as_str());
+    }));
 }

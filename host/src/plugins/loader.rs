@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{
     lib_header_from_path, LibHeader, LibraryError, RootModule, RootModuleError,
 };
+use abi_stable::std_types::RString;
 use abi_stable::std_types::{RResult, RStr};
 use gordon_plugin_api::abi::{
-    v1_0, v1_1, AuthorityBox, HandlerBox, LibraryRef, PublisherBox, ReconcilerBox, RelayBox,
-    RunnableBox,
+    v1_0, v1_1, v1_2, AuthorityBox, Created, HandlerBox, LibraryRef, PublisherBox, ReconcilerBox,
+    RelayBox, RunnableBox,
 };
-use gordon_plugin_api::FfiError;
+use gordon_plugin_api::{Definition, FfiError};
 
 use super::hostlink;
 use super::refusal::{Reason, Refused};
@@ -39,6 +40,10 @@ pub struct EntryFns {
     pub new_reconciler: Option<Ctor<ReconcilerBox>>,
     /// Publisher constructor (1.1+).
     pub new_publisher: Option<Ctor<PublisherBox>>,
+    /// Checks the configuration and the plugin's environment (1.3+).
+    pub validate_dependencies: Option<extern "C" fn(RStr<'_>) -> RResult<(), FfiError>>,
+    /// Validates once and creates, with the control object (1.3+).
+    pub create: Option<Ctor<Created>>,
 }
 
 /// One plugin of a loaded library.
@@ -54,6 +59,8 @@ pub struct Entry {
     pub version: String,
     /// One line.
     pub description: String,
+    /// Its actions and selected host events (empty before 1.3).
+    pub definition: Definition,
     /// Its functions.
     pub fns: EntryFns,
 }
@@ -83,6 +90,7 @@ pub fn load(path: &Path) -> Result<Library, Refused> {
     let initialised = match &library {
         Versioned::V1_0(m) => m.init()(hostlink::services_v1_1()),
         Versioned::V1_1(m) => m.init()(hostlink::services_v1_1()),
+        Versioned::V1_2(m) => m.init()(hostlink::services_v1_2()),
         Versioned::Current(m) => m.init()(hostlink::services()),
     };
     initialised
@@ -100,6 +108,8 @@ pub enum Versioned {
     V1_0(v1_0::LibraryRef),
     /// Built against plugin-api 1.1.
     V1_1(v1_1::LibraryRef),
+    /// Built against plugin-api 1.2.
+    V1_2(v1_2::LibraryRef),
     /// Built against this host's minor version or a later one.
     Current(LibraryRef),
 }
@@ -122,6 +132,10 @@ pub fn from_header(header: &LibHeader, api_version: &str) -> Result<Versioned, L
         header
             .init_root_module::<v1_1::LibraryRef>()
             .map(Versioned::V1_1)
+    } else if one && minor == Some(2) {
+        header
+            .init_root_module::<v1_2::LibraryRef>()
+            .map(Versioned::V1_2)
     } else {
         header
             .init_root_module::<LibraryRef>()
@@ -130,16 +144,21 @@ pub fn from_header(header: &LibHeader, api_version: &str) -> Result<Versioned, L
 }
 
 /// Reads plugin entry `$j`: `$janitor` gives its three janitor constructors
-/// (absent before 1.1).
+/// (absent before 1.1), `$live` its definition and its 1.3 functions.
 macro_rules! entry {
-    ($j:ident, $janitor:expr) => {{
+    ($j:ident, $janitor:expr) => {
+        entry!($j, $janitor, (Definition::default(), None, None))
+    };
+    ($j:ident, $janitor:expr, $live:expr) => {{
         let (new_authority, new_reconciler, new_publisher) = $janitor;
+        let (definition, validate_dependencies, create) = $live;
         Entry {
             name: $j.name().to_string(),
             kind: $j.kind().to_string(),
             phase: $j.phase().to_string(),
             version: $j.version().to_string(),
             description: $j.description().to_string(),
+            definition,
             fns: EntryFns {
                 validate_config: $j.validate_config(),
                 new_runnable: $j.new_runnable().into_option(),
@@ -148,9 +167,24 @@ macro_rules! entry {
                 new_authority,
                 new_reconciler,
                 new_publisher,
+                validate_dependencies,
+                create,
             },
         }
     }};
+}
+
+/// Reads a 1.3 entry's definition (plugin code, guarded by the SDK; a definition
+/// that does not parse is logged and read as empty).
+fn definition(name: &str, define: Option<extern "C" fn() -> RString>) -> Definition {
+    let Some(define) = define else {
+        return Definition::default();
+    };
+    let text = define();
+    serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
+        tracing::warn!(plugin = name, error = %e, "The plugin's definition is not valid; it offers no actions or events.");
+        Definition::default()
+    })
 }
 
 /// The janitor constructors of an entry of 1.1 or later.
@@ -178,10 +212,22 @@ impl Versioned {
                 .iter()
                 .map(|e| entry!(e, janitor_fns!(e)))
                 .collect(),
-            Versioned::Current(m) => m
+            Versioned::V1_2(m) => m
                 .plugins()
                 .iter()
                 .map(|e| entry!(e, janitor_fns!(e)))
+                .collect(),
+            Versioned::Current(m) => m
+                .plugins()
+                .iter()
+                .map(|e| {
+                    let live = (
+                        definition(e.name().as_str(), e.define()),
+                        e.validate_dependencies(),
+                        e.create(),
+                    );
+                    entry!(e, janitor_fns!(e), live)
+                })
                 .collect(),
         }
     }

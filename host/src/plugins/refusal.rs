@@ -36,6 +36,10 @@ pub enum Reason {
         /// Its permission bits.
         mode: u32,
     },
+    /// The file changed on disk after this process loaded it: a loaded library can
+    /// never be unloaded, so the new file can only be loaded by a new process.
+    #[error("the file changed on disk after gordon loaded it; a loaded library cannot be replaced in a running host, so restart gordon to load the new file (the running host keeps the version it loaded)")]
+    ChangedSinceLoaded,
     /// The file's hash differs from its pin in `core.plugin_pins`.
     #[error(
         "sha256 is {found}, but core.plugin_pins pins {expected}; refusing a library that changed"

@@ -30,6 +30,8 @@ pub struct PluginInfo {
     pub library: PathBuf,
     /// The plugin-api version the library was built against.
     pub api_version: String,
+    /// Its actions and the host events it selects (empty before plugin-api 1.3).
+    pub definition: gordon_plugin_api::Definition,
     /// Its functions in the library.
     pub fns: loader::EntryFns,
 }
@@ -146,10 +148,14 @@ pub(crate) fn load_one(
     checks: &inspect::Checks,
 ) -> Result<(Vec<PluginInfo>, Option<Warning>), Refused> {
     let refused = |reason| Refused::new(path.to_path_buf(), reason);
+    if !loaded::unchanged(path) {
+        return Err(refused(super::Reason::ChangedSinceLoaded));
+    }
     let runtime = inspect::inspect(path).map_err(refused)?;
     checks.check_pin(path).map_err(refused)?;
     let warning = checks.check_panic(runtime).map_err(refused)?;
     let lib = loader::load(path)?;
+    loaded::remember(path);
     let plugins = lib
         .entries
         .into_iter()
@@ -161,8 +167,52 @@ pub(crate) fn load_one(
             description: e.description,
             library: path.to_path_buf(),
             api_version: lib.api_version.to_string(),
+            definition: e.definition,
             fns: e.fns,
         })
         .collect();
     Ok((plugins, warning))
+}
+
+/// The libraries this process has loaded, by path, with what the file was then:
+/// `dlopen` of a path already loaded returns the loaded code, so a file replaced
+/// since would silently not be the code that runs.
+mod loaded {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    type Identity = (u64, u64, i64, i64, u64);
+
+    static LOADED: Mutex<Option<HashMap<PathBuf, Identity>>> = Mutex::new(None);
+
+    fn identity(path: &Path) -> Option<Identity> {
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+    }
+
+    fn key(path: &Path) -> PathBuf {
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    }
+
+    /// Whether `path` is not loaded, or is loaded and still the same file.
+    pub fn unchanged(path: &Path) -> bool {
+        let map = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+        match map.as_ref().and_then(|m| m.get(&key(path))) {
+            None => true,
+            Some(then) => identity(path).as_ref() == Some(then),
+        }
+    }
+
+    /// Records `path` as loaded, as it is now.
+    pub fn remember(path: &Path) {
+        let Some(now) = identity(path) else { return };
+        LOADED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .entry(key(path))
+            .or_insert(now);
+    }
 }

@@ -1,5 +1,8 @@
-//! Building the running service from a loaded session, and taking it down.
+//! Building the running service from a loaded session, running it (reloads and
+//! plugins that leave included), and taking it down.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{refuse, StartError, StartResult};
@@ -7,71 +10,118 @@ use gordon_plugin_api::Phase;
 
 use super::pipeline::{Outcome, Pipeline, Source};
 use super::router::HandlerSlot;
+use super::signals::Wake;
+use crate::config::CoreConfig;
+use crate::control::status::Live;
+use crate::live::events::Subscription;
 use crate::metrics;
-use crate::plugins::handle::Relay;
+use crate::plugins::handle::{self, Control, Relay};
 use crate::plugins::instance::{self, Instance};
-use crate::plugins::intern;
+use crate::plugins::{intern, PluginInfo};
 use crate::session::Session;
 
-struct Built {
-    handlers: Vec<HandlerSlot>,
-    sources: Vec<Source>,
-    relay: Option<(&'static str, Relay)>,
-    /// Every created plugin, for the control socket.
-    created: Vec<crate::control::status::Plugin>,
+/// The metric relay `core.metrics` names, once created.
+pub(crate) type RelaySlot = Option<(&'static str, Relay)>;
+
+/// A source as the pipeline takes it: name, start phase, handle.
+pub(crate) type SourcePart = (&'static str, Phase, Arc<handle::Source>);
+
+/// What a running plugin is to the service.
+pub(crate) enum Role {
+    /// A phase handler, in the pipeline's table.
+    Handler(Arc<HandlerSlot>),
+    /// An event source, with its route.
+    Source(Arc<handle::Source>),
+    /// The metric relay, or a plugin the service does not run (janitor kinds).
+    Other,
+}
+
+/// One created plugin of the running service.
+pub(crate) struct Member {
+    /// Its catalog entry.
+    pub info: PluginInfo,
+    /// The configuration it runs with (JSON).
+    pub config_json: String,
+    /// Whether it runs in a process of its own.
+    pub isolated: bool,
+    /// Its live controls.
+    pub control: Arc<Control>,
+    /// Its host-event subscription.
+    pub events: Option<Arc<Subscription>>,
+    /// Its process's supervisor, when isolated.
+    pub supervisor: Option<Arc<crate::isolation::supervisor::Supervisor>>,
+    /// What it is to the pipeline.
+    pub role: Role,
+}
+
+/// A handler's per-call deadline under `core`.
+pub(crate) fn handler_timeout(core: &CoreConfig, name: &str) -> Duration {
+    Duration::try_from_secs_f64(
+        core.handler_timeouts
+            .get(name)
+            .copied()
+            .unwrap_or(core.handler_timeout),
+    )
+    .unwrap_or(Duration::MAX)
+}
+
+/// Creates one plugin as a member, with its handle placed for the pipeline
+/// (`relay` receives the metric relay `core.metrics` names).
+pub(crate) fn create_member(
+    session: &Session,
+    info: &PluginInfo,
+    relay: &mut Option<(&'static str, Relay)>,
+) -> Result<Member, gordon_plugin_api::PluginError> {
+    let core = &session.config.core;
+    let cfg = session.plugin_config_json(info);
+    let created = instance::start(info, &cfg, core)?;
+    let control = Arc::new(created.control);
+    let name = intern(&info.name);
+    let supervisor = created.instance.supervisor();
+    let role = match created.instance {
+        Instance::Handler(obj) => Role::Handler(Arc::new(HandlerSlot {
+            name,
+            phase: intern(&info.phase),
+            obj: Arc::new(obj),
+            timeout: handler_timeout(core, &info.name),
+        })),
+        Instance::Runnable(runnable) => Role::Source(Arc::new(runnable)),
+        Instance::Relay(obj) => {
+            if core.metrics == info.name {
+                *relay = Some((name, obj));
+            } else {
+                tracing::warn!(plugin = %info.name, "Metric relay is active but core.metrics does not name it; ignoring it.");
+            }
+            Role::Other
+        }
+        _ => {
+            tracing::warn!(plugin = %info.name, kind = %info.kind, "Janitor plugin is active in the service; ignoring it (it runs under `gordon janitor`).");
+            Role::Other
+        }
+    };
+    Ok(Member {
+        events: crate::live::events::subscribe(name, &info.definition.events, Arc::clone(&control))
+            .map(Arc::new),
+        config_json: cfg.to_string(),
+        isolated: crate::isolation::is_isolated(core, &info.name),
+        info: info.clone(),
+        control,
+        supervisor,
+        role,
+    })
 }
 
 /// Validates and creates every active plugin; with `core.debug`, a plugin that
 /// fails is skipped with a warning, otherwise start-up stops naming it.
-fn build(session: &Session) -> StartResult<Built> {
+fn build(session: &Session) -> StartResult<(BTreeMap<String, Member>, RelaySlot)> {
     let debug = session.config.core.debug;
-    let mut built = Built {
-        handlers: Vec::new(),
-        sources: Vec::new(),
-        relay: None,
-        created: Vec::new(),
-    };
+    let mut members = BTreeMap::new();
+    let mut relay = None;
     let mut errors = Vec::new();
     for info in &session.active {
-        let cfg = session.plugin_config_json(info);
-        let created = instance::start(info, &cfg, &session.config.core);
-        if let Ok(instance) = &created {
-            built.created.push(crate::control::status::Plugin {
-                name: info.name.clone(),
-                kind: info.kind.clone(),
-                phase: info.phase.clone(),
-                supervisor: instance.supervisor(),
-            });
-        }
-        match created {
-            Ok(Instance::Handler(obj)) => built.handlers.push(HandlerSlot {
-                name: intern(&info.name),
-                phase: intern(&info.phase),
-                obj,
-                timeout: Duration::from_secs_f64(
-                    session
-                        .config
-                        .core
-                        .handler_timeouts
-                        .get(&info.name)
-                        .copied()
-                        .unwrap_or(session.config.core.handler_timeout),
-                ),
-            }),
-            Ok(Instance::Runnable(runnable)) => built.sources.push(Source {
-                name: intern(&info.name),
-                start: Phase::intern(&info.phase),
-                runnable,
-            }),
-            Ok(Instance::Relay(obj)) => {
-                if session.config.core.metrics == info.name {
-                    built.relay = Some((intern(&info.name), obj));
-                } else {
-                    tracing::warn!(plugin = %info.name, "Metric relay is active but core.metrics does not name it; ignoring it.");
-                }
-            }
-            Ok(_) => {
-                tracing::warn!(plugin = %info.name, kind = %info.kind, "Janitor plugin is active in the service; ignoring it (it runs under `gordon janitor`).")
+        match create_member(session, info, &mut relay) {
+            Ok(m) => {
+                members.insert(info.name.clone(), m);
             }
             Err(e) => {
                 crate::health::report(&info.name, format!("failed to start: {e}"));
@@ -89,7 +139,7 @@ fn build(session: &Session) -> StartResult<Built> {
     if !errors.is_empty() && !debug {
         refuse!("{} plugin(s) could not be started", errors.len());
     }
-    Ok(built)
+    Ok((members, relay))
 }
 
 /// Chooses the metric relay named by `core.metrics`.
@@ -119,22 +169,86 @@ pub(crate) fn install_relay(
     Ok(())
 }
 
+/// The running service: its configuration, its plugins, its pipeline.
+pub(crate) struct Running {
+    /// The configuration and catalog in use.
+    pub session: Session,
+    /// Every created plugin, by name.
+    pub members: BTreeMap<String, Member>,
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// What the control socket shows.
+    pub live: Arc<Mutex<Live>>,
+    /// `-v`: discovery on reload reports as at start.
+    pub verbose: bool,
+    /// Plugins that left and wait to be started again, with when.
+    pub left: BTreeMap<String, super::leave::Left>,
+    /// How often each plugin has left (its back-off doubles with each).
+    pub left_counts: BTreeMap<String, u32>,
+}
+
+impl Running {
+    /// Shows the members in `ctl status`.
+    pub fn publish_status(&self) {
+        let plugins = self
+            .members
+            .values()
+            .map(|m| crate::control::status::Plugin {
+                name: m.info.name.clone(),
+                kind: m.info.kind.clone(),
+                phase: m.info.phase.clone(),
+                supervisor: m.supervisor.clone(),
+                control: Arc::clone(&m.control),
+                actions: m.info.definition.actions.clone(),
+                events: m.events.clone(),
+            })
+            .collect();
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.plugins = plugins;
+        live.files = self.session.config.files.clone();
+    }
+}
+
+/// The pipeline's inputs out of the members, in `core.plugins` order.
+pub(crate) fn pipeline_parts(
+    session: &Session,
+    members: &BTreeMap<String, Member>,
+) -> (Vec<Arc<HandlerSlot>>, Vec<SourcePart>) {
+    let mut handlers = Vec::new();
+    let mut sources = Vec::new();
+    for info in &session.active {
+        match members.get(&info.name).map(|m| &m.role) {
+            Some(Role::Handler(slot)) => handlers.push(Arc::clone(slot)),
+            Some(Role::Source(s)) => {
+                sources.push((
+                    intern(&info.name),
+                    Phase::intern(&info.phase),
+                    Arc::clone(s),
+                ));
+            }
+            _ => {}
+        }
+    }
+    (handlers, sources)
+}
+
 /// Runs the service until a signal, or until every source has ended, and says how
-/// it ended.
+/// it ended. SIGHUP and `gordon ctl reload` reload the configuration meanwhile.
 ///
 /// # Errors
 /// A plugin or relay that cannot be started (unless `core.debug`), or a route that
 /// leads to a phase no created handler serves (a handler that failed to start
 /// under `core.debug`): its messages would otherwise be acknowledged unpublished.
-pub fn run(session: Session) -> StartResult<Outcome> {
+pub fn run(session: Session, verbose: bool) -> StartResult<Outcome> {
     let core = session.config.core.clone();
-    let mut built = build(&session)?;
-    let live = std::sync::Arc::new(std::sync::Mutex::new(crate::control::status::Live::new(
+    let (members, relay) = build(&session)?;
+    let live = Arc::new(Mutex::new(Live::new(
         session.config.files.clone(),
-        std::mem::take(&mut built.created),
+        Vec::new(),
     )));
-    install_relay(&session, built.relay)?;
-    if built.sources.is_empty() {
+    install_relay(&session, relay)?;
+    let (handlers, sources) = pipeline_parts(&session, &members);
+    if sources.is_empty() {
         refuse!(
             "no runnable plugin is active: nothing would produce messages (check core.plugins)"
         );
@@ -142,23 +256,57 @@ pub fn run(session: Session) -> StartResult<Outcome> {
     // Watch for signals before any source accepts work: a SIGTERM that lands while
     // sources start must drain what they accepted, not kill the process.
     let mut signals = super::signals::Signals::install()?;
-    let pipeline = Pipeline::start(
-        built.sources,
-        built.handlers,
+    let pipeline = Pipeline::start_shared(
+        sources
+            .into_iter()
+            .map(|(name, start, runnable)| Source {
+                name,
+                start,
+                runnable,
+            })
+            .collect(),
+        handlers,
         &core.route,
         &core.router,
         core.debug,
     )?;
     live.lock().unwrap_or_else(|p| p.into_inner()).queues = Some(pipeline.probe());
+    let mut running = Running {
+        session,
+        members,
+        pipeline,
+        live: Arc::clone(&live),
+        verbose,
+        left: BTreeMap::new(),
+        left_counts: BTreeMap::new(),
+    };
+    running.publish_status();
     let control = core
         .control
         .enabled
-        .then(|| crate::control::server::start(&session.config.control_socket(), live))
+        .then(|| crate::control::server::start(&running.session.config.control_socket(), live))
         .flatten();
     super::notify::notify("READY=1");
-    pipeline.wait_for_stop(&mut signals)?;
+    loop {
+        match running.pipeline.wait_next(&mut signals) {
+            Wake::Signal(signal) => {
+                running.pipeline.stopping_on(signal);
+                break;
+            }
+            Wake::Ended => {
+                match super::signals::stop_requested() {
+                    Some(why) => tracing::error!("{why}; shutting down."),
+                    None => tracing::info!("Every source has ended; shutting down."),
+                }
+                break;
+            }
+            Wake::Reload => super::reload::serve_requests(&mut running),
+            Wake::Leave => super::leave::serve(&mut running),
+        }
+    }
     super::notify::notify("STOPPING=1");
-    let outcome = pipeline.shutdown(Duration::from_secs_f64(core.shutdown_timeout));
+    let shutdown = Duration::from_secs_f64(running.session.config.core.shutdown_timeout);
+    let outcome = running.pipeline.shutdown(shutdown);
     drop(control);
     metrics::relay().cleanup();
     if outcome.is_clean() {

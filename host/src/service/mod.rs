@@ -13,11 +13,13 @@
 //! handler past its deadline, a failed `run`, a plugin that did not stop); the
 //! exit code is 0 only when it is empty.
 
+mod leave;
 pub mod lifecycle;
 pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod preflight;
+mod reload;
 pub mod router;
 pub mod signals;
 mod watchdog;

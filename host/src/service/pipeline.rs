@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{refuse, IoWhat, StartError, StartResult};
@@ -13,8 +13,8 @@ use crate::plugins::handle;
 use gordon_plugin_api::channel::bounded;
 use gordon_plugin_api::{EventMessage, Phase};
 
-use super::plan::plan;
-use super::router::{self, HandlerSlot, SourceRoute, WorkerEnd, WorkerState};
+use super::plan::{plan, Plan};
+use super::router::{self, HandlerSlot, SourceRoute, Table, WorkerEnd, WorkerState};
 use super::watchdog::Watchdog;
 use crate::config::RouterConfig;
 use crate::metrics::events;
@@ -25,8 +25,8 @@ pub struct Source {
     pub name: &'static str,
     /// Its start phase.
     pub start: Phase,
-    /// The runnable.
-    pub runnable: handle::Source,
+    /// The runnable (the service keeps a reference, to retire it on reload).
+    pub runnable: Arc<handle::Source>,
 }
 
 /// How a run ended: clean, or the problems that make it not (each one line, naming
@@ -47,9 +47,13 @@ impl Outcome {
 
 /// What the workers, the watchdog and the stop share.
 pub(crate) struct Shared {
-    pub(crate) routes: Vec<Arc<SourceRoute>>,
-    pub(crate) handlers: Arc<Vec<HandlerSlot>>,
+    /// Every source's route, including those being retired by a reload.
+    routes: RwLock<Vec<Arc<SourceRoute>>>,
+    /// The handlers and plans; replaced whole on reload.
+    table: RwLock<Arc<Table>>,
     batch_size: usize,
+    queue_capacity: usize,
+    per_source: usize,
     pub(crate) workers: Workers,
     outcome: Mutex<Outcome>,
     /// Plugins whose shutdown is running.
@@ -61,9 +65,22 @@ impl Shared {
         lock(&self.outcome).problems.push(text);
     }
 
+    /// The routes, now.
+    pub(crate) fn routes(&self) -> Vec<Arc<SourceRoute>> {
+        self.routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The table, now.
+    pub(crate) fn table(&self) -> Arc<Table> {
+        Arc::clone(&self.table.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Accepted messages not yet back from cleanup, per source.
     fn unfinished(&self) -> Vec<(&'static str, usize, usize)> {
-        self.routes
+        self.routes()
             .iter()
             .map(|r| (r.name, r.rx.len(), r.in_flight.load(Ordering::Relaxed)))
             .filter(|(_, queued, flying)| queued + flying > 0)
@@ -109,7 +126,7 @@ impl Probe {
     /// Per source: its name, messages queued, messages in flight.
     pub fn sources(&self) -> Vec<(&'static str, usize, usize)> {
         self.0
-            .routes
+            .routes()
             .iter()
             .map(|r| (r.name, r.rx.len(), r.in_flight.load(Ordering::Relaxed)))
             .collect()
@@ -135,71 +152,189 @@ impl Pipeline {
         router_cfg: &RouterConfig,
         debug: bool,
     ) -> StartResult<Pipeline> {
-        let phases: Vec<&str> = handlers.iter().map(|h| h.phase).collect();
+        let handlers = handlers.into_iter().map(Arc::new).collect();
+        Pipeline::start_shared(sources, handlers, route, router_cfg, debug)
+    }
+
+    /// As [`Pipeline::start`], with handler slots the caller keeps references to.
+    ///
+    /// # Errors
+    /// As [`Pipeline::start`].
+    pub fn start_shared(
+        sources: Vec<Source>,
+        handlers: Vec<Arc<HandlerSlot>>,
+        route: &BTreeMap<String, String>,
+        router_cfg: &RouterConfig,
+        debug: bool,
+    ) -> StartResult<Pipeline> {
         for h in &handlers {
             events::plugin_state(h.name, "running", 1.0);
         }
         let per_source = router_cfg
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let mut routes = Vec::new();
-        let mut senders = Vec::new();
-        for Source {
-            name,
-            start,
-            runnable,
-        } in sources
-        {
-            let plan = plan(start.as_str(), route, &phases)
-                .map_err(|e| StartError::Refused(format!("source `{name}`: {e}")))?;
-            let stages: Vec<&str> = plan.stages.iter().map(|s| s.phase.as_str()).collect();
-            tracing::info!(source = name, route = %format!("{start} -> {} -> cleanup", stages.join(" -> ")), "Route planned.");
-            let (tx, rx) = bounded::<EventMessage>(router_cfg.queue_capacity);
-            routes.push(Arc::new(SourceRoute {
-                name,
-                runnable: Arc::new(runnable),
-                start,
-                plan,
-                rx,
-                in_flight: Default::default(),
-            }));
-            senders.push(tx);
-        }
+        let starts: Vec<(&'static str, Phase)> =
+            sources.iter().map(|s| (s.name, s.start)).collect();
+        let table = plan_table(handlers, &starts, route).map_err(StartError::Refused)?;
         let shared = Arc::new(Shared {
-            routes,
-            handlers: Arc::new(handlers),
+            routes: RwLock::new(Vec::new()),
+            table: RwLock::new(Arc::new(table)),
             batch_size: router_cfg.batch_size,
+            queue_capacity: router_cfg.queue_capacity,
+            per_source,
             workers: Workers::default(),
             outcome: Mutex::new(Outcome::default()),
             stopping: Mutex::new(Vec::new()),
         });
-        for index in 0..shared.routes.len() {
-            for _ in 0..per_source {
-                spawn_worker(&shared, index, Vec::new())?;
-            }
+        let mut senders = Vec::new();
+        for source in sources {
+            senders.push(add_route(&shared, source)?);
         }
         let watchdog = Watchdog::start(Arc::clone(&shared))?;
         // Handlers are ready and workers wait: start the sources.
-        for (route, sender) in shared.routes.iter().zip(senders) {
-            if let Err(e) = route.runnable.start(sender) {
-                let msg = format!("plugin `{}` failed to start: {}", route.name, e.message());
-                if !debug {
-                    refuse!("{msg}");
-                }
-                tracing::warn!("{msg}; continuing without it (core.debug = true)");
-                crate::health::report(route.name, format!("failed to start: {}", e.message()));
-                events::plugin_state(route.name, "failed", 1.0);
-                continue;
-            }
-            events::plugin_state(route.name, "running", 1.0);
+        let pipeline = Pipeline { shared, watchdog };
+        for (route, sender) in senders {
+            pipeline.start_source(&route, sender, debug)?;
         }
         tracing::info!(
-            sources = shared.routes.len(),
-            handlers = shared.handlers.len(),
-            workers = shared.workers.live(),
+            sources = pipeline.shared.routes().len(),
+            handlers = pipeline.shared.table().handlers.len(),
+            workers = pipeline.shared.workers.live(),
             "Gordon is running."
         );
-        Ok(Pipeline { shared, watchdog })
+        Ok(pipeline)
+    }
+
+    fn start_source(
+        &self,
+        route: &SourceRoute,
+        sender: gordon_plugin_api::channel::Sender<EventMessage>,
+        debug: bool,
+    ) -> StartResult<()> {
+        if let Err(e) = route.runnable.start(sender) {
+            let msg = format!("plugin `{}` failed to start: {}", route.name, e.message());
+            if !debug {
+                refuse!("{msg}");
+            }
+            tracing::warn!("{msg}; continuing without it (core.debug = true)");
+            crate::health::report(route.name, format!("failed to start: {}", e.message()));
+            events::plugin_state(route.name, "failed", 1.0);
+            return Ok(());
+        }
+        events::plugin_state(route.name, "running", 1.0);
+        Ok(())
+    }
+
+    /// The handlers and routes now in use.
+    pub fn table(&self) -> Arc<Table> {
+        self.shared.table()
+    }
+
+    /// Plans every source's route over `handlers` (the sources now running plus
+    /// `extra`), without changing anything.
+    ///
+    /// # Errors
+    /// A route that loops or leads to a phase no handler serves, naming the source.
+    pub fn plan(
+        &self,
+        handlers: Vec<Arc<HandlerSlot>>,
+        sources: &[(&'static str, Phase)],
+        route: &BTreeMap<String, String>,
+    ) -> Result<Table, String> {
+        plan_table(handlers, sources, route)
+    }
+
+    /// Puts `table` in use: batches that started before keep the old one to their
+    /// end. Returns the old table.
+    pub fn set_table(&self, table: Table) -> Arc<Table> {
+        let mut slot = self.shared.table.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *slot, Arc::new(table))
+    }
+
+    /// Whether `runnable` has a route in the pipeline.
+    pub fn has_source(&self, runnable: &Arc<handle::Source>) -> bool {
+        self.shared
+            .routes()
+            .iter()
+            .any(|r| Arc::ptr_eq(&r.runnable, runnable))
+    }
+
+    /// Adds a source with its queue and workers and starts it (its plan must be in
+    /// the table already).
+    ///
+    /// # Errors
+    /// A thread that cannot start, or the source's own failure to start.
+    pub fn add_source(&self, source: Source) -> StartResult<()> {
+        let (route, sender) = add_route(&self.shared, source)?;
+        self.start_source(&route, sender, false)
+    }
+
+    /// Stops one source: closes its queue, lets its workers drain what it accepted
+    /// (three quarters of `deadline`), shuts it down, and forgets its route.
+    /// Returns the problem, if any. Its other instance (a replacement with the same
+    /// name) keeps running.
+    pub fn retire_source(
+        &self,
+        runnable: &Arc<handle::Source>,
+        deadline: Duration,
+    ) -> Option<String> {
+        let started = Instant::now();
+        let route = self
+            .shared
+            .routes()
+            .into_iter()
+            .find(|r| Arc::ptr_eq(&r.runnable, runnable))?;
+        route.rx.close();
+        let drained = self
+            .shared
+            .workers
+            .wait_route_until(&route, started + deadline.mul_f64(0.75));
+        let mut problem = None;
+        if !drained {
+            let lost = route.rx.len() + route.in_flight.load(Ordering::Relaxed);
+            events::messages_abandoned(route.name, lost);
+            problem = Some(format!(
+                "source `{}`: {lost} accepted message(s) did not finish their route before it was stopped",
+                route.name
+            ));
+        }
+        let left = deadline.saturating_sub(started.elapsed());
+        let name = route.name;
+        let stopping = Arc::clone(&route.runnable);
+        if let Some(p) = with_deadline(name, left, move || {
+            stopping.shutdown(left).map_err(|e| e.message().into())
+        }) {
+            problem = Some(problem.map_or(p.clone(), |q| format!("{q}; {p}")));
+        }
+        self.shared
+            .routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|r| !Arc::ptr_eq(r, &route));
+        problem
+    }
+
+    /// Shuts down handlers that a new table no longer uses, once no batch holds
+    /// them (or `deadline` passes). Returns one problem per handler that failed.
+    pub fn retire_handlers(&self, old: Vec<Arc<HandlerSlot>>, deadline: Duration) -> Vec<String> {
+        let end = Instant::now() + deadline;
+        let mut jobs: Vec<(&'static str, StopFn)> = Vec::new();
+        for slot in old {
+            // Batches that started on an older table hold it (and so the slot)
+            // until they end; the handler is shut down after the last one.
+            while Arc::strong_count(&slot.obj) > 1 && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let name = slot.name;
+            let left = end.saturating_duration_since(Instant::now());
+            let obj = Arc::clone(&slot.obj);
+            drop(slot);
+            jobs.push((
+                name,
+                Box::new(move || obj.shutdown(left).map_err(|e| e.message().into())),
+            ));
+        }
+        stop_all(jobs, end, &self.shared.stopping)
     }
 
     /// Blocks until every source has ended and its queue is drained.
@@ -211,37 +346,33 @@ impl Pipeline {
         {}
     }
 
-    /// Waits for SIGINT/SIGTERM (watched by `signals` since before the sources
-    /// started) or for every worker to end (every source finished). Waiting uses no
-    /// CPU. After a signal, a second one exits the process at once (exit code 3),
-    /// naming what that abandons.
-    ///
-    /// # Errors
-    /// None today; kept for the callers' `?`.
-    pub fn wait_for_stop(&self, signals: &mut super::signals::Signals) -> StartResult<()> {
+    /// Waits, using no CPU, for the next thing the main thread must act on: a
+    /// stop signal (watched by `signals` since before the sources started), a
+    /// reload (SIGHUP or `ctl reload`), a plugin that asks to leave, or every
+    /// worker ending (every source finished) or a stop request.
+    pub fn wait_next(&self, signals: &mut super::signals::Signals) -> super::signals::Wake {
+        use super::signals::Wake;
         let workers = &self.shared.workers;
-        let all_ended = || async {
+        signals.next(|| async {
             tokio::select! {
                 () = async {
                     while workers.live() > 0 {
                         workers.notify.notified().await;
                     }
-                } => {}
-                () = super::signals::stop_request() => {}
+                } => Wake::Ended,
+                () = super::signals::stop_request() => Wake::Ended,
+                () = crate::live::reload::requested() => Wake::Reload,
+                () = crate::live::leaving::requested() => Wake::Leave,
             }
-        };
-        match signals.wait_or(all_ended) {
-            Some(signal) => {
-                tracing::info!("{signal} received; shutting down (a second signal exits at once).");
-                let shared = Arc::clone(&self.shared);
-                super::signals::exit_on_next_signal(move || shared.abandon_summary());
-            }
-            None => match super::signals::stop_requested() {
-                Some(why) => tracing::error!("{why}; shutting down."),
-                None => tracing::info!("Every source has ended; shutting down."),
-            },
-        }
-        Ok(())
+        })
+    }
+
+    /// After a stop signal: logs it, and makes a second one exit at once (exit
+    /// code 3), naming what that abandons.
+    pub fn stopping_on(&self, signal: &str) {
+        tracing::info!("{signal} received; shutting down (a second signal exits at once).");
+        let shared = Arc::clone(&self.shared);
+        super::signals::exit_on_next_signal(move || shared.abandon_summary());
     }
 
     /// Closes intake, drains, and shuts every plugin down, all within `deadline`:
@@ -254,7 +385,8 @@ impl Pipeline {
         if let Some(why) = super::signals::stop_requested() {
             shared.problem(why);
         }
-        for route in &shared.routes {
+        let routes = shared.routes();
+        for route in &routes {
             route.rx.close();
         }
         let drained = shared
@@ -281,23 +413,18 @@ impl Pipeline {
         }
         let mut jobs: Vec<(&'static str, StopFn)> = Vec::new();
         let left = |end: Instant| end.saturating_duration_since(Instant::now());
-        for route in &shared.routes {
+        for route in &routes {
             let runnable = Arc::clone(&route.runnable);
             jobs.push((
                 route.name,
                 Box::new(move || runnable.shutdown(left(end)).map_err(|e| e.message().into())),
             ));
         }
-        for index in 0..shared.handlers.len() {
-            let handlers = Arc::clone(&shared.handlers);
+        for slot in &shared.table().handlers {
+            let obj = Arc::clone(&slot.obj);
             jobs.push((
-                handlers[index].name,
-                Box::new(move || {
-                    handlers[index]
-                        .obj
-                        .shutdown(left(end))
-                        .map_err(|e| e.message().into())
-                }),
+                slot.name,
+                Box::new(move || obj.shutdown(left(end)).map_err(|e| e.message().into())),
             ));
         }
         for problem in stop_all(jobs, end, &shared.stopping) {
@@ -378,31 +505,77 @@ pub fn stop_all(
     problems
 }
 
-/// Starts a worker for route `index`. It first hands `rejected` (stand-ins of a
-/// batch a stuck handler holds, already in phase `drop`) to the source's cleanup.
+/// Plans each source's route over `handlers`.
+fn plan_table(
+    handlers: Vec<Arc<HandlerSlot>>,
+    sources: &[(&'static str, Phase)],
+    route: &BTreeMap<String, String>,
+) -> Result<Table, String> {
+    let phases: Vec<&str> = handlers.iter().map(|h| h.phase).collect();
+    let mut plans: BTreeMap<&'static str, Plan> = BTreeMap::new();
+    for (name, start) in sources {
+        let planned =
+            plan(start.as_str(), route, &phases).map_err(|e| format!("source `{name}`: {e}"))?;
+        let stages: Vec<&str> = planned.stages.iter().map(|s| s.phase.as_str()).collect();
+        tracing::info!(source = name, route = %format!("{start} -> {} -> cleanup", stages.join(" -> ")), "Route planned.");
+        plans.insert(name, planned);
+    }
+    Ok(Table { handlers, plans })
+}
+
+/// Adds `source`'s route (queue and workers); returns it and the sender its
+/// `start` gets.
+fn add_route(
+    shared: &Arc<Shared>,
+    source: Source,
+) -> StartResult<(
+    Arc<SourceRoute>,
+    gordon_plugin_api::channel::Sender<EventMessage>,
+)> {
+    let (tx, rx) = bounded::<EventMessage>(shared.queue_capacity);
+    let route = Arc::new(SourceRoute {
+        name: source.name,
+        runnable: source.runnable,
+        start: source.start,
+        rx,
+        in_flight: Default::default(),
+    });
+    shared
+        .routes
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Arc::clone(&route));
+    for _ in 0..shared.per_source {
+        spawn_worker(shared, &route, Vec::new())?;
+    }
+    Ok((route, tx))
+}
+
+/// Starts a worker for `route`. It first hands `rejected` (stand-ins of a batch a
+/// stuck handler holds, already in phase `drop`) to the source's cleanup.
 ///
 /// # Errors
 /// The thread cannot start.
 pub(crate) fn spawn_worker(
     shared: &Arc<Shared>,
-    index: usize,
+    route: &Arc<SourceRoute>,
     rejected: Vec<EventMessage>,
 ) -> StartResult<Arc<WorkerState>> {
-    let state = Arc::new(WorkerState::new(index));
+    let state = Arc::new(WorkerState::new(Arc::clone(route)));
     shared.workers.add(&state);
     let (thread_shared, thread_state) = (Arc::clone(shared), Arc::clone(&state));
     let spawned = std::thread::Builder::new()
-        .name(format!("gordon-router-{index}"))
+        .name(format!("gordon-router-{}", route.name))
         .spawn(move || {
             let shared = thread_shared;
             let _exit = ExitSignal(Arc::clone(&shared), Arc::clone(&thread_state));
-            let route = &shared.routes[index];
+            let route = Arc::clone(&thread_state.route);
             if !rejected.is_empty() {
-                router::cleanup(route, &rejected);
+                router::cleanup(&route, &rejected);
                 route.in_flight.fetch_sub(rejected.len(), Ordering::Relaxed);
             }
             let worked = catch_unwind(AssertUnwindSafe(|| {
-                router::work(route, &shared.handlers, shared.batch_size, &thread_state)
+                router::work(&route, || shared.table(), shared.batch_size, &thread_state)
             }));
             match worked {
                 Ok(WorkerEnd::Drained | WorkerEnd::Abandoned) => {}
@@ -454,6 +627,24 @@ impl Workers {
     /// The live workers' states.
     pub(crate) fn snapshot(&self) -> Vec<Arc<WorkerState>> {
         lock(&self.live).clone()
+    }
+
+    /// Waits until every worker of `route` has ended or `until` passes; returns
+    /// whether all did.
+    fn wait_route_until(&self, route: &Arc<SourceRoute>, until: Instant) -> bool {
+        let mut live = lock(&self.live);
+        while live.iter().any(|w| Arc::ptr_eq(&w.route, route)) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            live = self
+                .changed
+                .wait_timeout(live, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
     }
 
     /// Waits until every worker has ended or `until` passes; returns whether all did.

@@ -19,6 +19,7 @@
 //! are rejected, and redelivered where the source can), then routes on. The stuck
 //! thread is abandoned; should the call ever return, it drops its batch untouched.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -40,10 +41,22 @@ pub struct HandlerSlot {
     pub name: &'static str,
     /// The phase it handles.
     pub phase: &'static str,
-    /// The handler.
-    pub obj: Handler,
+    /// The handler (shared by the slots of successive tables when only its
+    /// timeout changes).
+    pub obj: Arc<Handler>,
     /// How long one call (one batch) may take.
     pub timeout: Duration,
+}
+
+/// The handlers and every source's route, replaced as a whole on reload. A
+/// worker reads it once per batch, so a batch runs on one table from start to end
+/// and a change takes effect between batches.
+#[derive(Default)]
+pub struct Table {
+    /// The handlers; a plan's stages index into this list.
+    pub handlers: Vec<Arc<HandlerSlot>>,
+    /// Each source's route, by source name.
+    pub plans: BTreeMap<&'static str, Plan>,
 }
 
 /// Everything the workers of one source need.
@@ -54,8 +67,6 @@ pub struct SourceRoute {
     pub runnable: Arc<Source>,
     /// Its start phase.
     pub start: Phase,
-    /// Its route.
-    pub plan: Plan,
     /// Its queue.
     pub rx: Receiver<EventMessage>,
     /// Messages taken from the queue and not yet back from cleanup.
@@ -64,8 +75,8 @@ pub struct SourceRoute {
 
 /// What one worker is doing, shared with the watchdog.
 pub struct WorkerState {
-    /// Index of the route (source) the worker serves.
-    pub route: usize,
+    /// The route (source) the worker serves.
+    pub route: Arc<SourceRoute>,
     call: Mutex<Call>,
 }
 
@@ -73,6 +84,8 @@ pub struct WorkerState {
 struct Call {
     /// The stage being called and when its deadline passes.
     busy: Option<(usize, Instant)>,
+    /// The table the batch runs on.
+    table: Option<Arc<Table>>,
     /// Set by the watchdog: the worker has been replaced and must leave its batch.
     abandoned: bool,
     /// A stand-in for every message of the batch being routed.
@@ -83,13 +96,15 @@ struct Call {
 pub struct Overdue {
     /// Index into the route's stages.
     pub stage: usize,
+    /// The table the batch ran on.
+    pub table: Arc<Table>,
     /// Stand-ins for the messages the stuck worker holds.
     pub stand_ins: Vec<EventMessage>,
 }
 
 impl WorkerState {
     /// A worker for route `route`, idle.
-    pub fn new(route: usize) -> Self {
+    pub fn new(route: Arc<SourceRoute>) -> Self {
         WorkerState {
             route,
             call: Mutex::new(Call::default()),
@@ -100,8 +115,9 @@ impl WorkerState {
         self.call.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn begin_batch(&self, batch: &[EventMessage]) {
+    fn begin_batch(&self, batch: &[EventMessage], table: &Arc<Table>) {
         let mut call = self.lock();
+        call.table = Some(Arc::clone(table));
         call.stand_ins.clear();
         call.stand_ins
             .extend(batch.iter().map(EventMessage::stand_in));
@@ -140,6 +156,7 @@ impl WorkerState {
                 call.abandoned = true;
                 Some(Overdue {
                     stage,
+                    table: call.table.clone().unwrap_or_default(),
                     stand_ins: std::mem::take(&mut call.stand_ins),
                 })
             }
@@ -161,7 +178,7 @@ pub enum WorkerEnd {
 /// closed) and its queue is empty, or until the watchdog gives it up.
 pub fn work(
     route: &SourceRoute,
-    handlers: &[HandlerSlot],
+    table: impl Fn() -> Arc<Table>,
     batch_size: usize,
     state: &WorkerState,
 ) -> WorkerEnd {
@@ -172,7 +189,10 @@ pub fn work(
         let n = batch.len();
         events::queue_depth(route.name, route.rx.len());
         route.in_flight.fetch_add(n, Ordering::Relaxed);
-        if !route_batch(route, handlers, &mut batch, &mut failed, state) {
+        let table = table();
+        let routed = route_batch(route, &table, &mut batch, &mut failed, state);
+        drop(table);
+        if !routed {
             tracing::warn!(
                 source = route.name,
                 messages = n,
@@ -191,18 +211,28 @@ pub fn work(
 /// returned after the watchdog had given the batch up.
 pub fn route_batch(
     route: &SourceRoute,
-    handlers: &[HandlerSlot],
+    table: &Arc<Table>,
     batch: &mut Vec<EventMessage>,
     failed: &mut Vec<EventMessage>,
     state: &WorkerState,
 ) -> bool {
     events::messages_entered(route.start, batch.len());
-    state.begin_batch(batch);
-    for (index, stage) in route.plan.stages.iter().enumerate() {
+    state.begin_batch(batch, table);
+    let Some(plan) = table.plans.get(route.name) else {
+        // Every running source is planned; a source being retired keeps its plan
+        // until its queue is drained. Never acknowledge what was not routed.
+        let why = PluginError::new(format!("source `{}` has no route", route.name));
+        let reasons = vec![Some(why); batch.len()];
+        split_failed(batch, reasons, ROUTER, failed);
+        batch.append(failed);
+        cleanup(route, batch);
+        return true;
+    };
+    for (index, stage) in plan.stages.iter().enumerate() {
         if batch.is_empty() {
             break;
         }
-        let handler = &handlers[stage.handler];
+        let handler = &table.handlers[stage.handler];
         let now = now_ns();
         for msg in batch.iter_mut() {
             msg.update_phase_at(stage.phase, ROUTER, now);
@@ -278,6 +308,17 @@ fn split_failed(
                     error = %err.message(),
                     "Dropping message: handler {what}."
                 );
+                if crate::live::events::wanted("message.dropped") {
+                    crate::live::events::publish(
+                        "message.dropped",
+                        Some(plugin),
+                        serde_json::json!({
+                            "msg_id": msg.msg_id().to_string(),
+                            "phase": msg.phase().as_str(),
+                            "reason": err.message(),
+                        }),
+                    );
+                }
                 msg.update_phase(Phase::DROP, ROUTER);
                 msg.append_to_history(format!("{plugin} {what}: {}", err.message()), ROUTER);
                 failed.push(msg);

@@ -1,6 +1,7 @@
 //! Waiting for SIGINT/SIGTERM without spending CPU: a small current-thread runtime
 //! blocks in epoll until a signal arrives or the other thing waited for happens.
-//! SIGHUP never stops the process: it is logged and ignored.
+//! SIGHUP never stops the process: the service reloads on it, other commands log
+//! and ignore it.
 
 use std::future::Future;
 
@@ -52,10 +53,43 @@ impl Signals {
                     _ = term.recv() => return Some("SIGTERM"),
                     _ = int.recv() => return Some("SIGINT"),
                     _ = hup.recv() => tracing::warn!(
-                        "SIGHUP received: live reload is not supported yet; ignoring it (the configuration in use is unchanged; restart to apply changes)."
+                        "SIGHUP received: this command does not reload; ignoring it (the configuration in use is unchanged)."
                     ),
                     () = &mut until => return None,
                 }
+            }
+        })
+    }
+}
+
+/// What woke the service's main thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// SIGTERM or SIGINT: stop.
+    Signal(&'static str),
+    /// SIGHUP or `gordon ctl reload`.
+    Reload,
+    /// A plugin asked to leave.
+    Leave,
+    /// Every source ended, or a stop was requested.
+    Ended,
+}
+
+impl Signals {
+    /// Runs the future `until` makes until it finishes (its value is returned) or
+    /// a signal arrives: SIGTERM and SIGINT stop, SIGHUP asks for a reload.
+    pub fn next<F, Fut>(&mut self, until: F) -> Wake
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Wake>,
+    {
+        let Signals { rt, term, int, hup } = self;
+        rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => Wake::Signal("SIGTERM"),
+                _ = int.recv() => Wake::Signal("SIGINT"),
+                _ = hup.recv() => Wake::Reload,
+                wake = until() => wake,
             }
         })
     }

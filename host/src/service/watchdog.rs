@@ -7,6 +7,7 @@
 //! meanwhile cannot expire sooner): an idle host wakes it a few times a minute. At
 //! each wake-up it also sets the sources' queue-depth gauges.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,19 +31,16 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    /// Starts watching, unless there is no handler to watch.
+    /// Starts watching (a reload may add handlers to a host that had none).
     ///
     /// # Errors
     /// The thread cannot start.
     pub(crate) fn start(shared: Arc<Shared>) -> StartResult<Option<Watchdog>> {
-        let Some(shortest) = shared.handlers.iter().map(|h| h.timeout).min() else {
-            return Ok(None);
-        };
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("gordon-watchdog".into())
-            .spawn(move || watch(&shared, &flag, shortest / 4))
+            .spawn(move || watch(&shared, &flag))
             .what("cannot start the watchdog thread")?;
         Ok(Some(Watchdog { stop, thread }))
     }
@@ -56,14 +54,28 @@ impl Watchdog {
     }
 }
 
-fn watch(shared: &Arc<Shared>, stop: &(Mutex<bool>, Condvar), idle_tick: Duration) {
-    let mut stuck = vec![0usize; shared.routes.len()];
+/// How long the watchdog sleeps when no call runs: a quarter of the shortest
+/// handler timeout, at most a second.
+fn idle_tick(shared: &Shared) -> Duration {
+    shared
+        .table()
+        .handlers
+        .iter()
+        .map(|h| h.timeout / 4)
+        .min()
+        .unwrap_or(Duration::from_secs(1))
+        .min(Duration::from_secs(1))
+}
+
+fn watch(shared: &Arc<Shared>, stop: &(Mutex<bool>, Condvar)) {
+    let mut stuck: HashMap<&'static str, usize> = HashMap::new();
     loop {
         // The queue-depth gauges are refreshed by the workers once per batch; these
         // wake-ups keep them current while every worker of a route is busy.
-        for route in &shared.routes {
+        for route in &shared.routes() {
             events::queue_depth(route.name, route.rx.len());
         }
+        let idle_tick = idle_tick(shared);
         let now = Instant::now();
         let mut wake = now + idle_tick;
         for worker in shared.workers.snapshot() {
@@ -92,11 +104,23 @@ fn watch(shared: &Arc<Shared>, stop: &(Mutex<bool>, Condvar), idle_tick: Duratio
 }
 
 /// Rejects the stand-ins of a stuck call's batch and replaces its worker.
-fn give_up(shared: &Arc<Shared>, worker: &Arc<WorkerState>, overdue: Overdue, stuck: &mut [usize]) {
-    let index = worker.route;
-    let route = &shared.routes[index];
-    let stage = route.plan.stages[overdue.stage];
-    let handler = &shared.handlers[stage.handler];
+fn give_up(
+    shared: &Arc<Shared>,
+    worker: &Arc<WorkerState>,
+    overdue: Overdue,
+    stuck: &mut HashMap<&'static str, usize>,
+) {
+    let route = &worker.route;
+    let table = &overdue.table;
+    let Some(stage) = table
+        .plans
+        .get(route.name)
+        .and_then(|plan| plan.stages.get(overdue.stage))
+        .copied()
+    else {
+        return;
+    };
+    let handler = &table.handlers[stage.handler];
     let mut stand_ins = overdue.stand_ins;
     let reason = format!(
         "plugin {} did not return within {} s",
@@ -124,21 +148,21 @@ fn give_up(shared: &Arc<Shared>, worker: &Arc<WorkerState>, overdue: Overdue, st
         stand_ins.len()
     ));
     mark_dropped(&mut stand_ins, &reason);
-    stuck[index] += 1;
-    if stuck[index] > MAX_STUCK_PER_ROUTE {
+    let count = stuck.entry(route.name).or_default();
+    *count += 1;
+    if *count > MAX_STUCK_PER_ROUTE {
         tracing::error!(
             source = route.name,
             "{} calls of this route are stuck; not replacing more workers.",
-            stuck[index] - 1
+            *count - 1
         );
         shared.workers.remove(worker);
         // Still reject the batch, on a thread of its own.
-        let shared = Arc::clone(shared);
+        let route = Arc::clone(route);
         let _ = std::thread::Builder::new()
             .name("gordon-reject".into())
             .spawn(move || {
-                let route = &shared.routes[index];
-                super::router::cleanup(route, &stand_ins);
+                super::router::cleanup(&route, &stand_ins);
                 route
                     .in_flight
                     .fetch_sub(stand_ins.len(), std::sync::atomic::Ordering::Relaxed);
@@ -147,7 +171,7 @@ fn give_up(shared: &Arc<Shared>, worker: &Arc<WorkerState>, overdue: Overdue, st
     }
     // The replacement counts as live before the abandoned worker stops counting, so
     // the live count never touches zero (which would read as "every source ended").
-    if let Err(e) = spawn_worker(shared, index, stand_ins) {
+    if let Err(e) = spawn_worker(shared, route, stand_ins) {
         tracing::error!(source = route.name, "cannot replace a stuck worker: {e:#}");
     }
     shared.workers.remove(worker);

@@ -19,7 +19,7 @@
 //! a library whose copy of a host-written prefix type ([`HostServices`]) has fewer
 //! fields than the host's. So each released minor version's root-module types
 //! ([`Library`], [`PluginEntry`], [`HostServices`]) are kept, frozen, in a module of
-//! their own ([`v1_0`], [`v1_1`]); the host checks a library against the types of
+//! their own ([`v1_0`], [`v1_1`], [`v1_2`]); the host checks a library against the types of
 //! the minor version the library says it was built with, and hands it that
 //! version's host-services table.
 
@@ -31,6 +31,7 @@ use abi_stable::StableAbi;
 
 pub mod v1_0;
 pub mod v1_1;
+pub mod v1_2;
 
 use crate::channel::{FfiReceiver, Sender};
 use crate::error::FfiError;
@@ -105,7 +106,56 @@ pub struct PluginEntry {
         ROption<extern "C" fn(config: RStr<'_>) -> RResult<ReconcilerBox, FfiError>>,
     /// Creates a janitor publisher, if the plugin is one (since 1.1).
     pub new_publisher: ROption<extern "C" fn(config: RStr<'_>) -> RResult<PublisherBox, FfiError>>,
+    /// The plugin's definition as JSON, read without creating it (since 1.3):
+    /// `{"actions": [{"name", "description", "params": [{"name", "type",
+    /// "required", "description"}]}], "events": ["pattern", ..]}`.
+    pub define: extern "C" fn() -> RString,
+    /// Checks the configuration and then that the plugin can work here: reach its
+    /// server, read its files (since 1.3).
+    pub validate_dependencies: extern "C" fn(config: RStr<'_>) -> RResult<(), FfiError>,
+    /// Parses and validates the configuration once and creates the plugin of its
+    /// kind, with its control object (since 1.3; the host prefers it to the
+    /// `new_*` constructors, which stay for older hosts).
+    pub create: extern "C" fn(config: RStr<'_>) -> RResult<Created, FfiError>,
 }
+
+/// A plugin created by [`PluginEntry::create`]: the object of its kind (exactly
+/// one is set) and its control object.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct Created {
+    /// A runnable.
+    pub runnable: ROption<RunnableBox>,
+    /// A message handler.
+    pub handler: ROption<HandlerBox>,
+    /// A metric relay.
+    pub relay: ROption<RelayBox>,
+    /// A janitor authority.
+    pub authority: ROption<AuthorityBox>,
+    /// A janitor reconciler.
+    pub reconciler: ROption<ReconcilerBox>,
+    /// A janitor publisher.
+    pub publisher: ROption<PublisherBox>,
+    /// Its live controls: configuration, actions, host events.
+    pub control: ControlBox,
+}
+
+/// The controls of a live plugin of any kind (since 1.3).
+#[sabi_trait]
+pub trait ControlObj: Send + Sync {
+    /// Applies a changed configuration (JSON object text) to the live plugin.
+    /// `Ok(true)`: applied; `Ok(false)`: the plugin does not apply configuration
+    /// live, and the host replaces it with a new instance instead.
+    fn apply_config(&self, config: RStr<'_>) -> RResult<bool, FfiError>;
+    /// Runs a named action with its parameters (a JSON object); the result is JSON.
+    fn invoke(&self, action: RStr<'_>, params: RStr<'_>) -> RResult<RString, FfiError>;
+    /// Delivers one host event (a JSON object) the plugin selected.
+    #[sabi(last_prefix_field)]
+    fn host_event(&self, event: RStr<'_>);
+}
+
+/// An owned control object.
+pub type ControlBox = ControlObj_TO<'static, RBox<()>>;
 
 /// What the host offers every plugin library.
 #[repr(C)]
@@ -125,6 +175,9 @@ pub struct HostServices {
     /// plugin that failed, or a handler that did not return within its deadline,
     /// makes the host unhealthy (since 1.2; read it with [`crate::host_health`]).
     pub health: extern "C" fn() -> RString,
+    /// Asks the host to stop this plugin cleanly (since 1.3): it is then restarted
+    /// with back-off or left stopped, as the operator configured.
+    pub leave: extern "C" fn(plugin: RStr<'_>, reason: RStr<'_>),
 }
 
 /// A log record forwarded from a plugin's `tracing` events.

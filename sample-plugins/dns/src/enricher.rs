@@ -1,6 +1,14 @@
 //! `dns.enricher`: normalises and validates each event before it is published.
+//!
+//! Its configuration is applied live (`apply_config`): a reload swaps the zone
+//! and default TTL at once, and every message after it is normalised with the new
+//! ones, none with a mix.
 
-use gordon_plugin_api::{EventMessage, MessageHandler, Plugin, PluginContext, PluginError};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use gordon_plugin_api::{
+    tracing, ConfigChange, EventMessage, MessageHandler, Plugin, PluginContext, PluginError,
+};
 use serde::Deserialize;
 
 use crate::rdata;
@@ -22,8 +30,32 @@ pub struct EnricherConfig {
 /// default TTL, and validates, canonicalises and de-duplicates the record data.
 #[derive(Debug)]
 pub struct Enricher {
+    settings: RwLock<Arc<Settings>>,
+}
+
+/// What a configuration resolves to; swapped whole by `apply_config`.
+#[derive(Debug, PartialEq, Eq)]
+struct Settings {
+    /// The zone, lowercase.
     zone: String,
     default_ttl: u32,
+}
+
+impl Settings {
+    /// From a configuration that passed `validate_config`.
+    fn resolve(config: &EnricherConfig) -> Result<Settings, PluginError> {
+        Ok(Settings {
+            zone: shared::zone(&config.zone)?,
+            default_ttl: config.default_ttl,
+        })
+    }
+}
+
+impl Enricher {
+    /// The settings in force (a snapshot: a concurrent reload does not change it).
+    fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.settings.read().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 impl Plugin for Enricher {
@@ -38,12 +70,28 @@ impl Plugin for Enricher {
     }
 
     fn new(config: EnricherConfig, _ctx: PluginContext) -> Result<Self, PluginError> {
-        let zone = shared::zone(&config.zone)?;
-        shared::check_default_ttl(config.default_ttl)?;
         Ok(Enricher {
-            zone,
-            default_ttl: config.default_ttl,
+            settings: RwLock::new(Arc::new(Settings::resolve(&config)?)),
         })
+    }
+
+    /// Swaps the zone and default TTL; messages being normalised finish with the
+    /// old ones. Applying the same configuration again changes nothing.
+    fn apply_config(&self, config: EnricherConfig) -> Result<ConfigChange, PluginError> {
+        let new = Arc::new(Settings::resolve(&config)?);
+        let mut current = self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if **current != *new {
+            tracing::info!(
+                zone = %new.zone,
+                default_ttl = new.default_ttl,
+                "Applied a new configuration."
+            );
+            *current = new;
+        }
+        Ok(ConfigChange::Applied)
     }
 }
 
@@ -51,7 +99,8 @@ impl MessageHandler for Enricher {
     const PHASE: &'static str = "enrich";
 
     fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
-        let n = rdata::normalise(msg.record(), &self.zone, self.default_ttl)?;
+        let s = self.settings();
+        let n = rdata::normalise(msg.record(), &s.zone, s.default_ttl)?;
         let mut note = format!(
             "Normalised record {} {} (ttl {}, {} rrdata{})",
             n.name,

@@ -18,10 +18,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use gordon_plugin_api::serde_json::{json, Map, Value};
 use gordon_plugin_api::{event_json, ownership, tracing};
 use gordon_plugin_api::{
-    format_rfc3339, Action, EventMessage, Failures, MessageHandler, Plugin, PluginContext,
-    PluginError, RecordType,
+    format_rfc3339, Action, ActionSpec, EventMessage, Failures, MessageHandler, Plugin,
+    PluginContext, PluginError, RecordType,
 };
 
 use crate::rdata;
@@ -58,6 +59,8 @@ struct Inner {
     /// (counted rather than compared by serial, which saturates).
     journaled: u64,
     written: u64,
+    /// The SOA serial of the file on disk (0 until it is known).
+    file_serial: u32,
     /// The writer is asked to bring the file up to date and stop.
     stop: bool,
 }
@@ -118,6 +121,7 @@ impl Plugin for ZoneFile {
                 journal,
                 journaled: 0,
                 written: 0,
+                file_serial: 0,
                 stop: false,
             }),
             wake: Condvar::new(),
@@ -142,6 +146,28 @@ impl Plugin for ZoneFile {
             shared,
             writer: Mutex::new(Some(writer)),
         })
+    }
+
+    fn actions() -> Vec<ActionSpec> {
+        vec![ActionSpec::new(
+            "serial",
+            "Shows the SOA serial of each zone: the last published (journaled) and the one the zone file holds",
+        )]
+    }
+
+    /// `serial`: `{"zones": {"<zone>": {"serial": N, "file_serial": M, "path":
+    /// "..."}}}`. `serial` is the serial of the last published batch (in the
+    /// journal, and so in the file after the next rewrite or a restart);
+    /// `file_serial` the serial of the zone file on disk now, at most a few
+    /// rewrites behind.
+    fn invoke(&self, action: &str, _params: &Map<String, Value>) -> Result<Value, PluginError> {
+        match action {
+            "serial" => Ok(self.shared.serials()),
+            other => Err(PluginError::new(format!(
+                "{} has no action `{other}`",
+                Self::NAME
+            ))),
+        }
     }
 }
 
@@ -406,6 +432,21 @@ impl Shared {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// What the `serial` action answers.
+    fn serials(&self) -> Value {
+        let inner = self.lock();
+        let mut zones = Map::new();
+        zones.insert(
+            self.zone().to_owned(),
+            json!({
+                "serial": inner.state.serial,
+                "file_serial": inner.file_serial,
+                "path": self.settings.path.display().to_string(),
+            }),
+        );
+        json!({ "zones": zones })
+    }
+
     fn zone(&self) -> &str {
         &self.settings.zone
     }
@@ -454,6 +495,7 @@ impl Shared {
         let mut inner = self.lock();
         let mut text = self.render(&inner.state);
         if existing == Some(text.as_str()) {
+            inner.file_serial = inner.state.serial;
             return Ok(());
         }
         if existing.is_some() && !replayed {
@@ -466,6 +508,7 @@ impl Shared {
                 self.settings.path.display()
             ))
         })?;
+        inner.file_serial = inner.state.serial;
         self.emit_metrics(&inner.state);
         Ok(())
     }
@@ -699,6 +742,7 @@ impl Shared {
                 Ok(done) => {
                     let mut inner = self.lock();
                     inner.written = generation;
+                    inner.file_serial = snapshot.serial;
                     let removed = inner.journal.remove(&done);
                     drop(inner);
                     self.wake.notify_all();

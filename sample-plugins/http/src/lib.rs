@@ -204,7 +204,6 @@ impl Plugin for HttpEvents {
     }
 
     fn new(cfg: HttpEventsConfig, _ctx: PluginContext) -> Result<Self, PluginError> {
-        Self::validate_config(&cfg)?;
         let token = cfg.token()?;
         if let Some(path) = &cfg.token_file {
             Token::warn_if_readable_by_others(path);

@@ -144,7 +144,6 @@ impl Plugin for Inventory {
     }
 
     fn new(cfg: InventoryConfig, _ctx: PluginContext) -> Result<Self, PluginError> {
-        Self::validate_config(&cfg)?;
         Ok(Inventory { cfg })
     }
 }

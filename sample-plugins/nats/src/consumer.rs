@@ -12,7 +12,7 @@ use async_nats::jetstream::{self, AckKind, ErrorCode};
 use async_nats::{ConnectErrorKind, ConnectOptions, ServerAddr};
 use futures_util::{FutureExt, StreamExt};
 use gordon_plugin_api::event_json::parse_events;
-use gordon_plugin_api::tokio::sync::mpsc;
+use gordon_plugin_api::tokio::sync::{mpsc, watch};
 use gordon_plugin_api::{
     tokio, tracing, EventMessage, Metrics, Phase, PluginError, RunContext, Shutdown,
 };
@@ -392,6 +392,8 @@ fn already_exists(e: &jetstream::Error) -> bool {
 pub enum Ended {
     /// Shutdown was requested.
     Shutdown,
+    /// The source was paused (action `pause`).
+    Paused,
     /// The host stopped intake.
     Closed,
     /// The pull stream failed; set up again. `progressed`: messages arrived first.
@@ -409,11 +411,21 @@ pub struct Puller<'a> {
     pub max_age: Option<Duration>,
     /// The last message serial handed out (see [`acks::token`]).
     pub serial: &'a mut u64,
+    /// Whether the source is paused (actions `pause` and `resume`).
+    pub paused: watch::Receiver<bool>,
 }
 
 impl Puller<'_> {
-    /// Pulls until shutdown, closed intake or a pull error.
+    /// Pulls until shutdown, a pause, closed intake or a pull error.
+    ///
+    /// A pause drops the pull subscription, so no new message is pulled, after
+    /// handing the host what has already arrived; messages the server was sending
+    /// at that moment are redelivered after the consumer's ack wait. Events
+    /// already in the route finish and are acknowledged as usual.
     pub async fn consume(&mut self, consumer: &PullConsumer) -> Ended {
+        if *self.paused.borrow_and_update() {
+            return Ended::Paused;
+        }
         let mut messages = match consumer
             .stream()
             .max_messages_per_batch(self.cfg.batch)
@@ -435,7 +447,18 @@ impl Puller<'_> {
             let first = tokio::select! {
                 biased;
                 _ = self.ctx.shutdown.requested() => return Ended::Shutdown,
-                next = messages.next() => next,
+                _ = self.paused.wait_for(|paused| *paused) => None,
+                next = messages.next() => Some(next),
+            };
+            let Some(first) = first else {
+                let mut arrived = Vec::new();
+                while let Some(Some(Ok(message))) = messages.next().now_or_never() {
+                    arrived.push(message);
+                }
+                if !arrived.is_empty() && self.deliver(arrived).await.is_err() {
+                    return Ended::Closed;
+                }
+                return Ended::Paused;
             };
             let mut pulled = Vec::new();
             let mut failure = None;

@@ -121,6 +121,15 @@
 //! redelivered, possibly to another process: set `ack_wait` above the route's worst
 //! latency. Duplicates are harmless (DNS updates are idempotent).
 //!
+//! # Actions
+//!
+//! `gordon ctl action nats.events pause` stops pulling: the pull subscription is
+//! dropped after the events that already arrived are handed to the route, and
+//! events in the route still finish and are acknowledged (or rejected) as usual.
+//! Messages the server was sending at that moment are redelivered after the ack
+//! wait. `resume` pulls again. Both are idempotent and answer `{"paused": bool}`,
+//! the state after the call. A configuration change restarts the source.
+//!
 //! # `nats.publisher`
 //!
 //! A janitor publisher (`gordon janitor`): each change the reconciler sends is
@@ -209,11 +218,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gordon_plugin_api::tokio::sync::{mpsc, oneshot};
+use gordon_plugin_api::serde_json::{json, Map, Value};
+use gordon_plugin_api::tokio::sync::{mpsc, oneshot, watch};
 use gordon_plugin_api::tokio::task::JoinHandle;
 use gordon_plugin_api::{
-    export_plugins, tokio, tracing, EventMessage, Metrics, Phase, Plugin, PluginContext,
-    PluginError, RunContext, Runnable,
+    export_plugins, tokio, tracing, ActionSpec, EventMessage, Metrics, Phase, Plugin,
+    PluginContext, PluginError, RunContext, Runnable,
 };
 
 pub use crate::acks::Stats;
@@ -239,6 +249,8 @@ pub struct NatsEvents {
     ack_task: Mutex<Option<JoinHandle<()>>>,
     client: Mutex<Option<async_nats::Client>>,
     failure: Mutex<Option<String>>,
+    /// Whether pulling is paused (actions `pause` and `resume`).
+    paused: watch::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -254,6 +266,34 @@ impl NatsEvents {
     /// Why `run` stopped with an error, if it did (the host also logs it).
     pub fn failure(&self) -> Option<String> {
         lock(&self.failure).clone()
+    }
+
+    /// Whether pulling is paused (action `pause`).
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Pauses or resumes pulling; returns whether it changed anything.
+    fn set_paused(&self, paused: bool) -> bool {
+        let changed = self.paused.send_if_modified(|now| {
+            let changed = *now != paused;
+            *now = paused;
+            changed
+        });
+        if changed {
+            tracing::info!(
+                stream = %self.cfg.stream,
+                consumer = %self.cfg.durable,
+                paused,
+                "{}",
+                if paused {
+                    "Pausing: no new messages are pulled; those in the route finish."
+                } else {
+                    "Resuming pulling from JetStream."
+                }
+            );
+        }
+        changed
     }
 
     async fn run_inner(
@@ -291,9 +331,18 @@ impl NatsEvents {
             phase: Phase::new(<Self as Runnable>::START_PHASE),
             max_age: (self.cfg.max_msg_age > 0).then(|| Duration::from_secs(self.cfg.max_msg_age)),
             serial: &mut serial,
+            paused: self.paused.subscribe(),
         };
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !ctx.shutdown.is_requested() {
+            if self.is_paused() {
+                let mut paused = self.paused.subscribe();
+                tokio::select! {
+                    _ = ctx.shutdown.requested() => break,
+                    _ = paused.wait_for(|paused| !*paused) => {}
+                }
+                continue;
+            }
             let setup = tokio::select! {
                 _ = ctx.shutdown.requested() => break,
                 s = consumer::setup(&js, &self.cfg, &self.max_deliver) => s,
@@ -310,6 +359,14 @@ impl NatsEvents {
                     );
                     match puller.consume(&consumer).await {
                         Ended::Shutdown | Ended::Closed => break,
+                        Ended::Paused => {
+                            tracing::info!(
+                                stream = %self.cfg.stream,
+                                consumer = %self.cfg.durable,
+                                "Paused: not pulling from JetStream."
+                            );
+                            continue;
+                        }
                         Ended::Restart { reason, progressed } => {
                             if progressed {
                                 backoff.reset();
@@ -347,7 +404,6 @@ impl Plugin for NatsEvents {
     }
 
     fn new(cfg: NatsEventsConfig, ctx: PluginContext) -> Result<Self, PluginError> {
-        Self::validate_config(&cfg)?;
         // Read secrets now, so a missing file or variable fails start-up clearly.
         let secret = consumer::load_secret(
             cfg.credentials_file.as_deref(),
@@ -365,7 +421,38 @@ impl Plugin for NatsEvents {
             ack_task: Mutex::new(None),
             client: Mutex::new(None),
             failure: Mutex::new(None),
+            paused: watch::Sender::new(false),
         })
+    }
+
+    fn actions() -> Vec<ActionSpec> {
+        vec![
+            ActionSpec::new(
+                "pause",
+                "Stops pulling new messages from JetStream; events in the route still finish and are acknowledged",
+            ),
+            ActionSpec::new("resume", "Pulls from JetStream again after `pause`"),
+        ]
+    }
+
+    /// `pause` and `resume`, both idempotent: `{"paused": bool}`, the state after
+    /// the call.
+    fn invoke(&self, action: &str, _params: &Map<String, Value>) -> Result<Value, PluginError> {
+        match action {
+            "pause" => {
+                self.set_paused(true);
+            }
+            "resume" => {
+                self.set_paused(false);
+            }
+            other => {
+                return Err(PluginError::new(format!(
+                    "{} has no action `{other}`",
+                    Self::NAME
+                )))
+            }
+        }
+        Ok(json!({ "paused": self.is_paused() }))
     }
 }
 

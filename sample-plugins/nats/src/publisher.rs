@@ -388,7 +388,6 @@ impl Plugin for NatsPublisher {
     }
 
     fn new(cfg: NatsPublisherConfig, ctx: PluginContext) -> Result<Self, PluginError> {
-        Self::validate_config(&cfg)?;
         let secret = consumer::load_secret(
             cfg.credentials_file.as_deref(),
             cfg.credentials_env.as_deref(),

@@ -559,3 +559,73 @@ fn configuration_errors_name_the_key() {
     };
     assert!(err.message().contains("`credentials_file`"), "{err}");
 }
+
+#[test]
+fn pause_stops_pulling_and_resume_starts_again() {
+    use gordon_plugin_api::serde_json::json;
+    let Some(nats) = Nats::start() else { return };
+    let bus = Bus::connect(&nats);
+    bus.create_stream(STREAM, &[SUBJECT]);
+    // A long ack wait: nothing comes back by redelivery within the test.
+    let h = start(&config(&nats, "ack_wait = 30\n"));
+    bus.publish("events.dns", &event("before.example.com."));
+    let mut in_route = recv(&h, 1);
+
+    assert_eq!(
+        h.invoke("pause", json!({})).unwrap(),
+        json!({"paused": true})
+    );
+    assert_eq!(
+        h.invoke("pause", json!({})).unwrap(),
+        json!({"paused": true})
+    );
+    assert!(h.plugin().is_paused());
+    // Once the pull subscription is gone, published messages wait in the stream.
+    eventually("the pull subscription is dropped", || {
+        bus.consumer_info(STREAM, DURABLE)
+            .is_some_and(|i| i.num_waiting == 0)
+    });
+    bus.publish("events.dns", &event("during1.example.com."));
+    bus.publish("events.dns", &event("during2.example.com."));
+    let got = h.recv(1, Duration::from_millis(1500));
+    assert!(got.is_empty(), "pulled while paused: {:?}", names(&got));
+    let info = bus.consumer_info(STREAM, DURABLE).unwrap();
+    assert_eq!(
+        (info.num_pending, info.delivered.stream_sequence),
+        (2, 1),
+        "delivered while paused"
+    );
+
+    // What was in the route finishes and is acknowledged while paused.
+    succeed(&mut in_route);
+    h.cleanup(&in_route).unwrap();
+    eventually("the in-flight message acked", || {
+        h.plugin().stats().acked == 1
+    });
+    bus.wait_consumer("acked", |i| i.ack_floor.stream_sequence == 1);
+
+    assert_eq!(
+        h.invoke("resume", json!({})).unwrap(),
+        json!({"paused": false})
+    );
+    assert_eq!(
+        h.invoke("resume", json!({})).unwrap(),
+        json!({"paused": false})
+    );
+    let mut msgs = recv(&h, 2);
+    assert_eq!(
+        names(&msgs),
+        ["during1.example.com.", "during2.example.com."]
+    );
+    succeed(&mut msgs);
+    h.cleanup(&msgs).unwrap();
+    eventually("all acked", || h.plugin().stats().acked == 3);
+    assert!(h.invoke("stop", json!({})).is_err());
+
+    // A paused source still stops promptly.
+    h.invoke("pause", json!({})).unwrap();
+    let started = Instant::now();
+    h.shutdown(Duration::from_secs(10)).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(h.plugin().failure().is_none());
+}

@@ -24,7 +24,8 @@ use gordon_plugin_api::{tracing, Metrics, RecordType};
 use crate::error::{rcode, Failure, Scope};
 use crate::tsig::{self, Key};
 use crate::wire::{
-    self, Message, Name, Writer, CLASS_IN, FLAG_QR, FLAG_TC, OPCODE_UPDATE, TYPE_AXFR,
+    self, Message, Name, Section, Writer, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_QR, FLAG_TC,
+    OPCODE_UPDATE, TYPE_ANY, TYPE_AXFR,
 };
 
 /// Messages up to this size go over UDP (the classic limit; updates send no EDNS).
@@ -47,10 +48,51 @@ pub(crate) struct Client {
     pub(crate) retries: u32,
     pub(crate) backoff: Duration,
     pub(crate) tcp_only: bool,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Meter,
 }
 
-fn random_u64() -> u64 {
+/// Where a client's metrics go: the plugin's, or nowhere (a dependency check runs
+/// before there is a plugin to count for).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Meter(Option<Metrics>);
+
+impl Meter {
+    /// Counts nothing.
+    pub(crate) fn off() -> Meter {
+        Meter(None)
+    }
+
+    /// [`Metrics::incr`].
+    pub(crate) fn incr(&self, name: &str, value: f64, tags: &[(&str, &str)]) {
+        if let Some(m) = &self.0 {
+            m.incr(name, value, tags);
+        }
+    }
+
+    /// [`Metrics::timer`].
+    pub(crate) fn timer(&self, name: &str, seconds: f64, tags: &[(&str, &str)]) {
+        if let Some(m) = &self.0 {
+            m.timer(name, seconds, tags);
+        }
+    }
+}
+
+impl From<Metrics> for Meter {
+    fn from(m: Metrics) -> Meter {
+        Meter(Some(m))
+    }
+}
+
+/// How the server answered a probe UPDATE (see [`Client::probe_prerequisite`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProbeAnswer {
+    /// The answer's rcode, or its TSIG error when it has one (BADKEY, BADSIG, ...).
+    pub(crate) rcode: u16,
+    /// Whether the answer was signed with the key (and the signature verified).
+    pub(crate) signed: bool,
+}
+
+pub(crate) fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -270,6 +312,72 @@ impl Client {
         let mut w = Writer::new(0, OPCODE_UPDATE);
         w.question(&self.zone, RecordType::SOA.0, CLASS_IN);
         self.update(&w.finish()).await
+    }
+
+    /// The same server, key and settings, for another zone.
+    pub(crate) fn for_zone(&self, zone: Name) -> Client {
+        Client {
+            server: self.server,
+            zone_text: zone.to_string(),
+            zone,
+            key: self.key.clone(),
+            timeout: self.timeout,
+            retries: self.retries,
+            backoff: self.backoff,
+            tcp_only: self.tcp_only,
+            metrics: self.metrics,
+        }
+    }
+
+    /// A signed SOA query for the zone: `Ok` when the server answers it with
+    /// authority, with a signed answer holding the zone's SOA. A refused key fails
+    /// as its TSIG error (BADKEY, BADSIG, BADTIME); a server that does not serve
+    /// the zone as NOTAUTH.
+    pub(crate) async fn check_zone(&self) -> Result<(), Failure> {
+        let mut w = Writer::new(0, 0);
+        w.question(&self.zone, RecordType::SOA.0, CLASS_IN);
+        let (_, msg) = self.request(&w.finish(), "query").await?;
+        if msg.rcode() != rcode::NOERROR {
+            return Err(Failure::Rcode {
+                rcode: msg.rcode(),
+                tsig_error: 0,
+            });
+        }
+        let soa = msg
+            .answers
+            .iter()
+            .any(|r| r.name == self.zone && r.rtype == RecordType::SOA.0);
+        if msg.flags & FLAG_AA == 0 || !soa {
+            return Err(Failure::Rcode {
+                rcode: rcode::NOTAUTH,
+                tsig_error: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// A signed UPDATE that cannot change anything: its one prerequisite, "name
+    /// is in use", names `absent` (a fresh name below the zone, which nothing
+    /// holds), and it has no update section. A server that authenticates the key
+    /// and lets it update the zone checks the prerequisite and answers NXDOMAIN;
+    /// one that does not answers REFUSED, NOTAUTH or a TSIG error first. Timeouts,
+    /// refused connections and SERVFAIL are retried, then returned as failures.
+    pub(crate) async fn probe_prerequisite(&self, absent: &Name) -> Result<ProbeAnswer, Failure> {
+        let mut w = Writer::new(0, OPCODE_UPDATE);
+        w.question(&self.zone, RecordType::SOA.0, CLASS_IN);
+        w.record(Section::Answer, absent, TYPE_ANY, CLASS_ANY, 0, &[]);
+        match self.request(&w.finish(), "probe").await {
+            Ok((buf, msg)) => Ok(ProbeAnswer {
+                rcode: msg.rcode(),
+                // `request` verified a signature when there is one.
+                signed: tsig::find(&buf, &msg).is_ok_and(|t| t.is_some()),
+            }),
+            Err(Failure::Rcode { tsig_error, .. }) if tsig_error != 0 => Ok(ProbeAnswer {
+                rcode: tsig_error,
+                signed: false,
+            }),
+            Err(f) => Err(f),
+        }
     }
 
     /// The records of `name` and `rtype` the server serves: (TTL, canonical rdata).

@@ -135,7 +135,7 @@ pub(crate) struct Ownership {
 }
 
 /// The configuration, checked, with the key loaded.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Settings {
     pub(crate) zone: Name,
     pub(crate) default_ttl: u32,

@@ -65,6 +65,20 @@
 //!   tag `rcode`: `REFUSED`, `BADSIG`, `timeout`, `not_owned`, `mismatch`,
 //!   `invalid`, ...), `rfc2136.update_seconds` (per UPDATE, retries included),
 //!   `rfc2136.request_seconds` (per attempt), `rfc2136.retries`.
+//! - **Live** (ABI 1.3). `gordon check --connect` and the host, before creating
+//!   the plugin, run `validate_dependencies`: a TSIG-signed SOA query for `zone`
+//!   (at most 3 s per try, one retry), which fails naming the server and the zone
+//!   when the server is unreachable, refuses the key (BADKEY, BADSIG, BADTIME) or
+//!   does not serve the zone with authority. The action `probe` (optional `zone`,
+//!   default the configured one) checks that the key may update the zone without
+//!   changing it: a signed UPDATE whose one prerequisite ("name is in use" for a
+//!   fresh `_gordon-probe-<random>.<zone>`) cannot hold and that changes nothing;
+//!   the server authenticates and authorises the key first, then answers NXDOMAIN.
+//!   It answers `{"zone", "server", "key", "may_update", "rcode", "elapsed_ms"}`,
+//!   with `"error"` when `may_update` is false (REFUSED, NOTAUTH, a TSIG error, or
+//!   an unsigned answer). A reload applies every key live (`apply_config`): the
+//!   next batch uses the new server, key, TTL and the rest; a batch in flight
+//!   finishes with the old ones.
 //!
 //! The DNS wire format and TSIG are implemented here (`wire.rs`, `tsig.rs`,
 //! `client.rs`, on the `hmac` and `sha2` crates) rather than taken from hickory: the
@@ -126,16 +140,19 @@ mod changes;
 mod client;
 mod config;
 mod error;
+mod live;
 mod publish;
 pub mod reconciler;
 mod tsig;
 mod wire;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
+use gordon_plugin_api::serde_json::{Map, Value};
 use gordon_plugin_api::{
-    ownership, tracing, EventMessage, Failures, MessageHandler, Plugin, PluginContext, PluginError,
+    ownership, tracing, ActionSpec, ConfigChange, EventMessage, Failures, MessageHandler, Param,
+    ParamType, Plugin, PluginContext, PluginError,
 };
 
 pub use config::{Rfc2136Config, Transport, Verify};
@@ -151,24 +168,24 @@ gordon_plugin_api::export_plugins!(handler Rfc2136, reconciler reconciler::DnsRe
 /// TSIG-signed RFC 2136 updates.
 #[derive(Debug)]
 pub struct Rfc2136 {
+    /// What the configuration in force resolved to; swapped whole by
+    /// `apply_config`, and taken once per batch.
+    live: RwLock<Arc<Publishing>>,
+    ctx: PluginContext,
+}
+
+/// One configuration's publisher.
+#[derive(Debug)]
+struct Publishing {
+    settings: Settings,
     publisher: Publisher,
     default_ttl: u32,
-    ctx: PluginContext,
     note: String,
 }
 
-impl Plugin for Rfc2136 {
-    const NAME: &'static str = "dns.rfc2136";
-    const DESCRIPTION: &'static str =
-        "Publishes DNS events as RFC 2136 dynamic updates signed with TSIG";
-    type Config = Rfc2136Config;
-
-    fn validate_config(config: &Rfc2136Config) -> Result<(), PluginError> {
-        Settings::resolve(config).map(|_| ())
-    }
-
-    fn new(config: Rfc2136Config, ctx: PluginContext) -> Result<Self, PluginError> {
-        let s = Settings::resolve(&config)?;
+impl Publishing {
+    /// The publisher for `s`, logging what it publishes to.
+    fn new(s: Settings, ctx: &PluginContext) -> Publishing {
         tracing::info!(
             server = %s.server,
             zone = %s.zone,
@@ -189,13 +206,13 @@ impl Plugin for Rfc2136 {
         let client = Client {
             server: s.server,
             zone_text: s.zone.to_string(),
-            zone: s.zone,
-            key: s.key,
+            zone: s.zone.clone(),
+            key: s.key.clone(),
             timeout: s.timeout,
             retries: s.retries,
             backoff: s.backoff,
             tcp_only: s.tcp_only,
-            metrics: ctx.metrics(),
+            metrics: ctx.metrics().into(),
         };
         let value = changes::owner_rdata(&s.ownership.owner_id);
         let previous = s
@@ -208,16 +225,89 @@ impl Plugin for Rfc2136 {
             client: Arc::new(client),
             max_batch: s.max_batch,
             verify: s.verify,
-            ownership: s.ownership,
+            ownership: s.ownership.clone(),
             value,
             previous,
         };
-        Ok(Rfc2136 {
-            publisher,
+        Publishing {
             default_ttl: s.default_ttl,
-            ctx,
+            settings: s,
+            publisher,
             note,
+        }
+    }
+}
+
+impl Plugin for Rfc2136 {
+    const NAME: &'static str = "dns.rfc2136";
+    const DESCRIPTION: &'static str =
+        "Publishes DNS events as RFC 2136 dynamic updates signed with TSIG";
+    type Config = Rfc2136Config;
+
+    fn validate_config(config: &Rfc2136Config) -> Result<(), PluginError> {
+        Settings::resolve(config).map(|_| ())
+    }
+
+    /// Sends a TSIG-signed SOA query for the zone, with a short timeout: fails,
+    /// naming the server and the zone, when the server is unreachable, refuses the
+    /// key (BADKEY, BADSIG, BADTIME) or does not serve the zone with authority.
+    fn validate_dependencies(config: &Rfc2136Config) -> Result<(), PluginError> {
+        live::check_server(&Settings::resolve(config)?)
+    }
+
+    fn new(config: Rfc2136Config, ctx: PluginContext) -> Result<Self, PluginError> {
+        let s = Settings::resolve(&config)?;
+        Ok(Rfc2136 {
+            live: RwLock::new(Arc::new(Publishing::new(s, &ctx))),
+            ctx,
         })
+    }
+
+    fn actions() -> Vec<ActionSpec> {
+        vec![ActionSpec::new(
+            "probe",
+            "Checks, without changing the zone, that the server accepts the TSIG key for updates of the zone",
+        )
+        .param(Param::optional(
+            "zone",
+            ParamType::String,
+            "The zone to probe (absolute); default: the configured zone",
+        ))]
+    }
+
+    /// `probe [zone=Z]`: see `live::probe`.
+    fn invoke(&self, action: &str, params: &Map<String, Value>) -> Result<Value, PluginError> {
+        match action {
+            "probe" => {
+                let zone = match params.get("zone") {
+                    None => None,
+                    Some(Value::String(zone)) => Some(zone.as_str()),
+                    Some(other) => {
+                        return Err(PluginError::new(format!(
+                            "`zone` must be a string, not {other}"
+                        )))
+                    }
+                };
+                let live = self.live();
+                self.ctx.block_on(live::probe(&live.publisher.client, zone))
+            }
+            other => Err(PluginError::new(format!(
+                "{} has no action `{other}`",
+                Self::NAME
+            ))),
+        }
+    }
+
+    /// Applies every key live: batches from now on use the new server, key, zone,
+    /// TTL, ownership and retry settings; a batch being published finishes with the
+    /// old ones. The same configuration again changes nothing.
+    fn apply_config(&self, config: Rfc2136Config) -> Result<ConfigChange, PluginError> {
+        let s = Settings::resolve(&config)?;
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        if live.settings != s {
+            *live = Arc::new(Publishing::new(s, &self.ctx));
+        }
+        Ok(ConfigChange::Applied)
     }
 }
 
@@ -239,12 +329,18 @@ impl MessageHandler for Rfc2136 {
 }
 
 impl Rfc2136 {
+    /// The publisher of the configuration in force.
+    fn live(&self) -> Arc<Publishing> {
+        Arc::clone(&self.live.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// Publishes a batch; returns the failed messages by index, in order.
     fn process(&self, msgs: &mut [EventMessage]) -> Vec<(usize, PluginError)> {
-        let client = &self.publisher.client;
+        let live = self.live();
+        let client = &live.publisher.client;
         let rules = Rules {
             zone: &client.zone,
-            default_ttl: self.default_ttl,
+            default_ttl: live.default_ttl,
         };
         let mut failed: HashMap<usize, PluginError> = HashMap::new();
         let mut edits = Vec::with_capacity(msgs.len());
@@ -261,12 +357,12 @@ impl Rfc2136 {
         }
         let changes = changes::fold(edits);
         if !changes.is_empty() {
-            let server_failed = self.ctx.block_on(self.publisher.publish(changes));
+            let server_failed = self.ctx.block_on(live.publisher.publish(changes));
             failed.extend(server_failed);
         }
         for (i, msg) in msgs.iter_mut().enumerate() {
             if !failed.contains_key(&i) {
-                msg.append_to_history(&self.note, Self::NAME);
+                msg.append_to_history(&live.note, Self::NAME);
             }
         }
         let mut failed: Vec<(usize, PluginError)> = failed.into_iter().collect();

@@ -319,7 +319,7 @@ impl DnsReconciler {
             retries: s.retries,
             backoff: s.backoff,
             tcp_only: true,
-            metrics: self.ctx.metrics(),
+            metrics: self.ctx.metrics().into(),
         })
     }
 

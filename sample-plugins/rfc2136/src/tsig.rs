@@ -59,7 +59,7 @@ impl Algorithm {
 }
 
 /// A TSIG key: name, algorithm and secret.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Key {
     name: Name,
     algorithm: Algorithm,

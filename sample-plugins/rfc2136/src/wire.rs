@@ -22,12 +22,16 @@ pub(crate) const CLASS_NONE: u16 = 254;
 pub(crate) const CLASS_ANY: u16 = 255;
 /// The TSIG meta type.
 pub(crate) const TYPE_TSIG: u16 = 250;
+/// The ANY query type (RFC 2136: "name is in use" prerequisites).
+pub(crate) const TYPE_ANY: u16 = 255;
 /// The AXFR query type.
 pub(crate) const TYPE_AXFR: u16 = 252;
 /// Opcode UPDATE, in the header's flags.
 pub(crate) const OPCODE_UPDATE: u16 = 5 << 11;
 /// The truncation (TC) flag.
 pub(crate) const FLAG_TC: u16 = 0x0200;
+/// The authoritative answer (AA) flag.
+pub(crate) const FLAG_AA: u16 = 0x0400;
 /// The response (QR) flag.
 pub(crate) const FLAG_QR: u16 = 0x8000;
 /// The largest DNS message (TCP length prefix).

@@ -10,12 +10,19 @@
 //!   memory until the allocator fails); publishes every other message.
 //! - `acme.flaky` (handler, phase `screen`): the same, one phase earlier, so that a
 //!   route can put it before a real publisher.
+//! - `acme.live` (handler, phase `screen`, plugin-api 1.3's live hooks): sets each
+//!   message's TTL to its `ttl`, applies a new `ttl` live, offers the actions
+//!   `state` (its `ttl` and which instance it is) and `leave` (asks the host to
+//!   stop it), writes every host event to `events_file` as JSON lines, and its
+//!   `validate_dependencies` checks that `events_file`'s directory exists.
 
 use std::time::Duration;
 
+use gordon_plugin_api::serde_json;
 use gordon_plugin_api::{
-    export_plugins, Action, EventMessage, MessageHandler, Plugin, PluginContext, PluginError,
-    RecordType, ResourceRecord, RunContext, Runnable,
+    export_plugins, Action, ActionSpec, ConfigChange, EventMessage, HostEvent, MessageHandler,
+    Param, ParamType, Plugin, PluginContext, PluginError, RecordType, ResourceRecord, RunContext,
+    Runnable,
 };
 use serde::Deserialize;
 
@@ -225,4 +232,118 @@ impl MessageHandler for Flaky {
     }
 }
 
-export_plugins!(handler Hang, runnable Crash, handler Fault, handler Flaky);
+/// `acme.live`.
+pub struct Live {
+    ttl: std::sync::atomic::AtomicU32,
+    instance: u64,
+    events: Option<std::sync::Mutex<std::fs::File>>,
+    ctx: PluginContext,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveConfig {
+    ttl: u32,
+    #[serde(default)]
+    events_file: Option<std::path::PathBuf>,
+}
+
+static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Plugin for Live {
+    const NAME: &'static str = "acme.live";
+    const DESCRIPTION: &'static str = "Sets TTLs; applies config live, offers actions, logs host events";
+    type Config = LiveConfig;
+    const HOST_EVENTS: &'static [&'static str] = &["*"];
+
+    fn validate_config(cfg: &LiveConfig) -> Result<(), PluginError> {
+        if cfg.ttl == 0 {
+            return Err(PluginError::new("`ttl` must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn validate_dependencies(cfg: &LiveConfig) -> Result<(), PluginError> {
+        match cfg.events_file.as_ref().and_then(|f| f.parent()) {
+            Some(dir) if !dir.is_dir() => Err(PluginError::new(format!(
+                "events_file: directory {} does not exist",
+                dir.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn actions() -> Vec<ActionSpec> {
+        vec![
+            ActionSpec::new("state", "Its ttl and which instance it is"),
+            ActionSpec::new("leave", "Asks the host to stop it")
+                .param(Param::required("reason", ParamType::String, "Why")),
+        ]
+    }
+
+    fn new(cfg: LiveConfig, ctx: PluginContext) -> Result<Self, PluginError> {
+        let events = match &cfg.events_file {
+            Some(path) => Some(std::sync::Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| PluginError::new(format!("events_file: {e}")))?,
+            )),
+            None => None,
+        };
+        Ok(Live {
+            ttl: cfg.ttl.into(),
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            events,
+            ctx,
+        })
+    }
+
+    fn apply_config(&self, cfg: LiveConfig) -> Result<ConfigChange, PluginError> {
+        if cfg.events_file.is_some() {
+            // Reopening the file is a restart's job.
+            return Ok(ConfigChange::Restart);
+        }
+        self.ttl.store(cfg.ttl, std::sync::atomic::Ordering::Relaxed);
+        Ok(ConfigChange::Applied)
+    }
+
+    fn invoke(
+        &self,
+        action: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, PluginError> {
+        match action {
+            "state" => Ok(serde_json::json!({
+                "ttl": self.ttl.load(std::sync::atomic::Ordering::Relaxed),
+                "instance": self.instance,
+                "pid": std::process::id(),
+            })),
+            "leave" => {
+                let reason = params.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+                Ok(serde_json::json!({"asked": self.ctx.leave(reason)}))
+            }
+            other => Err(PluginError::new(format!("no action `{other}`"))),
+        }
+    }
+
+    fn on_host_event(&self, event: &HostEvent) {
+        if let Some(file) = &self.events {
+            use std::io::Write;
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(file, "{}", event.json);
+        }
+    }
+}
+
+impl MessageHandler for Live {
+    const PHASE: &'static str = "screen";
+    fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
+        msg.record_mut()
+            .set_ttl(self.ttl.load(std::sync::atomic::Ordering::Relaxed));
+        Ok(())
+    }
+}
+
+export_plugins!(handler Hang, runnable Crash, handler Fault, handler Flaky, handler Live);

@@ -330,3 +330,55 @@ fn txt_output_reads_back_as_the_same_text() {
     // "a" and a are the same text: one of them is a duplicate.
     assert_eq!(one("TXT", &["\"a\"", "a"]).unwrap(), ["a"]);
 }
+
+#[test]
+fn a_new_configuration_applies_live_and_a_bad_one_changes_nothing() {
+    use gordon_plugin_api::ConfigChange;
+    let h = enricher();
+    let zero_ttl = |name: &str| {
+        let mut msg = testing::event(name, "A", &["10.0.0.1"]);
+        msg.record_mut().set_ttl(0);
+        msg
+    };
+    let out = h.handle(zero_ttl("www")).unwrap();
+    assert_eq!(
+        (out.record().name(), out.record().ttl()),
+        ("www.example.com.", 600)
+    );
+
+    let next = "zone = \"Example.NET.\"\ndefault_ttl = 120";
+    assert_eq!(h.apply_config(next).unwrap(), ConfigChange::Applied);
+    let out = h.handle(zero_ttl("www")).unwrap();
+    assert_eq!(
+        (out.record().name(), out.record().ttl()),
+        ("www.example.net.", 120)
+    );
+    let e = h.handle(zero_ttl("www.example.com.")).unwrap_err();
+    assert!(e.message().contains("outside zone example.net."), "{e}");
+    // Idempotent: the same configuration again is applied and changes nothing.
+    assert_eq!(h.apply_config(next).unwrap(), ConfigChange::Applied);
+    assert_eq!(h.handle(zero_ttl("a")).unwrap().record().ttl(), 120);
+
+    // Refused by `validate_config`: the instance keeps its configuration.
+    for bad in [
+        "zone = \"example.org.\"\ndefault_ttl = 59",
+        "zone = \"example.org\"",
+        "zone = \"example.org.\"\nbogus = 1",
+    ] {
+        assert!(h.apply_config(bad).is_err(), "{bad}");
+    }
+    let out = h.handle(zero_ttl("www")).unwrap();
+    assert_eq!(
+        (out.record().name(), out.record().ttl()),
+        ("www.example.net.", 120)
+    );
+}
+
+#[test]
+fn a_bad_default_ttl_is_refused_before_the_enricher_is_built() {
+    // `new` no longer checks it: the harness (as the host) validates first.
+    let e = testing::handler::<Enricher>("zone = \"example.com.\"\ndefault_ttl = 30")
+        .err()
+        .unwrap();
+    assert!(e.message().contains("`default_ttl` must be within"), "{e}");
+}

@@ -205,6 +205,45 @@ fn serial_is_date_based_and_bumped_once_per_batch() {
 }
 
 #[test]
+fn the_serial_action_shows_the_published_and_the_written_serial() {
+    use gordon_plugin_api::serde_json::json;
+    let (_dir, path) = temp();
+    let h = zonefile(&path, "");
+    let shown = path.display().to_string();
+    let serials = |h: &HandlerHarness<ZoneFile>| h.invoke("serial", json!({})).unwrap();
+    let s0 = serial(&path);
+    assert_eq!(
+        serials(&h),
+        json!({"zones": {"example.com.": {"serial": s0, "file_serial": s0, "path": shown}}})
+    );
+    apply(&h, vec![add("a", "A", &["10.0.0.1"])]);
+    // Published at once; the file follows when the writer has caught up.
+    assert_eq!(serials(&h)["zones"]["example.com."]["serial"], s0 + 1);
+    assert_eq!(serial(&path), s0 + 1);
+    assert_eq!(
+        serials(&h),
+        json!({"zones": {"example.com.": {"serial": s0 + 1, "file_serial": s0 + 1, "path": shown}}})
+    );
+    // Nothing changed: the same serial.
+    apply(&h, vec![add("a", "A", &["10.0.0.1"])]);
+    assert_eq!(serials(&h)["zones"]["example.com."]["serial"], s0 + 1);
+    h.shutdown().unwrap();
+    drop(h);
+    // After a restart, the serial read back from the file.
+    let h = zonefile(&path, "");
+    assert_eq!(
+        serials(&h),
+        json!({"zones": {"example.com.": {"serial": s0 + 1, "file_serial": s0 + 1, "path": shown}}})
+    );
+    let e = h.invoke("serials", json!({})).unwrap_err();
+    assert!(e.message().contains("no action `serials`"), "{e}");
+    assert!(
+        h.invoke("serial", json!({"zone": "x."})).is_err(),
+        "no parameters"
+    );
+}
+
+#[test]
 fn txt_data_is_quoted_escaped_and_split() {
     let (_dir, path) = temp();
     let h = zonefile(&path, "");

@@ -140,3 +140,107 @@ fn an_unsigned_success_is_not_trusted() {
         )
     );
 }
+
+fn check(addr: &str, extra: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::random("gordon-key", "hmac-sha256");
+    let text = config(dir.path(), addr, &key, ZONE, extra);
+    testing::validate_dependencies::<Rfc2136>(&text).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_dependency_check_names_an_unreachable_server() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    for transport in ["auto", "tcp"] {
+        let err = check(&addr, &format!("transport = \"{transport}\"")).unwrap_err();
+        assert_eq!(
+            err,
+            format!("server {addr} refused the connection (zone {ZONE}): is it running?")
+        );
+    }
+    // A silent server: the check waits at most 3 s per try, whatever `timeout_ms`.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let err = check(&addr, "timeout_ms = 60000\nretries = 5").unwrap_err();
+    assert_eq!(
+        err,
+        format!("no answer from server {addr} for zone {ZONE} within 3000 ms")
+    );
+    let took = started.elapsed().as_millis();
+    assert!(
+        (6000..9000).contains(&took),
+        "one try and one retry: {took} ms"
+    );
+    // Configuration errors come first.
+    let err = check(&addr, "max_batch = 0").unwrap_err();
+    assert!(err.contains("`max_batch`"), "{err}");
+}
+
+#[test]
+fn the_dependency_check_does_not_trust_an_unsigned_answer() {
+    let (addr, _count) = fake_server(0);
+    let err = check(&addr, "retries = 0").unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "TSIG authentication failed with server {addr} for zone {ZONE}: its answer cannot be trusted: the answer is not signed"
+        )
+    );
+    let (addr, _count) = fake_server(5);
+    let err = check(&addr, "retries = 0").unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "server {addr} answered REFUSED to a TSIG-signed SOA query for zone {ZONE}"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn probe_answers_from_what_the_server_said() {
+    use gordon_plugin_api::serde_json::json;
+    // An unsigned NXDOMAIN proves nothing about the key.
+    let (addr, count) = fake_server(3);
+    let (h, _dir) = harness(&addr, "retries = 0");
+    let out = h.invoke("probe", json!({})).unwrap();
+    assert_eq!(
+        (
+            &out["may_update"],
+            &out["rcode"],
+            &out["zone"],
+            &out["server"]
+        ),
+        (
+            &json!(false),
+            &json!("NXDOMAIN"),
+            &json!(ZONE),
+            &json!(addr)
+        ),
+        "{out}"
+    );
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap()
+            .contains("without signing it"),
+        "{out}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1, "one UPDATE");
+    let (addr, _count) = fake_server(5);
+    let (h, _dir) = harness(&addr, "retries = 0");
+    let out = h.invoke("probe", json!({})).unwrap();
+    assert_eq!(
+        (&out["may_update"], &out["rcode"]),
+        (&json!(false), &json!("REFUSED")),
+        "{out}"
+    );
+    // No answer: the action fails, naming the server and the zone.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (h, _dir) = harness(&addr, "retries = 0");
+    let err = h.invoke("probe", json!({})).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("server {addr} refused the connection (zone {ZONE}): is it running?")
+    );
+}

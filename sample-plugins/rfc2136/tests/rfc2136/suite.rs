@@ -1,6 +1,12 @@
 //! The publisher suite: every test runs once against BIND and once against Knot.
 
-use crate::util::{add, all_ok, del, key, outcomes, publisher, rrset, serial, start, Kind, ZONE};
+use gordon_plugin_api::serde_json::json;
+use gordon_plugin_api::{testing, ConfigChange};
+use gordon_plugin_rfc2136::Rfc2136;
+
+use crate::util::{
+    add, all_ok, config, del, key, outcomes, publisher, rrset, serial, start, Kind, ZONE,
+};
 
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
@@ -26,6 +32,9 @@ suite!(
     adopting_takes_over_unmarked_and_renamed_owners_sets,
     verify_query_catches_what_the_server_ignored,
     verify_axfr_accepts_what_landed,
+    the_dependency_check_queries_the_zone_with_the_key,
+    probe_tells_whether_the_key_may_update_and_changes_nothing,
+    a_new_configuration_applies_live,
 );
 
 fn additions_appear_in_axfr(kind: Kind) {
@@ -483,4 +492,161 @@ fn verify_axfr_accepts_what_landed(kind: Kind) {
     all_ok(&p.batch(msgs));
     assert!(rrset(&s, "v3.example.test.", "TXT").is_empty());
     assert_eq!(rrset(&s, "v199.example.test.", "TXT").len(), 1);
+}
+
+/// `validate_dependencies` on the configuration of a publisher of `zone` at the
+/// server, signing with `key`; the error text.
+fn check(
+    s: &gordon_test_servers::bind::DnsServer,
+    key: &gordon_test_servers::bind::Key,
+    zone: &str,
+) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), &s.addr(), key, zone, "");
+    testing::validate_dependencies::<Rfc2136>(&text).map_err(|e| e.to_string())
+}
+
+fn the_dependency_check_queries_the_zone_with_the_key(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let before = s.axfr();
+    assert_eq!(check(&s, &key, ZONE), Ok(()));
+    let addr = s.addr();
+    let wrong_secret = gordon_test_servers::bind::Key::random("gordon-key", "hmac-sha256");
+    let wrong_name = gordon_test_servers::bind::Key::new("other-key", "hmac-sha256", &key.secret);
+    for (wrong, tsig_error) in [(wrong_secret, "(BADSIG)"), (wrong_name, "(BADKEY)")] {
+        let err = check(&s, &wrong, ZONE).unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "TSIG authentication failed with server {addr} for zone {ZONE}: wrong key name, secret or algorithm"
+            )),
+            "{err}"
+        );
+        assert!(err.ends_with(tsig_error), "{err}");
+    }
+    // A zone the server does not serve.
+    let err = check(&s, &key, "other.test.").unwrap_err();
+    assert!(
+        err.contains(&format!("server {addr}")) && err.contains("zone other.test."),
+        "{err}"
+    );
+    assert_eq!(s.axfr(), before, "a check changes nothing");
+}
+
+fn probe_tells_whether_the_key_may_update_and_changes_nothing(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &["ro.test."], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let (before, before_ro) = (s.axfr(), s.axfr_zone("ro.test."));
+    let addr = s.addr();
+    let p = publisher(&s, &key, ZONE, "");
+    let mut out = p.harness.invoke("probe", json!({})).unwrap();
+    assert!(out["elapsed_ms"].is_u64(), "{out}");
+    out["elapsed_ms"] = json!(0);
+    assert_eq!(
+        out,
+        json!({"zone": ZONE, "server": addr, "key": "gordon-key.", "may_update": true,
+               "rcode": "NXDOMAIN", "elapsed_ms": 0})
+    );
+    // Another zone, whose updates the server refuses this key.
+    let out = p
+        .harness
+        .invoke("probe", json!({"zone": "ro.test."}))
+        .unwrap();
+    assert_eq!(out["may_update"], json!(false), "{out}");
+    assert_eq!(out["zone"], json!("ro.test."), "{out}");
+    let error = out["error"].as_str().unwrap();
+    match kind {
+        Kind::Bind => {
+            assert_eq!(out["rcode"], json!("REFUSED"), "{out}");
+            assert_eq!(error, format!("server {addr} refused the update for zone ro.test.: check allow-update / the key's permissions (REFUSED)"));
+        }
+        // Knot answers an update its ACL does not allow with NOTAUTH/BADKEY.
+        Kind::Knot => {
+            assert_eq!(out["rcode"], json!("BADKEY"), "{out}");
+            assert!(
+                error.contains("or the key may not update this zone (BADKEY)"),
+                "{error}"
+            );
+        }
+    }
+    // A zone the server does not serve.
+    let out = p
+        .harness
+        .invoke("probe", json!({"zone": "other.test."}))
+        .unwrap();
+    assert_eq!(
+        (&out["may_update"], &out["rcode"]),
+        (&json!(false), &json!("NOTAUTH")),
+        "{out}"
+    );
+    // A wrong key.
+    let wrong = gordon_test_servers::bind::Key::random("gordon-key", "hmac-sha256");
+    let w = publisher(&s, &wrong, ZONE, "");
+    let out = w.harness.invoke("probe", json!({})).unwrap();
+    assert_eq!(
+        (&out["may_update"], &out["rcode"]),
+        (&json!(false), &json!("BADSIG")),
+        "{out}"
+    );
+    assert!(
+        out["error"].as_str().unwrap().starts_with(&format!(
+            "TSIG authentication failed with server {addr} for zone {ZONE}"
+        )),
+        "{out}"
+    );
+    // Parameters.
+    let err = p
+        .harness
+        .invoke("probe", json!({"zone": "ro.test"}))
+        .unwrap_err();
+    assert!(err.to_string().contains("absolute"), "{err}");
+    assert!(p.harness.invoke("probe", json!({"zone": 1})).is_err());
+    // Nothing changed, not even the serials.
+    assert_eq!(s.axfr(), before);
+    assert_eq!(s.axfr_zone("ro.test."), before_ro);
+}
+
+fn a_new_configuration_applies_live(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let wrong = gordon_test_servers::bind::Key::random("gordon-key", "hmac-sha256");
+    let p = publisher(&s, &wrong, ZONE, "");
+    let texts = outcomes(&p.batch(vec![add("live", "A", &["10.0.0.1"])]));
+    assert!(texts[0].contains("(BADSIG)"), "{texts:?}");
+    // The right key and a new default TTL, applied to the same instance.
+    let dir = tempfile::tempdir().unwrap();
+    let right = config(dir.path(), &s.addr(), &key, ZONE, "default_ttl = 120");
+    assert_eq!(
+        p.harness.apply_config(&right).unwrap(),
+        ConfigChange::Applied
+    );
+    let mut msg = add("live", "A", &["10.0.0.1"]);
+    msg.record_mut().set_ttl(0);
+    all_ok(&p.batch(vec![msg]));
+    assert_eq!(rrset(&s, "live.example.test.", "A"), ["120 10.0.0.1"]);
+    let out = p.harness.invoke("probe", json!({})).unwrap();
+    assert_eq!(out["may_update"], json!(true), "{out}");
+    // Idempotent.
+    assert_eq!(
+        p.harness.apply_config(&right).unwrap(),
+        ConfigChange::Applied
+    );
+    all_ok(&p.batch(vec![add("again", "A", &["10.0.0.2"])]));
+    // A configuration that does not validate is refused; the instance keeps its own.
+    let bad = right.replace(
+        &dir.path().join("gordon.key").display().to_string(),
+        "/nonexistent/k.key",
+    );
+    let err = p.harness.apply_config(&bad).unwrap_err().to_string();
+    assert!(err.contains("cannot read /nonexistent/k.key"), "{err}");
+    let mut msg = add("kept", "A", &["10.0.0.3"]);
+    msg.record_mut().set_ttl(0);
+    all_ok(&p.batch(vec![msg]));
+    assert_eq!(rrset(&s, "kept.example.test.", "A"), ["120 10.0.0.3"]);
 }

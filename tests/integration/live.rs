@@ -1,0 +1,344 @@
+//! Living under change, through the real binary: reload (SIGHUP and `gordon ctl
+//! reload`) validated whole before anything changes, `apply_config` instead of a
+//! restart, plugins added, replaced and removed; actions over the control socket;
+//! host events delivered to a subscriber; a plugin that leaves is restarted with
+//! back-off; `check --connect`.
+
+use std::time::{Duration, Instant};
+
+use crate::isolation::{port_of, post_one, stop, wait_done};
+use crate::util::{sample, signal, text, vendor_fixture, wait_for_text, Env};
+
+/// http.events -> acme.live (screen) -> acme.fault (publish, never faulting);
+/// `live` is acme.live's table body, `extra` more configuration.
+fn config(env: &Env, plugins: &str, live: &str, extra: &str) -> String {
+    format!(
+        r#"[core]
+plugins = [{plugins}]
+[core.leaving]
+restart_backoff = 0.2
+[core.route]
+consume = "screen"
+screen = "publish"
+["http.events"]
+listen = "127.0.0.1:0"
+port_file = "{port}"
+["acme.live"]
+{live}
+["acme.fault"]
+fault = "exit"
+on = "never-in-a-name"
+{extra}
+"#,
+        port = env.file("port"),
+    )
+}
+
+const PLUGINS: &str = r#""http.events", "acme.live", "acme.fault""#;
+
+fn live_env(live: &str) -> Env {
+    let env = Env::new();
+    env.install(&sample("http"), "libgordon_plugin_http.so");
+    env.install(&vendor_fixture(), "libacme.so");
+    env.config(&config(&env, PLUGINS, live, ""));
+    env
+}
+
+fn wait_for_socket(env: &Env) {
+    let sock = env.path().join("gordon.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no control socket\n{}",
+            env.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn action(env: &Env, plugin: &str, name: &str, params: &[&str]) -> serde_json::Value {
+    let mut args = vec!["ctl", "action", plugin, name];
+    args.extend_from_slice(params);
+    args.push("--json");
+    let out = env.gordon(&args);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), env.log());
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["result"].clone()
+}
+
+fn status(env: &Env) -> serde_json::Value {
+    let out = env.gordon(&["ctl", "status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn reload(env: &Env) -> std::process::Output {
+    env.gordon(&["ctl", "reload", "--json"])
+}
+
+fn published(env: &Env, port: u16, name: &str) {
+    let id = post_one(port, name);
+    assert_eq!(
+        wait_done(env, port, &id)["status"],
+        "published",
+        "{}",
+        env.log()
+    );
+}
+
+#[test]
+fn a_reload_applies_config_live_and_an_invalid_one_changes_nothing() {
+    let env = live_env("ttl = 60");
+    let mut child = env.spawn(&[]);
+    let port = port_of(&env);
+    wait_for_socket(&env);
+    published(&env, port, "before");
+    let first = action(&env, "acme.live", "state", &[]);
+    assert_eq!(first["ttl"], 60, "{first}");
+
+    // A changed ttl is applied to the live instance: same instance, new value.
+    env.config(&config(&env, PLUGINS, "ttl = 120", ""));
+    let out = reload(&env);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), env.log());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["generation"], 2, "{report}");
+    assert_eq!(
+        report["applied"],
+        serde_json::json!(["acme.live"]),
+        "{report}"
+    );
+    assert!(
+        report["unchanged"]
+            .as_array()
+            .unwrap()
+            .contains(&"http.events".into()),
+        "{report}"
+    );
+    let after = action(&env, "acme.live", "state", &[]);
+    assert_eq!(after["ttl"], 120, "{after}");
+    assert_eq!(
+        after["instance"], first["instance"],
+        "applied, not restarted: {after}"
+    );
+    assert_eq!(status(&env)["generation"], 2);
+
+    // Invalid: a bad value and a restart-only key. Both named; nothing changes.
+    env.config(&config(&env, PLUGINS, "ttl = 0", "").replace(
+        "[core.leaving]",
+        "[core.router]\nbatch_size = 7\n[core.leaving]",
+    ));
+    let out = reload(&env);
+    assert!(!out.status.success(), "an invalid reload must fail");
+    let err = text(&out.stderr);
+    assert!(err.contains("`ttl` must be at least 1"), "{err}");
+    assert!(err.contains("acme.live"), "{err}");
+    assert!(err.contains("core.router changed"), "{err}");
+    assert_eq!(action(&env, "acme.live", "state", &[])["ttl"], 120);
+    assert_eq!(status(&env)["generation"], 2);
+    published(&env, port, "after-refusal");
+
+    // SIGHUP reloads the same way.
+    env.config(&config(&env, PLUGINS, "ttl = 30", ""));
+    signal(&child, libc::SIGHUP);
+    wait_for_text(
+        &env.path().join("stderr.log"),
+        "Configuration reloaded (SIGHUP).",
+        Duration::from_secs(30),
+    );
+    assert_eq!(action(&env, "acme.live", "state", &[])["ttl"], 30);
+    assert_eq!(status(&env)["generation"], 3);
+    assert!(stop(&mut child).success(), "{}", env.log());
+}
+
+#[test]
+fn a_reload_adds_replaces_and_removes_plugins_and_reroutes_between_batches() {
+    let env = live_env("ttl = 60");
+    env.config(
+        &config(&env, r#""http.events", "acme.fault""#, "ttl = 60", "").replace(
+            "consume = \"screen\"\nscreen = \"publish\"",
+            "consume = \"publish\"",
+        ),
+    );
+    let mut child = env.spawn(&[]);
+    let port = port_of(&env);
+    wait_for_socket(&env);
+    published(&env, port, "one");
+
+    // Added to core.plugins and put in the route.
+    env.config(&config(&env, PLUGINS, "ttl = 60", ""));
+    let out = reload(&env);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), env.log());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["added"],
+        serde_json::json!(["acme.live"]),
+        "{report}"
+    );
+    published(&env, port, "two");
+    let first = action(&env, "acme.live", "state", &[]);
+
+    // A change it does not apply live (events_file): a new instance.
+    let events = env.file("events.jsonl");
+    env.config(&config(
+        &env,
+        PLUGINS,
+        &format!("ttl = 60\nevents_file = \"{events}\""),
+        "",
+    ));
+    let out = reload(&env);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), env.log());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["restarted"],
+        serde_json::json!(["acme.live"]),
+        "{report}"
+    );
+    let second = action(&env, "acme.live", "state", &[]);
+    assert_ne!(second["instance"], first["instance"], "{second}");
+    published(&env, port, "three");
+
+    // Removed again: the route goes straight to publish.
+    env.config(
+        &config(&env, r#""http.events", "acme.fault""#, "ttl = 60", "").replace(
+            "consume = \"screen\"\nscreen = \"publish\"",
+            "consume = \"publish\"",
+        ),
+    );
+    let out = reload(&env);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), env.log());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["removed"],
+        serde_json::json!(["acme.live"]),
+        "{report}"
+    );
+    published(&env, port, "four");
+    let gone = env.gordon(&["ctl", "action", "acme.live", "state"]);
+    assert!(
+        text(&gone.stderr).contains("no running plugin `acme.live`"),
+        "{}",
+        text(&gone.stderr)
+    );
+
+    // A route to a phase nobody serves is refused, naming the source.
+    env.config(&config(
+        &env,
+        r#""http.events", "acme.fault""#,
+        "ttl = 60",
+        "",
+    ));
+    let out = reload(&env);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("source `http.events`"),
+        "{}",
+        text(&out.stderr)
+    );
+    published(&env, port, "five");
+    assert!(stop(&mut child).success(), "{}", env.log());
+}
+
+#[test]
+fn actions_run_over_the_socket_and_host_events_reach_the_subscriber() {
+    let env = Env::new();
+    let events = env.file("events.jsonl");
+    env.install(&sample("http"), "libgordon_plugin_http.so");
+    env.install(&vendor_fixture(), "libacme.so");
+    env.config(&config(
+        &env,
+        PLUGINS,
+        &format!("ttl = 60\nevents_file = \"{events}\""),
+        "",
+    ));
+    // Declared actions are listed without creating the plugin.
+    let list = env.list_json();
+    let live = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "acme.live")
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(live["actions"][1]["name"], "leave", "{live}");
+    assert_eq!(
+        live["actions"][1]["params"]["required"],
+        serde_json::json!(["reason"]),
+        "{live}"
+    );
+    assert_eq!(live["events"], serde_json::json!(["*"]), "{live}");
+
+    let mut child = env.spawn(&[]);
+    let port = port_of(&env);
+    wait_for_socket(&env);
+    let state = action(&env, "acme.live", "state", &[]);
+    assert_eq!(state["ttl"], 60);
+    // Parameters are checked against the declaration before the plugin runs.
+    let bad = env.gordon(&["ctl", "action", "acme.live", "leave", "bogus=1"]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("action `leave` has no parameter `bogus`"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let missing = env.gordon(&["ctl", "action", "acme.live", "nope"]);
+    assert!(
+        text(&missing.stderr).contains("it offers: state, leave"),
+        "{}",
+        text(&missing.stderr)
+    );
+    published(&env, port, "evented");
+    let log = wait_for_text(
+        std::path::Path::new(&events),
+        "\"action.invoked\"",
+        Duration::from_secs(30),
+    );
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let invoked = lines
+        .iter()
+        .find(|e| e["event"] == "action.invoked")
+        .unwrap();
+    assert_eq!(invoked["plugin"], "acme.live");
+    assert_eq!(invoked["action"], "state");
+    assert!(
+        invoked["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{invoked}"
+    );
+    assert!(stop(&mut child).success(), "{}", env.log());
+}
+
+#[test]
+fn a_plugin_that_leaves_is_stopped_and_started_again_after_its_back_off() {
+    let env = live_env("ttl = 60");
+    let mut child = env.spawn(&[]);
+    let port = port_of(&env);
+    wait_for_socket(&env);
+    let first = action(&env, "acme.live", "state", &[]);
+    let asked = action(&env, "acme.live", "leave", &["reason=done for now"]);
+    assert_eq!(asked["asked"], true);
+    let log = wait_for_text(
+        &env.path().join("stderr.log"),
+        "Plugin started again after leaving.",
+        Duration::from_secs(30),
+    );
+    assert!(log.contains("done for now"), "{log}");
+    let second = action(&env, "acme.live", "state", &[]);
+    assert_ne!(second["instance"], first["instance"], "{second}");
+    published(&env, port, "after-leave");
+    assert!(stop(&mut child).success(), "{}", env.log());
+}
+
+#[test]
+fn check_connect_runs_each_plugins_dependency_check() {
+    let env = live_env("ttl = 60\nevents_file = \"/nonexistent-dir/events.jsonl\"");
+    let plain = env.gordon(&["check"]);
+    assert!(plain.status.success(), "{}", text(&plain.stdout));
+    let connect = env.gordon(&["check", "--connect"]);
+    assert_eq!(connect.status.code(), Some(1), "{}", text(&connect.stdout));
+    let out = text(&connect.stdout);
+    assert!(
+        out.contains("acme.live") && out.contains("directory /nonexistent-dir does not exist"),
+        "{out}"
+    );
+}
