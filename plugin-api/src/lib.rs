@@ -68,6 +68,109 @@
 //! assert_eq!(msg.record().name(), "www.example.com.");
 //! ```
 //!
+//! # Living under change (since 1.3)
+//!
+//! Every hook is optional. This handler checks its dependency before it is
+//! created, takes a new configuration live, offers an action, logs the host
+//! events it selects, and can ask to leave:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! use gordon_plugin_api::serde_json::{self, json, Map, Value};
+//! use gordon_plugin_api::{
+//!     export_plugins, ActionSpec, ConfigChange, EventMessage, HostEvent, MessageHandler,
+//!     Param, ParamType, Plugin, PluginContext, PluginError,
+//! };
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! pub struct TtlConfig {
+//!     ttl: u32,
+//!     #[serde(default)]
+//!     spool: Option<std::path::PathBuf>,
+//! }
+//!
+//! pub struct Ttl {
+//!     ttl: AtomicU32,
+//!     ctx: PluginContext,
+//! }
+//!
+//! impl Plugin for Ttl {
+//!     const NAME: &'static str = "acme.ttl";
+//!     const DESCRIPTION: &'static str = "Sets every record's TTL";
+//!     type Config = TtlConfig;
+//!     // Delivered to `on_host_event`, asynchronously; a slow plugin misses some.
+//!     const HOST_EVENTS: &'static [&'static str] = &["plugin.*", "config.applied"];
+//!
+//!     // "Can I work here?": `gordon check --connect`, and before `new`.
+//!     fn validate_dependencies(config: &TtlConfig) -> Result<(), PluginError> {
+//!         match &config.spool {
+//!             Some(dir) if !dir.is_dir() => Err(PluginError::new(format!(
+//!                 "spool: {} is not a directory",
+//!                 dir.display()
+//!             ))),
+//!             _ => Ok(()),
+//!         }
+//!     }
+//!
+//!     fn actions() -> Vec<ActionSpec> {
+//!         vec![ActionSpec::new("bump", "Raises the TTL")
+//!             .param(Param::required("by", ParamType::Integer, "Seconds to add"))]
+//!     }
+//!
+//!     fn new(config: TtlConfig, ctx: PluginContext) -> Result<Self, PluginError> {
+//!         Ok(Ttl { ttl: config.ttl.into(), ctx })
+//!     }
+//!
+//!     // Idempotent: the same configuration applied twice changes nothing.
+//!     fn apply_config(&self, config: TtlConfig) -> Result<ConfigChange, PluginError> {
+//!         if config.spool.is_some() {
+//!             return Ok(ConfigChange::Restart); // the host starts a new instance
+//!         }
+//!         self.ttl.store(config.ttl, Ordering::Relaxed);
+//!         Ok(ConfigChange::Applied)
+//!     }
+//!
+//!     // `gordon ctl action acme.ttl bump by=60`; `by` is checked to be an integer.
+//!     fn invoke(&self, action: &str, params: &Map<String, Value>) -> Result<Value, PluginError> {
+//!         match action {
+//!             "bump" => {
+//!                 let by = params["by"].as_u64().unwrap_or(0) as u32;
+//!                 let now = self.ttl.fetch_add(by, Ordering::Relaxed) + by;
+//!                 if now > 86_400 {
+//!                     // Asks the host to stop this instance (and, as configured,
+//!                     // start a new one from the configuration after a back-off).
+//!                     self.ctx.leave("ttl ran past a day");
+//!                 }
+//!                 Ok(json!({"ttl": now}))
+//!             }
+//!             other => Err(PluginError::new(format!("no action `{other}`"))),
+//!         }
+//!     }
+//!
+//!     fn on_host_event(&self, event: &HostEvent) {
+//!         tracing::info!(event = %event.name, plugin = ?event.plugin, "Host event.");
+//!     }
+//! }
+//!
+//! impl MessageHandler for Ttl {
+//!     const PHASE: &'static str = "enrich";
+//!     fn handle(&self, msg: &mut EventMessage) -> Result<(), PluginError> {
+//!         msg.record_mut().set_ttl(self.ttl.load(Ordering::Relaxed));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! export_plugins!(handler Ttl);
+//! # fn main() { let _ = serde_json::Value::Null; }
+//! ```
+//!
+//! The configuration is parsed once for all of it: the host calls
+//! `validate_config`, then `validate_dependencies`, then `new`, in one call, so
+//! `new` need not validate again.
+//!
 //! # Design decisions
 //!
 //! - **A stable ABI, checked before use.** The library exports one abi_stable root

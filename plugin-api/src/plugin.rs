@@ -56,8 +56,10 @@ pub trait Plugin: Sized + Send + Sync + 'static {
 
     /// Checks that the plugin can work here — reach its server, read its files —
     /// with a configuration that passed [`Plugin::validate_config`] (since 1.3).
-    /// `gordon check --connect` runs it, and the host runs it before creating the
-    /// plugin. The default accepts.
+    /// `gordon check --connect` runs it (a failure is an error there), and the
+    /// host runs it before creating the plugin (a failure is logged as a warning
+    /// and the plugin starts anyway: a server that is down at start-up must not
+    /// keep the host from starting). The default accepts.
     ///
     /// # Errors
     /// A [`PluginError`] saying what is unreachable or unreadable.

@@ -342,3 +342,141 @@ fn check_connect_runs_each_plugins_dependency_check() {
         "{out}"
     );
 }
+
+/// Reloads while NATS delivers 5,000 events/s into BIND: an enricher change
+/// applied live, a handler added to the route, changed and removed, and the NATS
+/// source itself replaced by a new instance. Every event published reaches BIND.
+#[test]
+fn reloads_under_five_thousand_events_a_second_lose_nothing() {
+    use gordon_test_servers::nats_client::NatsConn;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let Some(b) = crate::backends::backend() else {
+        return;
+    };
+    let env = crate::backends::gordon_env(&b, &b.key, "");
+    env.install(&vendor_fixture(), "libacme.so");
+    let user = |plugins: &str, route: &str, extra: &str| {
+        std::fs::write(
+            env.path().join("gordon-user.toml"),
+            format!("[core]\nplugins = [{plugins}]\n[core.route]\n{route}\n{extra}\n"),
+        )
+        .unwrap();
+    };
+    let base = r#""nats.events", "dns.enricher", "dns.rfc2136""#;
+    let with_live = r#""nats.events", "acme.live", "dns.enricher", "dns.rfc2136""#;
+    let straight = "consume = \"enrich\"\nenrich = \"publish\"";
+    let screened = "consume = \"screen\"\nscreen = \"enrich\"\nenrich = \"publish\"";
+    user(base, straight, "");
+    let child = env.spawn(&[]);
+    wait_for_socket(&env);
+
+    let done = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let done = Arc::clone(&done);
+        let port = b.nats.port();
+        std::thread::spawn(move || {
+            let mut conn = NatsConn::connect(port);
+            let started = Instant::now();
+            let mut n = 0usize;
+            // 50 events every 10 ms: 5,000 a second.
+            while !done.load(Ordering::Relaxed) {
+                for _ in 0..50 {
+                    let event = format!(
+                        r#"{{"action":"additions","resourceRecords":{{"name":"live{n}","type":"A","rrdatas":["10.{}.{}.{}"]}}}}"#,
+                        (n >> 16) & 255,
+                        (n >> 8) & 255,
+                        n & 255
+                    );
+                    conn.publish("dns.events", event.as_bytes());
+                    n += 1;
+                }
+                conn.flush();
+                let due = started + Duration::from_millis(10 * (n as u64 / 50));
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+            conn.flush();
+            n
+        })
+    };
+    let ok = |what: &str| {
+        std::thread::sleep(Duration::from_secs(2));
+        let out = reload(&env);
+        assert!(
+            out.status.success(),
+            "{what}: {}\n{}",
+            text(&out.stderr),
+            env.log()
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    user(base, straight, "[\"dns.enricher\"]\ndefault_ttl = 120");
+    let r = ok("enricher applied live");
+    assert_eq!(r["applied"], serde_json::json!(["dns.enricher"]), "{r}");
+    user(
+        with_live,
+        screened,
+        "[\"dns.enricher\"]\ndefault_ttl = 120\n[\"acme.live\"]\nttl = 300",
+    );
+    let r = ok("handler added");
+    assert_eq!(r["added"], serde_json::json!(["acme.live"]), "{r}");
+    user(
+        with_live,
+        screened,
+        "[\"dns.enricher\"]\ndefault_ttl = 120\n[\"acme.live\"]\nttl = 600",
+    );
+    let r = ok("handler applied live");
+    assert_eq!(r["applied"], serde_json::json!(["acme.live"]), "{r}");
+    user(with_live, screened, "[\"dns.enricher\"]\ndefault_ttl = 120\n[\"acme.live\"]\nttl = 600\n[\"nats.events\"]\nbatch = 50");
+    let r = ok("source replaced");
+    assert_eq!(r["restarted"], serde_json::json!(["nats.events"]), "{r}");
+    user(
+        base,
+        straight,
+        "[\"dns.enricher\"]\ndefault_ttl = 120\n[\"nats.events\"]\nbatch = 50",
+    );
+    let r = ok("handler removed");
+    assert_eq!(r["removed"], serde_json::json!(["acme.live"]), "{r}");
+    std::thread::sleep(Duration::from_secs(2));
+    done.store(true, Ordering::Relaxed);
+    let published = publisher.join().unwrap();
+
+    let mut conn = NatsConn::connect(b.nats.port());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while conn.stream_last_seq("EVENTS") < published as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        conn.stream_last_seq("EVENTS"),
+        published as u64,
+        "the stream missed events"
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut got = crate::backends::served_named(&b, "live");
+    while got.len() < published && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        got = crate::backends::served_named(&b, "live");
+    }
+    let missing: Vec<String> = (0..published)
+        .map(|i| format!("live{i}.{}", crate::backends::ZONE))
+        .filter(|n| !got.contains(n))
+        .take(10)
+        .collect();
+    eprintln!(
+        "reload under load: {published} events, {} served, 5 reloads",
+        got.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} of {published} events never reached BIND, e.g. {missing:?}\n{}",
+        published - got.len().min(published),
+        env.log()
+    );
+    assert!(
+        published >= 40_000,
+        "the publisher fell behind: {published}"
+    );
+    assert_eq!(env.log().matches("Gordon is running.").count(), 1);
+    crate::backends::stop(&env, child);
+}

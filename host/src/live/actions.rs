@@ -71,22 +71,6 @@ pub fn params(spec: &ActionSpec, words: &[String]) -> Result<Map<String, Value>,
     Ok(out)
 }
 
-/// Checks parameters given as JSON (from `ctl action --json` clients) the same
-/// way.
-///
-/// # Errors
-/// As [`params`].
-pub fn check_json(spec: &ActionSpec, given: &Map<String, Value>) -> Result<(), String> {
-    let words: Vec<String> = given
-        .iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => format!("{k}={s}"),
-            other => format!("{k}={other}"),
-        })
-        .collect();
-    params(spec, &words).map(drop)
-}
-
 fn typed(kind: ParamType, text: &str) -> Option<Value> {
     Some(match kind {
         ParamType::String => json!(text),

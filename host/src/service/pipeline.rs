@@ -448,6 +448,9 @@ pub fn stop_all(
     end: Instant,
     stopping: &Mutex<Vec<&'static str>>,
 ) -> Vec<String> {
+    if jobs.is_empty() {
+        return Vec::new();
+    }
     let (tx, rx) = mpsc::channel();
     let mut problems = Vec::new();
     lock(stopping).extend(jobs.iter().map(|(name, _)| *name));
