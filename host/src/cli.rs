@@ -129,6 +129,17 @@ pub enum CtlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Takes a plugin out of service, or puts it back: a source stops taking
+    /// events (what it accepted finishes its route); a handler keeps its place in
+    /// the route and fails every message (its source rejects them, NATS
+    /// redelivers) until it is started again.
+    Plugin {
+        /// `stop` or `start`.
+        #[arg(value_parser = ["stop", "start"])]
+        op: String,
+        /// The plugin.
+        name: String,
+    },
     /// Runs a plugin's action on the live instance, e.g. `gordon ctl action
     /// dns.rfc2136 probe`. Parameters are `key=value` words, checked against the
     /// action's declaration (`gordon plugins list --json` shows them).

@@ -143,7 +143,7 @@ fn only_root_and_the_services_user_may_use_the_control_socket() {
 }
 
 #[test]
-fn readiness_and_stopping_are_notified_to_systemd() {
+fn readiness_reloading_and_stopping_are_notified_to_systemd() {
     let env = fault_env("segv", "", "");
     let path = env.path().join("notify.sock");
     let listener = UnixDatagram::bind(&path).unwrap();
@@ -158,6 +158,15 @@ fn readiness_and_stopping_are_notified_to_systemd() {
     let port = port_of(&env);
     let fine = post_one(port, "fine");
     assert_eq!(wait_done(&env, port, &fine)["status"], "published");
+    // A reload says so, and says when it is ready again.
+    let out = env.gordon(&["ctl", "reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let n = listener.recv(&mut buf).expect("no RELOADING=1");
+    assert_eq!(&buf[..n], b"RELOADING=1");
+    let n = listener
+        .recv(&mut buf)
+        .expect("no READY=1 after the reload");
+    assert_eq!(&buf[..n], b"READY=1");
     crate::util::signal(&child, libc::SIGTERM);
     let n = listener.recv(&mut buf).expect("no STOPPING=1");
     assert_eq!(&buf[..n], b"STOPPING=1");

@@ -185,3 +185,51 @@ fn interval_runs_repeat_until_a_signal() {
     let status = crate::util::wait_exit(&mut child, Duration::from_secs(30));
     assert!(status.success(), "{status:?}\n{}", env.log());
 }
+
+#[test]
+fn interval_mode_reloads_on_sighup_and_refuses_an_invalid_configuration() {
+    let env = janitor_env("");
+    let mut child = env.spawn(&["janitor", "--interval", "0.2"]);
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}:\n{}", env.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("a first run", &|| !published(&env).is_empty());
+    // An invalid configuration is refused; the runs go on as they were.
+    std::fs::write(
+        env.path().join("gordon-janitor-user.toml"),
+        "[core]\nrun_timeout = \"soon\"\n",
+    )
+    .unwrap();
+    crate::util::signal(&child, libc::SIGHUP);
+    wait_for("the refusal", &|| {
+        env.log().contains("Reload refused (SIGHUP)")
+    });
+    assert!(env.log().contains("run_timeout"), "{}", env.log());
+    let before = published(&env).len();
+    wait_for("runs after the refusal", &|| {
+        published(&env).len() > before + 2
+    });
+    // A valid one: the authority now holds one more name, and the next runs add it.
+    std::fs::write(
+        env.path().join("gordon-janitor-user.toml"),
+        "[\"gamma.authority\".zones]\n\"example.com.\" = [\"www.example.com. A 10.0.0.1\", \"api.example.com. A 10.0.0.2\", \"new.example.com. A 10.0.0.3\"]\n",
+    )
+    .unwrap();
+    crate::util::signal(&child, libc::SIGHUP);
+    wait_for("the reload", &|| {
+        env.log()
+            .contains("Configuration reloaded (SIGHUP); the next run uses it.")
+    });
+    wait_for("the new name published", &|| {
+        published_summary(&env)
+            .iter()
+            .any(|l| l.contains("new.example.com."))
+    });
+    crate::util::signal(&child, libc::SIGTERM);
+    let status = crate::util::wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{}", env.log());
+}

@@ -480,3 +480,203 @@ fn reloads_under_five_thousand_events_a_second_lose_nothing() {
     assert_eq!(env.log().matches("Gordon is running.").count(), 1);
     crate::backends::stop(&env, child);
 }
+
+#[test]
+fn ctl_plugin_stop_and_start_take_a_plugin_out_of_service_and_back() {
+    let env = live_env("ttl = 60");
+    let mut child = env.spawn(&[]);
+    let port = port_of(&env);
+    wait_for_socket(&env);
+    let first = action(&env, "acme.live", "state", &[]);
+
+    // A stopped handler keeps its place in the route and fails every message:
+    // its source rejects them, nothing is acknowledged unpublished.
+    let out = env.gordon(&["ctl", "plugin", "stop", "acme.live"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc = status(&env);
+    let live = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "acme.live")
+        .unwrap();
+    assert_eq!(live["state"], "stopped", "{doc}");
+    let id = post_one(port, "while-stopped");
+    let done = wait_done(&env, port, &id);
+    assert_eq!(done["status"], "dropped", "{done}");
+    assert!(done.to_string().contains("is stopped"), "{done}");
+    let refused = env.gordon(&["ctl", "action", "acme.live", "state"]);
+    assert!(!refused.status.success());
+    let again = env.gordon(&["ctl", "plugin", "stop", "acme.live"]);
+    assert!(
+        text(&again.stderr).contains("already stopped"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // Started again: a new instance from the configuration in use.
+    let out = env.gordon(&["ctl", "plugin", "start", "acme.live"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let second = action(&env, "acme.live", "state", &[]);
+    assert_ne!(second["instance"], first["instance"], "{second}");
+    published(&env, port, "after-start");
+
+    // A stopped source stops taking events; started, it takes them again.
+    let out = env.gordon(&["ctl", "plugin", "stop", "http.events"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc = status(&env);
+    let http = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "http.events")
+        .unwrap();
+    assert_eq!(http["state"], "stopped", "{doc}");
+    assert!(doc["sources"].as_array().unwrap().is_empty(), "{doc}");
+    std::fs::remove_file(env.path().join("port")).unwrap();
+    let out = env.gordon(&["ctl", "plugin", "start", "http.events"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let port = port_of(&env);
+    published(&env, port, "after-source-start");
+    let none = env.gordon(&["ctl", "plugin", "start", "acme.live"]);
+    assert!(
+        text(&none.stderr).contains("is not stopped"),
+        "{}",
+        text(&none.stderr)
+    );
+    assert!(stop(&mut child).success(), "{}", env.log());
+}
+
+/// The sample plugins' actions over the control socket, against real NATS and
+/// BIND: `dns.rfc2136 probe` (a signed UPDATE that changes nothing), `nats.events`
+/// `pause` / `resume`, and `audit.log` writing the host events as JSON lines.
+#[test]
+fn sample_plugins_actions_run_against_real_servers_and_the_audit_log_records_them() {
+    use gordon_test_servers::nats_client::NatsConn;
+
+    let Some(b) = crate::backends::backend() else {
+        return;
+    };
+    let env = crate::backends::gordon_env(&b, &b.key, "");
+    env.install(&sample("audit"), "libgordon_plugin_audit.so");
+    let audit = env.file("audit.jsonl");
+    std::fs::write(
+        env.path().join("gordon-user.toml"),
+        format!(
+            "[core]\nplugins = [\"nats.events\", \"dns.enricher\", \"dns.rfc2136\", \"audit.log\"]\n[\"audit.log\"]\npath = \"{audit}\"\nevents = [\"action.*\", \"plugin.*\"]\n"
+        ),
+    )
+    .unwrap();
+    let child = env.spawn(&[]);
+    wait_for_socket(&env);
+
+    let probe = action(&env, "dns.rfc2136", "probe", &[]);
+    assert_eq!(probe["may_update"], true, "{probe}");
+    assert_eq!(probe["zone"], crate::backends::ZONE, "{probe}");
+
+    // Paused, the source takes nothing; resumed, it takes what waited.
+    assert_eq!(action(&env, "nats.events", "pause", &[])["paused"], true);
+    let mut conn = NatsConn::connect(b.nats.port());
+    conn.js_publish(
+        "dns.events",
+        br#"{"action":"additions","resourceRecords":{"name":"paused1","type":"A","rrdatas":["10.8.0.1"]}}"#,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        crate::backends::served_named(&b, "paused1").is_empty(),
+        "a paused source published"
+    );
+    assert_eq!(action(&env, "nats.events", "resume", &[])["paused"], false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crate::backends::served_named(&b, "paused1").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "not published after resume\n{}",
+            env.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let log = wait_for_text(
+        std::path::Path::new(&audit),
+        "\"resume\"",
+        Duration::from_secs(30),
+    );
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let actions: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "action.invoked")
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["probe", "pause", "resume"], "{log}");
+    assert!(
+        events.iter().all(|e| e["event"] != "message.dropped"),
+        "not selected: {log}"
+    );
+    crate::backends::stop(&env, child);
+}
+
+#[test]
+fn a_slow_event_subscriber_loses_events_and_never_slows_the_host() {
+    // acme.live takes 200 ms per host event; every message is dropped (the
+    // publisher is stopped), so each is a `message.dropped` event for it.
+    let env = live_env("ttl = 60\nevent_delay_ms = 200");
+    let mut child = env.spawn(&[]);
+    let port = port_of(&env);
+    wait_for_socket(&env);
+    let out = env.gordon(&["ctl", "plugin", "stop", "acme.fault"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events: Vec<String> = (0..1500)
+        .map(|i| format!(r#"{{"action":"additions","resourceRecords":{{"name":"slow{i}","type":"A","rrdatas":["10.0.0.1"]}}}}"#))
+        .collect();
+    let started = Instant::now();
+    let (code, doc) =
+        crate::util::http(port, "POST", "/events", &format!("[{}]", events.join(",")));
+    assert_eq!(code, 202, "{doc}");
+    let last = doc["ids"][1499].as_str().unwrap().to_owned();
+    assert_eq!(wait_done(&env, port, &last)["status"], "dropped");
+    // Delivering them all would take 300 s; the route did not wait for it.
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(60),
+        "the host waited for its subscriber: {took:?}"
+    );
+    let doc = status(&env);
+    let live = doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "acme.live")
+        .unwrap();
+    assert!(live["events_dropped"].as_u64().unwrap() > 0, "{live}");
+    assert!(stop(&mut child).success(), "{}", env.log());
+}
+
+#[test]
+fn a_reload_refuses_a_library_that_changed_on_disk_since_it_was_loaded() {
+    let env = live_env("ttl = 60");
+    let mut child = env.spawn(&[]);
+    let port = port_of(&env);
+    wait_for_socket(&env);
+    // A new build of the same library, written over the loaded one (a new file
+    // under the same name, as a package upgrade does).
+    let lib = env.path().join("plugins.d/libacme.so");
+    let bytes = std::fs::read(&lib).unwrap();
+    std::fs::remove_file(&lib).unwrap();
+    std::fs::write(&lib, &bytes).unwrap();
+    std::fs::set_permissions(&lib, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = reload(&env);
+    assert!(!out.status.success(), "a changed library must be refused");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("libacme.so") && err.contains("restart gordon to load the new file"),
+        "{err}"
+    );
+    // The loaded code keeps serving.
+    assert_eq!(action(&env, "acme.live", "state", &[])["ttl"], 60);
+    published(&env, port, "still-serving");
+    assert!(stop(&mut child).success(), "{}", env.log());
+}

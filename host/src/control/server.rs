@@ -160,8 +160,23 @@ fn handle(request: &str, live: &Mutex<Live>) -> Value {
             json!({"ok": true, "status": live.snapshot()})
         }
         Some("action") => action(&request, live),
+        Some("plugin") => {
+            use crate::live::requests::Command;
+            let name = request["name"].as_str().unwrap_or_default().to_owned();
+            let command = match request["op"].as_str() {
+                Some("stop") => Command::Stop(name),
+                Some("start") => Command::Start(name),
+                _ => {
+                    return json!({"ok": false, "error": "a plugin request says `op`: stop or start"})
+                }
+            };
+            match crate::live::requests::request(command).recv_timeout(Duration::from_secs(600)) {
+                Ok(answer) => answer,
+                Err(_) => json!({"ok": false, "error": "the host did not answer within 600 s"}),
+            }
+        }
         Some("reload") => {
-            let answer = crate::live::reload::request();
+            let answer = crate::live::requests::request(crate::live::requests::Command::Reload);
             match answer.recv_timeout(Duration::from_secs(600)) {
                 Ok(report) => {
                     let ok = report["ok"].as_bool() == Some(true);
@@ -184,7 +199,7 @@ fn handle(request: &str, live: &Mutex<Live>) -> Value {
             }
         }
         Some(other) => {
-            json!({"ok": false, "error": format!("unknown command `{other}` (this host answers: status, action, reload)")})
+            json!({"ok": false, "error": format!("unknown command `{other}` (this host answers: status, action, reload, plugin)")})
         }
         None => json!({"ok": false, "error": "the request names no `command`"}),
     }
@@ -207,13 +222,16 @@ fn action(request: &Value, live: &Mutex<Live>) -> Value {
         .unwrap_or_default();
     let found = {
         let live = live.lock().unwrap_or_else(|p| p.into_inner());
-        live.plugins.iter().find(|p| p.name == plugin).map(|p| {
-            (
-                Arc::clone(&p.control),
-                p.actions.iter().find(|a| a.name == name).cloned(),
-                p.actions.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
-            )
-        })
+        live.plugins
+            .iter()
+            .find(|p| p.name == plugin && p.stopped.is_none())
+            .map(|p| {
+                (
+                    Arc::clone(&p.control),
+                    p.actions.iter().find(|a| a.name == name).cloned(),
+                    p.actions.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+                )
+            })
     };
     let Some((control, spec, offered)) = found else {
         return json!({"ok": false, "error": format!("no running plugin `{plugin}`")});

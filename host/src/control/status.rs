@@ -23,6 +23,8 @@ pub struct Plugin {
     pub control: Arc<crate::plugins::handle::Control>,
     /// The actions it offers.
     pub actions: Vec<gordon_plugin_api::ActionSpec>,
+    /// Why it is out of service, if it is (`ctl plugin stop`, or it left).
+    pub stopped: Option<String>,
     /// Its host-event subscription, if it selected events.
     pub events: Option<Arc<crate::live::events::Subscription>>,
 }
@@ -64,6 +66,7 @@ impl Live {
                     .iter()
                     .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned));
                 let (state, restarts, pid) = match &p.supervisor {
+                    _ if p.stopped.is_some() => ("stopped".to_owned(), 0, None),
                     Some(sup) => (state_name(&sup.status()), sup.restarts(), sup.pid()),
                     None => {
                         let state = match &problem {
@@ -82,7 +85,7 @@ impl Live {
                     "state": state,
                     "restarts": restarts,
                     "pid": pid,
-                    "problem": problem,
+                    "problem": problem.or_else(|| p.stopped.clone()),
                     "actions": p.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
                     "events_dropped": p.events.as_ref().map_or(0, |s| s.dropped()),
                 })

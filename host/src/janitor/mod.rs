@@ -16,6 +16,7 @@
 mod plan;
 pub mod safety;
 
+use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ struct Parts {
     authority: (&'static str, Arc<Authority>),
     reconciler: (&'static str, Arc<Reconciler>),
     publisher: (&'static str, Arc<Publisher>),
+    /// Every created plugin's configuration (JSON) and live controls, by name.
+    live: BTreeMap<String, (String, Arc<crate::plugins::handle::Control>)>,
 }
 
 /// How `gordon janitor` runs.
@@ -91,20 +94,39 @@ pub struct RunReport {
     pub status: Status,
 }
 
-/// Creates exactly one plugin of each janitor kind from `core.plugins`.
+/// Creates exactly one plugin of each janitor kind from `core.plugins`, and
+/// installs the metric relay.
 fn build(session: &Session) -> StartResult<Parts> {
+    let (parts, relay) = create_parts(session, true)?;
+    crate::service::lifecycle::install_relay(session, relay)?;
+    Ok(parts)
+}
+
+/// The janitor plugins of `session` (and, with `with_relay`, the metric relay
+/// plugin `core.metrics` names).
+fn create_parts(
+    session: &Session,
+    with_relay: bool,
+) -> StartResult<(Parts, crate::service::lifecycle::RelaySlot)> {
     let (mut authority, mut reconciler, mut publisher) = (None, None, None);
     let mut relay = None;
+    let mut live = BTreeMap::new();
     for info in &session.active {
+        if info.kind == gordon_plugin_api::abi::KIND_METRIC_RELAY && !with_relay {
+            continue;
+        }
         let cfg = session.plugin_config_json(info);
         let created = instance::start(info, &cfg, &session.config.core)
-            .map_err(|e| StartError::Refused(info.problem(&e)))?
-            .instance;
+            .map_err(|e| StartError::Refused(info.problem(&e)))?;
+        live.insert(
+            info.name.clone(),
+            (cfg.to_string(), Arc::new(created.control)),
+        );
         let name = intern(&info.name);
         let slot_taken = |what: &str, other: &str| {
             StartError::Refused(format!("core.plugins lists two {what} plugins: `{other}` and `{name}`; the janitor runs one"))
         };
-        match created {
+        match created.instance {
             Instance::Authority(a) => {
                 if let Some((other, _)) = authority.replace((name, Arc::new(a))) {
                     return Err(slot_taken("authority", other));
@@ -128,18 +150,124 @@ fn build(session: &Session) -> StartResult<Parts> {
             }
         }
     }
-    crate::service::lifecycle::install_relay(session, relay)?;
     let missing = |kind: &str| {
         StartError::Refused(format!(
             "no active {kind} plugin: core.plugins ({}) must name one that a library provides",
             session.config.core.plugins.join(", ")
         ))
     };
-    Ok(Parts {
+    let parts = Parts {
         authority: authority.ok_or_else(|| missing("authority"))?,
         reconciler: reconciler.ok_or_else(|| missing("reconciler"))?,
         publisher: publisher.ok_or_else(|| missing("publisher"))?,
-    })
+        live,
+    };
+    Ok((parts, relay))
+}
+
+/// Cleans up the three plugins of `parts`, each within `deadline` (the
+/// publisher only when it may have published).
+fn clean_up(parts: &Parts, deadline: Duration, publisher: bool) {
+    let (a, r, p) = (&parts.authority, &parts.reconciler, &parts.publisher);
+    let obj = Arc::clone(&a.1);
+    with_deadline(a.0, deadline, move || {
+        obj.cleanup(deadline).map_err(|e| e.message().into())
+    });
+    let obj = Arc::clone(&r.1);
+    with_deadline(r.0, deadline, move || {
+        obj.cleanup(deadline).map_err(|e| e.message().into())
+    });
+    if publisher {
+        let obj = Arc::clone(&p.1);
+        with_deadline(p.0, deadline, move || {
+            obj.cleanup(deadline).map_err(|e| e.message().into())
+        });
+    }
+}
+
+/// Reloads the janitor's configuration between runs (SIGHUP in `--interval`
+/// mode), as the service does: the new files are validated whole first, and on
+/// any error nothing changes. Then a changed plugin gets `apply_config` if it
+/// implements it; otherwise — or when the plugins themselves changed — the three
+/// are created anew and the old ones cleaned up.
+fn reload(session: &mut Session, parts: &mut Parts, verbose: bool, dry_run: bool) {
+    let refused = |problems: Vec<String>| {
+        for p in &problems {
+            tracing::error!("Reload refused: {p}");
+        }
+        tracing::error!(
+            "Reload refused (SIGHUP); the janitor's configuration in use is unchanged."
+        );
+    };
+    let config = match crate::config::Config::load(&session.config.root, "gordon-janitor") {
+        Ok(c) => c,
+        Err(e) => return refused(vec![e.to_string()]),
+    };
+    let mut problems = crate::service::reload::restart_only(&session.config.core, &config.core);
+    let new = Session::discover(config, verbose);
+    problems.extend(new.problems.iter().map(|p| p.message.clone()));
+    problems.extend(crate::service::preflight::problems(
+        &new,
+        crate::service::preflight::Mode::Janitor,
+    ));
+    let mut changed = Vec::new();
+    for info in &new.active {
+        let cfg = new.plugin_config_json(info);
+        if parts.live.get(&info.name).map(|(json, _)| json.as_str()) == Some(&*cfg) {
+            continue;
+        }
+        let checked = if crate::isolation::is_isolated(&new.config.core, &info.name) {
+            crate::isolation::validate(info, &cfg, &new.config.core)
+        } else {
+            instance::validate(info, &cfg)
+        };
+        if let Err(e) = checked {
+            problems.push(info.problem(&e));
+        }
+        changed.push(info.clone());
+    }
+    if !problems.is_empty() {
+        return refused(problems);
+    }
+    let same_plugins = new.active.len() == parts.live.len()
+        && new.active.iter().all(|i| parts.live.contains_key(&i.name));
+    let mut rebuild = !same_plugins;
+    let mut applied = Vec::new();
+    if same_plugins {
+        for info in &changed {
+            let cfg = new.plugin_config_json(info);
+            let Some((json, control)) = parts.live.get_mut(&info.name) else {
+                continue;
+            };
+            match cfg.validate_with(|j| control.apply_config(j)) {
+                Ok(true) => {
+                    *json = cfg.to_string();
+                    applied.push(info.name.clone());
+                }
+                Ok(false) => rebuild = true,
+                Err(e) => return refused(vec![info.problem(&e)]),
+            }
+        }
+    }
+    if rebuild {
+        match create_parts(&new, false) {
+            Ok((fresh, _)) => {
+                let old = std::mem::replace(parts, fresh);
+                clean_up(
+                    &old,
+                    Duration::from_secs_f64(session.config.core.shutdown_timeout),
+                    !dry_run,
+                );
+            }
+            Err(e) => return refused(vec![e.to_string()]),
+        }
+    }
+    *session = new;
+    tracing::info!(
+        applied = %applied.join(", "),
+        recreated = rebuild,
+        "Configuration reloaded (SIGHUP); the next run uses it."
+    );
 }
 
 /// Runs the janitor; returns whether every run succeeded.
@@ -148,7 +276,7 @@ fn build(session: &Session) -> StartResult<Parts> {
 /// Configuration or plugin start-up problems (always fatal for the janitor).
 pub fn run(global: &Global, opts: &Options) -> StartResult<bool> {
     let dry_run = opts.dry_run;
-    let session = Session::open(&global.config_root, "gordon-janitor", global.verbose)?;
+    let mut session = Session::open(&global.config_root, "gordon-janitor", global.verbose)?;
     session.log_problems();
     if !session.problems.is_empty() {
         // Even with core.debug: a janitor without one of its plugins cannot run.
@@ -168,10 +296,8 @@ pub fn run(global: &Global, opts: &Options) -> StartResult<bool> {
             refused.len()
         );
     }
-    let parts = build(&session)?;
-    let core = &session.config.core;
-    let timeout = Duration::from_secs_f64(core.run_timeout);
-    let deadline = Duration::from_secs_f64(core.shutdown_timeout);
+    let mut parts = build(&session)?;
+    let mut signals = crate::service::signals::Signals::install()?;
     if opts.force && !dry_run {
         tracing::warn!(
             "--force: plans over the change threshold ({} % of a zone's owned record sets) are published",
@@ -180,32 +306,32 @@ pub fn run(global: &Global, opts: &Options) -> StartResult<bool> {
     }
     let mut all_ok = true;
     loop {
+        // Read each time: a reload may have changed them.
+        let timeout = Duration::from_secs_f64(session.config.core.run_timeout);
         let report = run_once(&parts, opts, timeout);
         all_ok &= report.status == Status::Ok;
         run_ended(&report, dry_run);
-        if let Some(secs) = opts.interval {
-            if wait_or_signal(Duration::from_secs_f64(secs))? {
-                break;
+        let Some(secs) = opts.interval else { break };
+        // Until the next run: a stop signal ends the loop, SIGHUP reloads.
+        let next = Instant::now() + Duration::from_secs_f64(secs);
+        let stop = loop {
+            use crate::service::signals::Wake;
+            let left = next.saturating_duration_since(Instant::now());
+            match signals.next(|| async move {
+                tokio::time::sleep(left).await;
+                Wake::Ended
+            }) {
+                Wake::Signal(_) => break true,
+                Wake::Ended => break false,
+                _ => reload(&mut session, &mut parts, global.verbose, dry_run),
             }
-        } else {
+        };
+        if stop {
             break;
         }
     }
-    let (a, r, p) = (&parts.authority, &parts.reconciler, &parts.publisher);
-    let obj = Arc::clone(&a.1);
-    with_deadline(a.0, deadline, move || {
-        obj.cleanup(deadline).map_err(|e| e.message().into())
-    });
-    let obj = Arc::clone(&r.1);
-    with_deadline(r.0, deadline, move || {
-        obj.cleanup(deadline).map_err(|e| e.message().into())
-    });
-    if !dry_run {
-        let obj = Arc::clone(&p.1);
-        with_deadline(p.0, deadline, move || {
-            obj.cleanup(deadline).map_err(|e| e.message().into())
-        });
-    }
+    let deadline = Duration::from_secs_f64(session.config.core.shutdown_timeout);
+    clean_up(&parts, deadline, !dry_run);
     metrics::relay().cleanup();
     Ok(all_ok)
 }
@@ -423,9 +549,4 @@ fn run_ended(report: &RunReport, dry_run: bool) {
             "Janitor run failed."
         );
     }
-}
-
-/// Sleeps `d` unless SIGINT/SIGTERM arrives first; returns whether one did.
-fn wait_or_signal(d: Duration) -> StartResult<bool> {
-    Ok(crate::service::signals::wait_for_signal_or(|| tokio::time::sleep(d))?.is_some())
 }

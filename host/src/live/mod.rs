@@ -5,4 +5,4 @@
 pub mod actions;
 pub mod events;
 pub mod leaving;
-pub mod reload;
+pub mod requests;

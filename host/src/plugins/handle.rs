@@ -85,14 +85,32 @@ impl Source {
 }
 
 /// A phase handler.
-pub struct Handler(Side<HandlerBox, remote::Handler>);
+pub struct Handler(HandlerSide);
+
+enum HandlerSide {
+    On(Side<HandlerBox, remote::Handler>),
+    /// Stopped by the operator (or left, not to be restarted): it keeps its place
+    /// in the route and fails every message with the reason, so that nothing is
+    /// acknowledged unpublished (its source rejects them, NATS redelivers).
+    Stopped(PluginError),
+}
 
 impl Handler {
+    /// A handler that fails every message with `why`.
+    pub fn stopped(why: String) -> Handler {
+        Handler(HandlerSide::Stopped(PluginError::new(why)))
+    }
+
+    /// Whether this is a stopped handler's stand-in.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.0, HandlerSide::Stopped(_))
+    }
+
     /// The supervisor of its process, when it is isolated.
     pub fn supervisor(&self) -> Option<Arc<Supervisor>> {
         match &self.0 {
-            Side::Local(_) => None,
-            Side::Isolated(r) => Some(Arc::clone(r.supervisor())),
+            HandlerSide::On(Side::Isolated(r)) => Some(Arc::clone(r.supervisor())),
+            _ => None,
         }
     }
 
@@ -100,12 +118,13 @@ impl Handler {
     /// why (a caught panic says so: [`PluginError::is_panic`]).
     pub fn handle_batch(&self, batch: &mut [EventMessage]) -> Vec<(usize, PluginError)> {
         match &self.0 {
-            Side::Local(o) => o
+            HandlerSide::On(Side::Local(o)) => o
                 .handle_batch(RSliceMut::from_mut_slice(batch))
                 .into_iter()
                 .map(|f| (f.index as usize, f.error.into()))
                 .collect(),
-            Side::Isolated(r) => r.handle_batch(batch),
+            HandlerSide::On(Side::Isolated(r)) => r.handle_batch(batch),
+            HandlerSide::Stopped(why) => (0..batch.len()).map(|i| (i, why.clone())).collect(),
         }
     }
 
@@ -114,8 +133,8 @@ impl Handler {
     /// (its process is killed), so the watchdog is only a backstop for it.
     pub fn watchdog_grace(&self) -> Duration {
         match &self.0 {
-            Side::Local(_) => Duration::ZERO,
-            Side::Isolated(_) => remote::WATCHDOG_GRACE,
+            HandlerSide::On(Side::Isolated(_)) => remote::WATCHDOG_GRACE,
+            _ => Duration::ZERO,
         }
     }
 
@@ -125,8 +144,9 @@ impl Handler {
     /// The plugin's error or caught panic.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), PluginError> {
         match &self.0 {
-            Side::Local(o) => done(o.shutdown(millis(deadline))),
-            Side::Isolated(r) => r.shutdown(deadline),
+            HandlerSide::On(Side::Local(o)) => done(o.shutdown(millis(deadline))),
+            HandlerSide::On(Side::Isolated(r)) => r.shutdown(deadline),
+            HandlerSide::Stopped(_) => Ok(()),
         }
     }
 }
@@ -338,7 +358,7 @@ pub(super) mod wrap {
         Source(Side::Local(obj))
     }
     pub fn handler(obj: HandlerBox) -> Handler {
-        Handler(Side::Local(obj))
+        Handler(HandlerSide::On(Side::Local(obj)))
     }
     pub fn relay(obj: RelayBox) -> Relay {
         Relay(Side::Local(obj))
@@ -365,7 +385,7 @@ pub(crate) mod isolated {
         Source(Side::Isolated(r))
     }
     pub fn handler(r: remote::Handler) -> Handler {
-        Handler(Side::Isolated(r))
+        Handler(HandlerSide::On(Side::Isolated(r)))
     }
     pub fn relay(r: remote::Relay) -> Relay {
         Relay(Side::Isolated(r))

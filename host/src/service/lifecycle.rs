@@ -14,6 +14,7 @@ use super::signals::Wake;
 use crate::config::CoreConfig;
 use crate::control::status::Live;
 use crate::live::events::Subscription;
+use crate::live::requests::Command;
 use crate::metrics;
 use crate::plugins::handle::{self, Control, Relay};
 use crate::plugins::instance::{self, Instance};
@@ -185,24 +186,45 @@ pub(crate) struct Running {
     pub left: BTreeMap<String, super::leave::Left>,
     /// How often each plugin has left (its back-off doubles with each).
     pub left_counts: BTreeMap<String, u32>,
+    /// Plugins out of service (`ctl plugin stop`, or left), with why.
+    pub stopped: BTreeMap<String, (PluginInfo, String)>,
 }
 
 impl Running {
     /// Shows the members in `ctl status`.
     pub fn publish_status(&self) {
-        let plugins = self
+        let mut plugins: Vec<_> = self
             .members
             .values()
-            .map(|m| crate::control::status::Plugin {
-                name: m.info.name.clone(),
-                kind: m.info.kind.clone(),
-                phase: m.info.phase.clone(),
-                supervisor: m.supervisor.clone(),
-                control: Arc::clone(&m.control),
-                actions: m.info.definition.actions.clone(),
-                events: m.events.clone(),
+            .map(|m| {
+                let stopped = self.stopped.get(&m.info.name).map(|(_, why)| why.clone());
+                crate::control::status::Plugin {
+                    name: m.info.name.clone(),
+                    kind: m.info.kind.clone(),
+                    phase: m.info.phase.clone(),
+                    supervisor: m.supervisor.clone().filter(|_| stopped.is_none()),
+                    control: Arc::clone(&m.control),
+                    actions: m.info.definition.actions.clone(),
+                    events: m.events.clone(),
+                    stopped,
+                }
             })
             .collect();
+        // Stopped sources have no member: they are shown from what they were.
+        for (name, (info, why)) in &self.stopped {
+            if !self.members.contains_key(name) {
+                plugins.push(crate::control::status::Plugin {
+                    name: name.clone(),
+                    kind: info.kind.clone(),
+                    phase: info.phase.clone(),
+                    supervisor: None,
+                    control: Arc::new(Control::absent("")),
+                    actions: Vec::new(),
+                    events: None,
+                    stopped: Some(why.clone()),
+                });
+            }
+        }
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.plugins = plugins;
         live.files = self.session.config.files.clone();
@@ -279,6 +301,7 @@ pub fn run(session: Session, verbose: bool) -> StartResult<Outcome> {
         verbose,
         left: BTreeMap::new(),
         left_counts: BTreeMap::new(),
+        stopped: BTreeMap::new(),
     };
     running.publish_status();
     let control = core
@@ -288,7 +311,11 @@ pub fn run(session: Session, verbose: bool) -> StartResult<Outcome> {
         .flatten();
     super::notify::notify("READY=1");
     loop {
-        match running.pipeline.wait_next(&mut signals) {
+        let may_return = running
+            .stopped
+            .values()
+            .any(|(info, _)| info.kind == gordon_plugin_api::abi::KIND_RUNNABLE);
+        match running.pipeline.wait_next(&mut signals, may_return) {
             Wake::Signal(signal) => {
                 running.pipeline.stopping_on(signal);
                 break;
@@ -300,7 +327,17 @@ pub fn run(session: Session, verbose: bool) -> StartResult<Outcome> {
                 }
                 break;
             }
-            Wake::Reload => super::reload::serve_requests(&mut running),
+            Wake::Reload => super::reload::on_sighup(&mut running),
+            Wake::Request => {
+                for (command, reply) in crate::live::requests::take() {
+                    let answer = match command {
+                        Command::Reload => super::reload::answer(&mut running),
+                        Command::Stop(name) => super::leave::stop(&mut running, &name),
+                        Command::Start(name) => super::leave::start(&mut running, &name),
+                    };
+                    let _ = reply.try_send(answer);
+                }
+            }
             Wake::Leave => super::leave::serve(&mut running),
         }
     }

@@ -19,7 +19,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod preflight;
-mod reload;
+pub(crate) mod reload;
 pub mod router;
 pub mod signals;
 mod watchdog;

@@ -349,19 +349,28 @@ impl Pipeline {
     /// Waits, using no CPU, for the next thing the main thread must act on: a
     /// stop signal (watched by `signals` since before the sources started), a
     /// reload (SIGHUP or `ctl reload`), a plugin that asks to leave, or every
-    /// worker ending (every source finished) or a stop request.
-    pub fn wait_next(&self, signals: &mut super::signals::Signals) -> super::signals::Wake {
+    /// worker ending (every source finished) or a stop request. With
+    /// `sources_may_return` (a source is stopped, and may be started again), the
+    /// end of every worker does not wake it.
+    pub fn wait_next(
+        &self,
+        signals: &mut super::signals::Signals,
+        sources_may_return: bool,
+    ) -> super::signals::Wake {
         use super::signals::Wake;
         let workers = &self.shared.workers;
         signals.next(|| async {
             tokio::select! {
                 () = async {
+                    if sources_may_return {
+                        std::future::pending::<()>().await;
+                    }
                     while workers.live() > 0 {
                         workers.notify.notified().await;
                     }
                 } => Wake::Ended,
                 () = super::signals::stop_request() => Wake::Ended,
-                () = crate::live::reload::requested() => Wake::Reload,
+                () = crate::live::requests::requested() => Wake::Request,
                 () = crate::live::leaving::requested() => Wake::Leave,
             }
         })

@@ -29,28 +29,27 @@ use crate::live::events;
 use crate::plugins::{instance, PluginInfo};
 use crate::session::{Session, Severity};
 
-/// Answers every waiting reload request (and a SIGHUP, which has none: its
-/// answer goes to the log).
-pub(crate) fn serve_requests(running: &mut Running) {
-    super::notify::notify("RELOADING=1");
-    let waiting = crate::live::reload::take();
-    let report = reload(running);
-    super::notify::notify("READY=1");
-    if waiting.is_empty() {
-        match report["ok"].as_bool() {
-            Some(true) => tracing::info!(report = %report, "Configuration reloaded (SIGHUP)."),
-            _ => {
-                tracing::error!(report = %report, "Reload refused (SIGHUP); the configuration in use is unchanged.")
-            }
+/// Reloads on SIGHUP; the answer goes to the log.
+pub(crate) fn on_sighup(running: &mut Running) {
+    let report = answer(running);
+    match report["ok"].as_bool() {
+        Some(true) => tracing::info!(report = %report, "Configuration reloaded (SIGHUP)."),
+        _ => {
+            tracing::error!(report = %report, "Reload refused (SIGHUP); the configuration in use is unchanged.")
         }
-    }
-    for reply in waiting {
-        let _ = reply.try_send(report.clone());
     }
 }
 
+/// Reloads, telling systemd, and returns the report.
+pub(crate) fn answer(running: &mut Running) -> Value {
+    super::notify::notify("RELOADING=1");
+    let report = reload(running);
+    super::notify::notify("READY=1");
+    report
+}
+
 /// `[core]` keys a reload cannot change: the running host's shape.
-fn restart_only(old: &CoreConfig, new: &CoreConfig) -> Vec<String> {
+pub(crate) fn restart_only(old: &CoreConfig, new: &CoreConfig) -> Vec<String> {
     let mut changed = Vec::new();
     let mut check = |key: &str, a: String, b: String| {
         if a != b {

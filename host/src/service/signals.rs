@@ -67,8 +67,10 @@ impl Signals {
 pub enum Wake {
     /// SIGTERM or SIGINT: stop.
     Signal(&'static str),
-    /// SIGHUP or `gordon ctl reload`.
+    /// SIGHUP.
     Reload,
+    /// An operator's request (`gordon ctl reload`, `ctl plugin stop|start`).
+    Request,
     /// A plugin asked to leave.
     Leave,
     /// Every source ended, or a stop was requested.

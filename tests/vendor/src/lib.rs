@@ -235,6 +235,7 @@ impl MessageHandler for Flaky {
 /// `acme.live`.
 pub struct Live {
     ttl: std::sync::atomic::AtomicU32,
+    event_delay: Duration,
     instance: u64,
     events: Option<std::sync::Mutex<std::fs::File>>,
     ctx: PluginContext,
@@ -246,6 +247,9 @@ pub struct LiveConfig {
     ttl: u32,
     #[serde(default)]
     events_file: Option<std::path::PathBuf>,
+    /// How long each host event takes it (a slow subscriber).
+    #[serde(default)]
+    event_delay_ms: u64,
 }
 
 static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -294,6 +298,7 @@ impl Plugin for Live {
         };
         Ok(Live {
             ttl: cfg.ttl.into(),
+            event_delay: Duration::from_millis(cfg.event_delay_ms),
             instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
             events,
             ctx,
@@ -329,6 +334,7 @@ impl Plugin for Live {
     }
 
     fn on_host_event(&self, event: &HostEvent) {
+        std::thread::sleep(self.event_delay);
         if let Some(file) = &self.events {
             use std::io::Write;
             let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
