@@ -78,6 +78,42 @@ fn publish(b: &Backend, range: std::ops::Range<usize>) {
     }
 }
 
+/// Waits until the `EVENTS` stream holds all `published` events, then until BIND
+/// serves `{prefix}{i}` for every `i < published` (checking `alive` while it
+/// waits, up to `timeout`). Returns how many are served and up to ten missing.
+pub fn wait_all_served(
+    b: &Backend,
+    prefix: &str,
+    published: usize,
+    timeout: Duration,
+    mut alive: impl FnMut(),
+) -> (usize, Vec<String>) {
+    let mut conn = NatsConn::connect(b.nats.port());
+    conn.flush();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while conn.stream_last_seq("EVENTS") < published as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        conn.stream_last_seq("EVENTS"),
+        published as u64,
+        "the stream did not capture every event"
+    );
+    let deadline = Instant::now() + timeout;
+    let mut got = served_named(b, prefix);
+    while got.len() < published && Instant::now() < deadline {
+        alive();
+        std::thread::sleep(Duration::from_millis(500));
+        got = served_named(b, prefix);
+    }
+    let missing = (0..published)
+        .map(|i| format!("{prefix}{i}.{ZONE}"))
+        .filter(|n| !got.contains(n))
+        .take(10)
+        .collect();
+    (got.len(), missing)
+}
+
 /// Owner names of the `host*` A records BIND serves.
 fn served(b: &Backend) -> BTreeSet<String> {
     served_named(b, "host")

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use gordon_test_servers::nats_client::NatsConn;
 
-use crate::backends::{backend, gordon_env, served_named, stop};
+use crate::backends::{backend, gordon_env, stop, wait_all_served};
 use crate::util::vendor_fixture;
 
 fn event(i: usize) -> String {
@@ -100,43 +100,23 @@ one_in = 1000
     }
     done.store(true, Ordering::Relaxed);
     let published = publisher.join().unwrap();
-    let mut conn = NatsConn::connect(b.nats.port());
-    conn.flush();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while conn.stream_last_seq("EVENTS") < published as u64 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        conn.stream_last_seq("EVENTS"),
-        published as u64,
-        "the stream did not capture every event"
-    );
-
     // Every event published reaches BIND: none lost to a crash.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let mut got = served_named(&b, "soak");
-    while got.len() < published && Instant::now() < deadline {
-        assert!(child.try_wait().unwrap().is_none(), "{}", env.log());
-        std::thread::sleep(Duration::from_millis(500));
-        got = served_named(&b, "soak");
-    }
-    let missing: Vec<String> = (0..published)
-        .map(|i| format!("soak{i}.{}", crate::backends::ZONE))
-        .filter(|n| !got.contains(n))
-        .take(10)
-        .collect();
+    let (served, missing) =
+        wait_all_served(&b, "soak", published, Duration::from_secs(300), || {
+            assert!(child.try_wait().unwrap().is_none(), "{}", env.log());
+        });
     let log = env.log();
     let restarts = log.matches("Plugin process restarted.").count();
     let crashes = log.matches("plugin process crashed (SIGSEGV)").count();
     eprintln!(
         "soak: {published} events in {secs} s ({:.0}/s), {crashes} crash log lines, {restarts} restarts, {} served",
         published as f64 / secs as f64,
-        got.len()
+        served
     );
     assert!(
         missing.is_empty(),
         "{} of {published} events never reached BIND, e.g. {missing:?}",
-        published - got.len().min(published)
+        published - served.min(published)
     );
     // The fault really happened, many times, and cost restarts of the plugin only.
     assert!(

@@ -644,25 +644,19 @@ impl Workers {
     /// Waits until every worker of `route` has ended or `until` passes; returns
     /// whether all did.
     fn wait_route_until(&self, route: &Arc<SourceRoute>, until: Instant) -> bool {
-        let mut live = lock(&self.live);
-        while live.iter().any(|w| Arc::ptr_eq(&w.route, route)) {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            live = self
-                .changed
-                .wait_timeout(live, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
+        self.wait_while(until, |w| Arc::ptr_eq(&w.route, route))
     }
 
     /// Waits until every worker has ended or `until` passes; returns whether all did.
     fn wait_all_until(&self, until: Instant) -> bool {
+        self.wait_while(until, |_| true)
+    }
+
+    /// Waits until no live worker is `counted`, or `until` passes; returns
+    /// whether none is.
+    fn wait_while(&self, until: Instant, counted: impl Fn(&WorkerState) -> bool) -> bool {
         let mut live = lock(&self.live);
-        while !live.is_empty() {
+        while live.iter().any(|w| counted(w)) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
