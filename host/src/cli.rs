@@ -139,6 +139,9 @@ pub enum CtlCommand {
         op: String,
         /// The plugin.
         name: String,
+        /// Print the answer as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Runs a plugin's action on the live instance, e.g. `gordon ctl action
     /// dns.rfc2136 probe`. Parameters are `key=value` words, checked against the

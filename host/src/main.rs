@@ -49,8 +49,9 @@ fn main() -> ExitCode {
         }) => gordon::control::client::status(&cli.global, socket.as_deref(), *json).map(|()| 0),
         Some(Command::Ctl {
             socket,
-            command: CtlCommand::Plugin { op, name },
-        }) => gordon::control::client::plugin(&cli.global, socket.as_deref(), op, name).map(|()| 0),
+            command: CtlCommand::Plugin { op, name, json },
+        }) => gordon::control::client::plugin(&cli.global, socket.as_deref(), op, name, *json)
+            .map(|()| 0),
         Some(Command::Ctl {
             socket,
             command: CtlCommand::Reload { json },

@@ -442,6 +442,7 @@ fn reloads_under_five_thousand_events_a_second_lose_nothing() {
     }
     done.store(true, Ordering::Relaxed);
     let published = publisher.join().unwrap();
+    let rate = published as f64 / began.elapsed().as_secs_f64();
     let (served, missing) =
         crate::backends::wait_all_served(&b, "live", published, Duration::from_secs(180), || {});
     eprintln!("reload under load: {published} events, {served} served, 5 reloads");
@@ -451,8 +452,10 @@ fn reloads_under_five_thousand_events_a_second_lose_nothing() {
         published - served.min(published),
         env.log()
     );
-    let rate = published as f64 / began.elapsed().as_secs_f64();
-    assert!(rate >= 4_000.0, "the publisher fell behind: {rate:.0} events/s");
+    assert!(
+        rate >= 4_000.0,
+        "the publisher fell behind: {rate:.0} events/s"
+    );
     assert_eq!(env.log().matches("Gordon is running.").count(), 1);
     crate::backends::stop(&env, child);
 }
@@ -654,5 +657,52 @@ fn a_reload_refuses_a_library_that_changed_on_disk_since_it_was_loaded() {
     // The loaded code keeps serving.
     assert_eq!(action(&env, "acme.live", "state", &[])["ttl"], 60);
     published(&env, port, "still-serving");
+    std::fs::write(&lib, &bytes).unwrap();
+    std::fs::set_permissions(&lib, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = reload(&env);
+    assert!(!out.status.success(), "still the changed file");
+    env.install(&sample("audit"), "libgordon_plugin_audit.so");
+    let audit = env.file("audit.jsonl");
+    let mut cfg = config(&env, &format!("{PLUGINS}, \"audit.log\""), "ttl = 60", "");
+    cfg.push_str(&format!("[\"audit.log\"]\npath = \"{audit}\"\n"));
+    env.config(&cfg);
+    // Put the loaded file back: only the new library is new.
+    let out = env.gordon(&["ctl", "plugin", "stop", "audit.log", "--json"]);
+    assert!(!out.status.success(), "not running yet");
+    std::fs::remove_file(&lib).unwrap();
+    assert!(stop(&mut child).success(), "{}", env.log());
+}
+
+#[test]
+fn a_reload_discovers_a_library_new_in_plugins_d_and_adds_its_plugin() {
+    let env = live_env("ttl = 60");
+    let mut child = env.spawn(&[]);
+    port_of(&env);
+    wait_for_socket(&env);
+    env.install(&sample("audit"), "libgordon_plugin_audit.so");
+    let audit = env.file("audit.jsonl");
+    let mut cfg = config(&env, &format!("{PLUGINS}, \"audit.log\""), "ttl = 60", "");
+    cfg.push_str(&format!(
+        "[\"audit.log\"]\npath = \"{audit}\"\nevents = [\"action.*\"]\n"
+    ));
+    env.config(&cfg);
+    let out = reload(&env);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), env.log());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["added"],
+        serde_json::json!(["audit.log"]),
+        "{report}"
+    );
+    action(&env, "acme.live", "state", &[]);
+    wait_for_text(
+        std::path::Path::new(&audit),
+        "\"action.invoked\"",
+        Duration::from_secs(30),
+    );
+    let out = env.gordon(&["ctl", "plugin", "stop", "audit.log", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["ok"], true, "{answer}");
     assert!(stop(&mut child).success(), "{}", env.log());
 }

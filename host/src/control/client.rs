@@ -130,13 +130,23 @@ pub fn reload(global: &Global, socket: Option<&Path>, as_json: bool) -> anyhow::
 /// # Errors
 /// As [`request`]: the host's refusal (no such plugin, already stopped, not
 /// stopped) names the plugin.
-pub fn plugin(global: &Global, socket: Option<&Path>, op: &str, name: &str) -> anyhow::Result<()> {
+pub fn plugin(
+    global: &Global,
+    socket: Option<&Path>,
+    op: &str,
+    name: &str,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let answer = request(
         global,
         socket,
         &json!({"command": "plugin", "op": op, "name": name}),
     )?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", answer["message"].as_str().unwrap_or("done"))?;
+    if as_json {
+        writeln!(out, "{answer}")?;
+    } else {
+        writeln!(out, "{}", answer["message"].as_str().unwrap_or("done"))?;
+    }
     Ok(())
 }
