@@ -83,6 +83,10 @@ pub enum Command {
         #[command(subcommand)]
         command: CtlCommand,
     },
+    /// On a node: run each service's health check and report it up or down
+    /// through the discovery plugin (reads gordon-report.toml +
+    /// gordon-report-user.toml); every service is reported down on SIGTERM.
+    Report,
     /// The process an isolated plugin runs in; started by the host, not by hand.
     #[command(name = "__plugin-process", hide = true)]
     PluginProcess {

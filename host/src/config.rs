@@ -113,6 +113,42 @@ pub struct CoreConfig {
     /// What happens to a plugin that asks to leave.
     #[serde(default)]
     pub leaving: LeavingConfig,
+    /// Per discovery plugin, the clusters `gordon run` watches and the records
+    /// it keeps for each.
+    #[serde(default)]
+    pub discovery: BTreeMap<String, WatchConfig>,
+}
+
+/// `[core.discovery."PLUGIN"]`: the clusters a discovery plugin's watch turns
+/// into record sets.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// The clusters, each with its records.
+    #[serde(default)]
+    pub clusters: Vec<ClusterRecords>,
+}
+
+/// The records of one watched cluster.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRecords {
+    /// The cluster's name in the store (`web`).
+    pub cluster: String,
+    /// The record set that holds every live member's address, absolute
+    /// (`web.example.com.`); each member also gets `NODE.NAME` with its own.
+    pub name: String,
+    /// The records' TTL, seconds.
+    #[serde(default = "default_discovery_ttl")]
+    pub ttl: u32,
+    /// An SRV record set `SRV.NAME` (e.g. `_http._tcp`) with each member's port,
+    /// its targets the members' own names.
+    #[serde(default)]
+    pub srv: Option<String>,
+}
+
+const fn default_discovery_ttl() -> u32 {
+    60
 }
 
 /// `[core.leaving]`: a plugin that asks to leave (`PluginContext::leave`) is
@@ -773,6 +809,41 @@ fn validate_core(path: &Path, core: &CoreConfig, whole: Whole) -> Result<(), Con
             invalid("core.plugins", format!("`{name}` is not a plugin name"));
         } else if !seen.insert(name.as_str()) {
             invalid("core.plugins", format!("`{name}` is listed more than once"));
+        }
+    }
+    for (plugin, watch) in &core.discovery {
+        if whole == Whole::Yes && !core.plugins.contains(plugin) {
+            invalid(
+                &format!("core.discovery.\"{plugin}\""),
+                format!("`{plugin}` is not in core.plugins"),
+            );
+        }
+        for (i, c) in watch.clusters.iter().enumerate() {
+            let key = format!("core.discovery.\"{plugin}\".clusters[{i}]");
+            if c.cluster.is_empty() || c.cluster.contains(['.', '*', '>', ' ']) {
+                invalid(
+                    &format!("{key}.cluster"),
+                    format!(
+                        "`{}` is not a cluster name (no dots, spaces or wildcards)",
+                        c.cluster
+                    ),
+                );
+            }
+            if !c.name.ends_with('.') || c.name.len() < 2 {
+                invalid(
+                    &format!("{key}.name"),
+                    format!("`{}` must be an absolute name ending with a dot", c.name),
+                );
+            }
+            if c.srv
+                .as_deref()
+                .is_some_and(|s| !s.starts_with('_') || s.ends_with('.'))
+            {
+                invalid(
+                    &format!("{key}.srv"),
+                    "must be like `_http._tcp` (relative, underscored)".into(),
+                );
+            }
         }
     }
     match errors.len() {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
+pub mod discovery;
 pub mod error;
 pub mod health;
 pub mod isolation;

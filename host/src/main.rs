@@ -16,6 +16,9 @@ fn main() -> ExitCode {
         None | Some(Command::Run) => {
             commands::run::run(&cli.global).map(|clean| if clean { 0 } else { 3 })
         }
+        Some(Command::Report) => {
+            gordon::discovery::report::run(&cli.global).map(|clean| if clean { 0 } else { 3 })
+        }
         Some(Command::Check {
             janitor,
             json,

@@ -19,7 +19,9 @@ use crate::abi::{
     ReconcilerBox, ReconcilerObj, ReconcilerObj_TO, KIND_AUTHORITY, KIND_PUBLISHER,
     KIND_RECONCILER,
 };
-use crate::abi::{ControlBox, ControlObj, ControlObj_TO, Created};
+use crate::abi::{
+    ControlBox, ControlObj, ControlObj_TO, Created, DiscoveryObj, DiscoveryObj_TO, KIND_DISCOVERY,
+};
 use crate::abi::{
     Failure, HandlerBox, HandlerObj, HandlerObj_TO, HostServicesRef, Library, LibraryRef,
     MetricEvent, MetricKind, PluginEntry, PluginEntryRef, RelayBox, RelayObj, RelayObj_TO,
@@ -28,6 +30,7 @@ use crate::abi::{
 };
 use crate::channel::{FfiReceiver, Sender};
 use crate::context::{EventSender, PluginContext, RunContext, Shutdown};
+use crate::discovery::{Discovery, MembershipSender, Service};
 use crate::error::{FfiError, PluginError};
 use crate::hostlink;
 use crate::janitor::{Authority, Inbox, Outbox, Publisher, Reconciler, ZoneRecords};
@@ -199,6 +202,7 @@ fn created(control: ControlBox) -> Created {
         authority: ROption::RNone,
         reconciler: ROption::RNone,
         publisher: ROption::RNone,
+        discovery: ROption::RNone,
         control,
     }
 }
@@ -263,6 +267,70 @@ extern "C" fn create_publisher<P: Publisher>(config: RStr<'_>) -> RResult<Create
             TD_Opaque,
         ));
     })
+}
+
+extern "C" fn create_discovery<P: Discovery>(config: RStr<'_>) -> RResult<Created, FfiError> {
+    create_with::<P>(config, |out, plugin, ctx| {
+        out.discovery = ROption::RSome(DiscoveryObj_TO::from_value(
+            JanitorAdapter { plugin, ctx },
+            TD_Opaque,
+        ));
+    })
+}
+
+fn service(json: RStr<'_>) -> Result<Service, PluginError> {
+    serde_json::from_str(json.as_str())
+        .map_err(|e| PluginError::new(format!("malformed service: {e}")))
+}
+
+impl<P: Discovery> DiscoveryObj for JanitorAdapter<P> {
+    fn connect(&self) -> RResult<(), FfiError> {
+        block::<P, _>(&self.ctx, "connect", || self.plugin.connect())
+    }
+    fn disconnect(&self, deadline_ms: u64) -> RResult<(), FfiError> {
+        let deadline = Duration::from_millis(deadline_ms);
+        block::<P, _>(&self.ctx, "disconnect", || async move {
+            tokio::time::timeout(deadline, self.plugin.disconnect())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PluginError::new(format!(
+                        "disconnect did not finish within {deadline_ms} ms"
+                    )))
+                })
+        })
+    }
+    fn start_watching(&self, cluster: RStr<'_>, updates: Sender<RString>) -> RResult<(), FfiError> {
+        block::<P, _>(&self.ctx, "start_watching", || {
+            self.plugin
+                .start_watching(cluster.as_str(), MembershipSender::new(updates))
+        })
+    }
+    fn stop_watching(&self, cluster: RStr<'_>) -> RResult<(), FfiError> {
+        block::<P, _>(&self.ctx, "stop_watching", || {
+            self.plugin.stop_watching(cluster.as_str())
+        })
+    }
+    fn report_up(&self, json: RStr<'_>) -> RResult<(), FfiError> {
+        block::<P, _>(&self.ctx, "report_up", || async move {
+            self.plugin.report_up(&service(json)?).await
+        })
+    }
+    fn report_down(&self, json: RStr<'_>) -> RResult<(), FfiError> {
+        block::<P, _>(&self.ctx, "report_down", || async move {
+            self.plugin.report_down(&service(json)?).await
+        })
+    }
+}
+
+/// The entry of a discovery plugin.
+#[doc(hidden)]
+pub fn discovery_entry<P: Discovery>(version: &'static str) -> PluginEntryRef {
+    leak_entry(base_entry::<P>(
+        KIND_DISCOVERY,
+        "",
+        version,
+        create_discovery::<P>,
+    ))
 }
 
 extern "C" fn define<P: Plugin>() -> RString {
@@ -695,8 +763,8 @@ pub fn library(
 
 /// Exports a library's plugins: the one macro a vendor calls, once per cdylib.
 ///
-/// List each plugin type with its kind (`runnable`, `handler`, `relay`, or, for the
-/// janitor, `authority`, `reconciler`, `publisher`).
+/// List each plugin type with its kind (`runnable`, `handler`, `relay`, for the
+/// janitor `authority`, `reconciler`, `publisher`, or `discovery`).
 /// Optionally start with `init = path::to::fn;`, a `fn()` run once when the host
 /// loads the library (a panic there refuses the library with a clear message).
 ///
@@ -771,6 +839,9 @@ macro_rules! __export_entry {
     };
     (publisher $ty:ty) => {
         $crate::export::publisher_entry::<$ty>(env!("CARGO_PKG_VERSION"))
+    };
+    (discovery $ty:ty) => {
+        $crate::export::discovery_entry::<$ty>(env!("CARGO_PKG_VERSION"))
     };
 }
 

@@ -201,6 +201,7 @@
 pub mod abi;
 pub mod channel;
 mod context;
+mod discovery;
 mod error;
 pub mod event_json;
 #[doc(hidden)]
@@ -218,6 +219,7 @@ pub mod wire;
 
 pub use crate::channel::Closed;
 pub use crate::context::{EventSender, Metrics, PluginContext, RunContext, Shutdown};
+pub use crate::discovery::{Discovery, Member, Membership, MembershipSender, Service};
 pub use crate::error::{FfiError, PluginError};
 pub use crate::janitor::{Authority, Inbox, Outbox, Publisher, Reconciler, ZoneRecords};
 pub use crate::live::{

@@ -40,4 +40,6 @@ mod control;
 mod isolation_soak;
 // Reload, actions, host events, leaving, `check --connect`.
 mod live;
+// Discovery: `gordon report` nodes, a watch in `gordon run`, NATS and BIND.
+mod discovery;
 mod util;

@@ -36,6 +36,7 @@ const PACKAGES: &[&str] = &[
     "gordon-plugin-nats",
     "gordon-plugin-rfc2136",
     "gordon-plugin-inventory",
+    "gordon-plugin-audit",
 ];
 
 fn run_cargo(mut cmd: Command, what: &str) {

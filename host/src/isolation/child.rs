@@ -437,6 +437,7 @@ impl Server {
             Instance::Authority(a) => a.cleanup(deadline),
             Instance::Reconciler(r) => r.cleanup(deadline),
             Instance::Publisher(p) => p.cleanup(deadline),
+            Instance::Discovery(d) => d.disconnect(deadline),
         }
     }
 }

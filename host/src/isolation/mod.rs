@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gordon_plugin_api::abi::{
-    KIND_AUTHORITY, KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY, KIND_PUBLISHER, KIND_RECONCILER,
-    KIND_RUNNABLE,
+    KIND_AUTHORITY, KIND_DISCOVERY, KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY, KIND_PUBLISHER,
+    KIND_RECONCILER, KIND_RUNNABLE,
 };
 use gordon_plugin_api::PluginError;
 use serde::{Deserialize, Serialize};
@@ -243,6 +243,12 @@ fn wrap(
             Instance::Reconciler(isolated::reconciler(remote::Janitor::reconciler(sup)))
         }
         KIND_PUBLISHER => Instance::Publisher(isolated::publisher(remote::Janitor::publisher(sup))),
+        KIND_DISCOVERY => {
+            let _ = sup.stop(Duration::ZERO);
+            return Err(PluginError::new(
+                "a discovery plugin cannot run isolated (its watches' channels are not carried over the link); remove it from core.isolate",
+            ));
+        }
         other => {
             let _ = sup.stop(Duration::ZERO);
             return Err(PluginError::new(format!(

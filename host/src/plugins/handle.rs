@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr};
 use gordon_plugin_api::abi::{
-    AuthorityBox, ControlBox, HandlerBox, MetricEvent, PublisherBox, ReconcilerBox, RelayBox,
-    RunnableBox,
+    AuthorityBox, ControlBox, DiscoveryBox, HandlerBox, MetricEvent, PublisherBox, ReconcilerBox,
+    RelayBox, RunnableBox,
 };
 use gordon_plugin_api::channel::{Receiver, Sender};
 use gordon_plugin_api::{EventMessage, FfiError, PluginError, ZoneRecords};
@@ -33,7 +33,32 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// An event source (a runnable plugin).
-pub struct Source(Side<RunnableBox, remote::Source>);
+pub struct Source(SourceSide);
+
+enum SourceSide {
+    Plugin(Side<RunnableBox, remote::Source>),
+    /// A source the host itself runs (a discovery watch).
+    Host(Box<dyn HostSource>),
+}
+
+/// A source the host runs itself, with a runnable's three calls.
+pub trait HostSource: Send + Sync {
+    /// Starts producing onto `events`; returns at once.
+    ///
+    /// # Errors
+    /// Why it cannot start.
+    fn start(&self, events: Sender<EventMessage>) -> Result<(), PluginError>;
+    /// Messages that finished their route (`cleanup`) or failed (`drop`).
+    ///
+    /// # Errors
+    /// Why they could not be handled.
+    fn cleanup(&self, batch: &[EventMessage]) -> Result<(), PluginError>;
+    /// Stops within `deadline`.
+    ///
+    /// # Errors
+    /// Why it did not stop cleanly.
+    fn shutdown(&self, deadline: Duration) -> Result<(), PluginError>;
+}
 
 /// In this process, or in a process of its own.
 enum Side<L, R> {
@@ -42,12 +67,24 @@ enum Side<L, R> {
 }
 
 impl Source {
+    /// A source the host runs itself.
+    pub fn host(source: Box<dyn HostSource>) -> Source {
+        Source(SourceSide::Host(source))
+    }
+
     /// The supervisor of its process, when it is isolated.
     pub fn supervisor(&self) -> Option<Arc<Supervisor>> {
         match &self.0 {
-            Side::Local(_) => None,
-            Side::Isolated(r) => Some(Arc::clone(r.supervisor())),
+            SourceSide::Plugin(Side::Isolated(r)) => Some(Arc::clone(r.supervisor())),
+            _ => None,
         }
+    }
+
+    /// Whether its messages must be routed in the order it sent them (one
+    /// router worker): a discovery watch replaces whole record sets, and a
+    /// later replacement must not overtake an earlier one.
+    pub fn ordered(&self) -> bool {
+        matches!(self.0, SourceSide::Host(_))
     }
 
     /// Starts producing onto `events`; returns at once.
@@ -56,8 +93,9 @@ impl Source {
     /// The plugin's error or caught panic.
     pub fn start(&self, events: Sender<EventMessage>) -> Result<(), PluginError> {
         match &self.0 {
-            Side::Local(o) => done(o.start(events)),
-            Side::Isolated(r) => r.start(events),
+            SourceSide::Plugin(Side::Local(o)) => done(o.start(events)),
+            SourceSide::Plugin(Side::Isolated(r)) => r.start(events),
+            SourceSide::Host(h) => h.start(events),
         }
     }
 
@@ -67,8 +105,9 @@ impl Source {
     /// The plugin's error or caught panic.
     pub fn cleanup(&self, batch: &[EventMessage]) -> Result<(), PluginError> {
         match &self.0 {
-            Side::Local(o) => done(o.cleanup(RSlice::from_slice(batch))),
-            Side::Isolated(r) => r.cleanup(batch),
+            SourceSide::Plugin(Side::Local(o)) => done(o.cleanup(RSlice::from_slice(batch))),
+            SourceSide::Plugin(Side::Isolated(r)) => r.cleanup(batch),
+            SourceSide::Host(h) => h.cleanup(batch),
         }
     }
 
@@ -78,9 +117,69 @@ impl Source {
     /// The plugin's error or caught panic.
     pub fn shutdown(&self, deadline: Duration) -> Result<(), PluginError> {
         match &self.0 {
-            Side::Local(o) => done(o.shutdown(millis(deadline))),
-            Side::Isolated(r) => r.shutdown(deadline),
+            SourceSide::Plugin(Side::Local(o)) => done(o.shutdown(millis(deadline))),
+            SourceSide::Plugin(Side::Isolated(r)) => r.shutdown(deadline),
+            SourceSide::Host(h) => h.shutdown(deadline),
         }
+    }
+}
+
+/// A discovery plugin (in this process only).
+pub struct Discovery(DiscoveryBox);
+
+impl Discovery {
+    /// Connects to the store.
+    ///
+    /// # Errors
+    /// The plugin's error or caught panic.
+    pub fn connect(&self) -> Result<(), PluginError> {
+        done(self.0.connect())
+    }
+
+    /// Disconnects within `deadline`.
+    ///
+    /// # Errors
+    /// The plugin's error or caught panic.
+    pub fn disconnect(&self, deadline: Duration) -> Result<(), PluginError> {
+        done(self.0.disconnect(millis(deadline)))
+    }
+
+    /// Starts watching `cluster`; memberships (JSON) arrive on `updates`.
+    ///
+    /// # Errors
+    /// The plugin's error or caught panic.
+    pub fn start_watching(
+        &self,
+        cluster: &str,
+        updates: Sender<abi_stable::std_types::RString>,
+    ) -> Result<(), PluginError> {
+        done(self.0.start_watching(RStr::from_str(cluster), updates))
+    }
+
+    /// Stops watching `cluster`.
+    ///
+    /// # Errors
+    /// The plugin's error or caught panic.
+    pub fn stop_watching(&self, cluster: &str) -> Result<(), PluginError> {
+        done(self.0.stop_watching(RStr::from_str(cluster)))
+    }
+
+    /// Reports a service up (`up`) or down.
+    ///
+    /// # Errors
+    /// The plugin's error or caught panic.
+    pub fn report(
+        &self,
+        service: &gordon_plugin_api::Service,
+        up: bool,
+    ) -> Result<(), PluginError> {
+        let json = serde_json::to_string(service).unwrap_or_default();
+        let json = RStr::from_str(&json);
+        done(if up {
+            self.0.report_up(json)
+        } else {
+            self.0.report_down(json)
+        })
     }
 }
 
@@ -355,7 +454,10 @@ pub(super) mod wrap {
     use super::*;
 
     pub fn source(obj: RunnableBox) -> Source {
-        Source(Side::Local(obj))
+        Source(SourceSide::Plugin(Side::Local(obj)))
+    }
+    pub fn discovery(obj: DiscoveryBox) -> Discovery {
+        Discovery(obj)
     }
     pub fn handler(obj: HandlerBox) -> Handler {
         Handler(HandlerSide::On(Side::Local(obj)))
@@ -382,7 +484,7 @@ pub(crate) mod isolated {
     use super::*;
 
     pub fn source(r: remote::Source) -> Source {
-        Source(Side::Isolated(r))
+        Source(SourceSide::Plugin(Side::Isolated(r)))
     }
     pub fn handler(r: remote::Handler) -> Handler {
         Handler(HandlerSide::On(Side::Isolated(r)))

@@ -2,13 +2,13 @@
 
 use abi_stable::std_types::RStr;
 use gordon_plugin_api::abi::{
-    Created as FfiCreated, KIND_AUTHORITY, KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY, KIND_PUBLISHER,
-    KIND_RECONCILER, KIND_RUNNABLE,
+    Created as FfiCreated, KIND_AUTHORITY, KIND_DISCOVERY, KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY,
+    KIND_PUBLISHER, KIND_RECONCILER, KIND_RUNNABLE,
 };
 use gordon_plugin_api::PluginError;
 
 use super::handle::{
-    done, wrap, Authority, Control, Handler, Publisher, Reconciler, Relay, Source,
+    done, wrap, Authority, Control, Discovery, Handler, Publisher, Reconciler, Relay, Source,
 };
 use super::loader::Ctor;
 use super::registry::PluginInfo;
@@ -28,6 +28,8 @@ pub enum Instance {
     Reconciler(Reconciler),
     /// A janitor publisher.
     Publisher(Publisher),
+    /// A discovery plugin.
+    Discovery(Discovery),
 }
 
 /// A created plugin and its live controls.
@@ -48,6 +50,7 @@ impl Instance {
             Instance::Authority(h) => h.supervisor(),
             Instance::Reconciler(h) => h.supervisor(),
             Instance::Publisher(h) => h.supervisor(),
+            Instance::Discovery(_) => None,
         }
     }
 }
@@ -148,6 +151,7 @@ fn from_ffi(info: &PluginInfo, created: FfiCreated) -> Result<Created, PluginErr
         authority,
         reconciler,
         publisher,
+        discovery,
         control,
     } = created;
     let instance = match info.kind.as_str() {
@@ -167,6 +171,9 @@ fn from_ffi(info: &PluginInfo, created: FfiCreated) -> Result<Created, PluginErr
         KIND_PUBLISHER => publisher
             .into_option()
             .map(|o| Instance::Publisher(wrap::publisher(o))),
+        KIND_DISCOVERY => discovery
+            .into_option()
+            .map(|o| Instance::Discovery(wrap::discovery(o))),
         other => {
             return Err(PluginError::new(format!(
                 "kind `{other}` is not supported by this host"

@@ -53,6 +53,9 @@ pub(crate) struct Member {
     pub supervisor: Option<Arc<crate::isolation::supervisor::Supervisor>>,
     /// What it is to the pipeline.
     pub role: Role,
+    /// The clusters it watches (a discovery plugin), as `[core.discovery]` gave
+    /// them when it was created.
+    pub watch: Option<crate::config::WatchConfig>,
 }
 
 /// A handler's per-call deadline under `core`.
@@ -95,6 +98,15 @@ pub(crate) fn create_member(
             }
             Role::Other
         }
+        Instance::Discovery(d) => match core.discovery.get(&info.name) {
+            Some(watch) => Role::Source(Arc::new(handle::Source::host(Box::new(
+                crate::discovery::watch::Watch::new(name, d, watch.clusters.clone()),
+            )))),
+            None => {
+                tracing::warn!(plugin = %info.name, "Discovery plugin is active but [core.discovery] gives it no clusters to watch; ignoring it.");
+                Role::Other
+            }
+        },
         _ => {
             tracing::warn!(plugin = %info.name, kind = %info.kind, "Janitor plugin is active in the service; ignoring it (it runs under `gordon janitor`).");
             Role::Other
@@ -109,6 +121,7 @@ pub(crate) fn create_member(
         control,
         supervisor,
         role,
+        watch: core.discovery.get(&info.name).cloned(),
     })
 }
 
@@ -231,6 +244,24 @@ impl Running {
     }
 }
 
+/// The phase a source's messages start in: a runnable's own, `consume` for a
+/// discovery watch.
+pub(crate) fn source_start(info: &PluginInfo) -> Phase {
+    if info.kind == gordon_plugin_api::abi::KIND_DISCOVERY {
+        Phase::new("consume")
+    } else {
+        Phase::intern(&info.phase)
+    }
+}
+
+/// Whether `info` runs as a source under `core`: a runnable, or a discovery
+/// plugin with clusters to watch.
+pub(crate) fn is_source(info: &PluginInfo, core: &CoreConfig) -> bool {
+    info.kind == gordon_plugin_api::abi::KIND_RUNNABLE
+        || (info.kind == gordon_plugin_api::abi::KIND_DISCOVERY
+            && core.discovery.contains_key(&info.name))
+}
+
 /// The pipeline's inputs out of the members, in `core.plugins` order.
 pub(crate) fn pipeline_parts(
     session: &Session,
@@ -242,11 +273,7 @@ pub(crate) fn pipeline_parts(
         match members.get(&info.name).map(|m| &m.role) {
             Some(Role::Handler(slot)) => handlers.push(Arc::clone(slot)),
             Some(Role::Source(s)) => {
-                sources.push((
-                    intern(&info.name),
-                    Phase::intern(&info.phase),
-                    Arc::clone(s),
-                ));
+                sources.push((intern(&info.name), source_start(info), Arc::clone(s)));
             }
             _ => {}
         }

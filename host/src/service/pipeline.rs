@@ -557,7 +557,12 @@ fn add_route(
         .write()
         .unwrap_or_else(|p| p.into_inner())
         .push(Arc::clone(&route));
-    for _ in 0..shared.per_source {
+    let workers = if route.runnable.ordered() {
+        1
+    } else {
+        shared.per_source
+    };
+    for _ in 0..workers {
         spawn_worker(shared, &route, Vec::new())?;
     }
     Ok((route, tx))

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use gordon_plugin_api::abi::{
     KIND_AUTHORITY, KIND_MESSAGE_HANDLER, KIND_METRIC_RELAY, KIND_PUBLISHER, KIND_RECONCILER,
-    KIND_RUNNABLE,
 };
 
 use super::plan::plan;
@@ -68,7 +67,11 @@ fn metrics_problems(session: &Session, out: &mut Vec<String>) {
 
 fn service_problems(session: &Session, out: &mut Vec<String>) {
     let core = &session.config.core;
-    let sources: Vec<&PluginInfo> = of_kind(session, KIND_RUNNABLE).collect();
+    let sources: Vec<&PluginInfo> = session
+        .active
+        .iter()
+        .filter(|i| super::lifecycle::is_source(i, core))
+        .collect();
     let handlers: Vec<&PluginInfo> = of_kind(session, KIND_MESSAGE_HANDLER).collect();
     if sources.is_empty() && !core.plugins.is_empty() {
         out.push(
@@ -90,7 +93,8 @@ fn service_problems(session: &Session, out: &mut Vec<String>) {
     }
     let phases: Vec<&str> = handlers.iter().map(|h| h.phase.as_str()).collect();
     for s in &sources {
-        if let Err(e) = plan(&s.phase, &core.route, &phases) {
+        let start = super::lifecycle::source_start(s);
+        if let Err(e) = plan(start.as_str(), &core.route, &phases) {
             out.push(format!("source `{}`: {e}", s.name));
         }
     }
@@ -131,8 +135,13 @@ pub fn warnings(session: &Session, mode: Mode) -> Vec<String> {
     let handlers: Vec<&PluginInfo> = of_kind(session, KIND_MESSAGE_HANDLER).collect();
     let phases: Vec<&str> = handlers.iter().map(|h| h.phase.as_str()).collect();
     let mut reached = Vec::new();
-    for s in of_kind(session, KIND_RUNNABLE) {
-        if let Ok(p) = plan(&s.phase, &core.route, &phases) {
+    for s in session
+        .active
+        .iter()
+        .filter(|i| super::lifecycle::is_source(i, core))
+    {
+        let start = super::lifecycle::source_start(s);
+        if let Ok(p) = plan(start.as_str(), &core.route, &phases) {
             reached.extend(p.stages.iter().map(|st| st.handler));
         }
     }

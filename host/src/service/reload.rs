@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::lifecycle::{create_member, handler_timeout, pipeline_parts, Member, Role, Running};
+use super::lifecycle::{
+    create_member, handler_timeout, is_source, pipeline_parts, source_start, Member, Role, Running,
+};
 use super::pipeline::Source;
 use super::router::HandlerSlot;
 use crate::config::{Config, CoreConfig};
@@ -135,6 +137,8 @@ fn reload(running: &mut Running) -> Value {
                 Change::Replace
             }
             Some(m) if m.isolated != isolated => Change::Replace,
+            // The clusters a discovery plugin watches changed: a new watch.
+            Some(m) if m.watch.as_ref() != core.discovery.get(&info.name) => Change::Replace,
             Some(m) if m.config_json != *cfg => Change::Config,
             Some(m) => match &m.role {
                 Role::Handler(slot) if slot.timeout != handler_timeout(core, &info.name) => {
@@ -162,20 +166,13 @@ fn reload(running: &mut Running) -> Value {
         .filter(|i| i.kind == gordon_plugin_api::abi::KIND_MESSAGE_HANDLER)
         .map(|i| i.phase.as_str())
         .collect();
-    for info in session
-        .active
-        .iter()
-        .filter(|i| i.kind == gordon_plugin_api::abi::KIND_RUNNABLE)
-    {
-        if let Err(e) = super::plan::plan(&info.phase, &core.route, &phases) {
+    for info in session.active.iter().filter(|i| is_source(i, core)) {
+        let start = source_start(info);
+        if let Err(e) = super::plan::plan(start.as_str(), &core.route, &phases) {
             problems.push(format!("source `{}`: {e}", info.name));
         }
     }
-    if !session
-        .active
-        .iter()
-        .any(|i| i.kind == gordon_plugin_api::abi::KIND_RUNNABLE)
-    {
+    if !session.active.iter().any(|i| is_source(i, core)) {
         problems.push(
             "no runnable plugin would be active: nothing would produce messages (check core.plugins)"
                 .into(),

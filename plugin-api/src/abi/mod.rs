@@ -50,6 +50,8 @@ pub const KIND_AUTHORITY: &str = "authority";
 pub const KIND_RECONCILER: &str = "reconciler";
 /// The kind name of a [`Publisher`](crate::Publisher) plugin (since 1.1).
 pub const KIND_PUBLISHER: &str = "publisher";
+/// The kind name of a [`Discovery`](crate::Discovery) plugin (since 1.3).
+pub const KIND_DISCOVERY: &str = "discovery";
 
 /// The root module of a plugin library: the one symbol the host looks up.
 #[repr(C)]
@@ -136,6 +138,8 @@ pub struct Created {
     pub reconciler: ROption<ReconcilerBox>,
     /// A janitor publisher.
     pub publisher: ROption<PublisherBox>,
+    /// A discovery plugin.
+    pub discovery: ROption<DiscoveryBox>,
     /// Its live controls: configuration, actions, host events.
     pub control: ControlBox,
 }
@@ -156,6 +160,29 @@ pub trait ControlObj: Send + Sync {
 
 /// An owned control object.
 pub type ControlBox = ControlObj_TO<'static, RBox<()>>;
+
+/// The FFI face of a [`Discovery`](crate::Discovery) plugin (since 1.3). Services
+/// cross as JSON ([`crate::Service`]); memberships come back as JSON
+/// ([`crate::Membership`]) on the watch's channel.
+#[sabi_trait]
+pub trait DiscoveryObj: Send + Sync {
+    /// Connects to the store.
+    fn connect(&self) -> RResult<(), FfiError>;
+    /// Disconnects; the host waits at most `deadline_ms`.
+    fn disconnect(&self, deadline_ms: u64) -> RResult<(), FfiError>;
+    /// Starts watching a cluster; memberships arrive on `updates`.
+    fn start_watching(&self, cluster: RStr<'_>, updates: Sender<RString>) -> RResult<(), FfiError>;
+    /// Stops watching a cluster.
+    fn stop_watching(&self, cluster: RStr<'_>) -> RResult<(), FfiError>;
+    /// Reports a service up.
+    fn report_up(&self, service: RStr<'_>) -> RResult<(), FfiError>;
+    /// Reports a service down.
+    #[sabi(last_prefix_field)]
+    fn report_down(&self, service: RStr<'_>) -> RResult<(), FfiError>;
+}
+
+/// An owned discovery object.
+pub type DiscoveryBox = DiscoveryObj_TO<'static, RBox<()>>;
 
 /// What the host offers every plugin library.
 #[repr(C)]

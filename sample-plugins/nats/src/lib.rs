@@ -212,6 +212,7 @@
 mod acks;
 mod config;
 mod consumer;
+mod discovery;
 mod publisher;
 
 use std::sync::atomic::AtomicU64;
@@ -527,4 +528,8 @@ impl Runnable for NatsEvents {
     }
 }
 
-export_plugins!(runnable NatsEvents, publisher NatsPublisher);
+export_plugins!(
+    runnable NatsEvents,
+    publisher NatsPublisher,
+    discovery discovery::NatsDiscovery,
+);
