@@ -820,6 +820,12 @@ fn validate_core(path: &Path, core: &CoreConfig, whole: Whole) -> Result<(), Con
         }
         for (i, c) in watch.clusters.iter().enumerate() {
             let key = format!("core.discovery.\"{plugin}\".clusters[{i}]");
+            if watch.clusters[..i].iter().any(|o| o.cluster == c.cluster) {
+                invalid(
+                    &format!("{key}.cluster"),
+                    format!("cluster `{}` is listed more than once", c.cluster),
+                );
+            }
             if c.cluster.is_empty() || c.cluster.contains(['.', '*', '>', ' ']) {
                 invalid(
                     &format!("{key}.cluster"),

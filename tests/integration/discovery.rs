@@ -193,11 +193,15 @@ expiry = {EXPIRY}
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        report["restarted"],
+        report["applied"],
         serde_json::json!(["nats.discovery"]),
         "{report}"
     );
     wait_served(&b, &api, &["10.7.0.1"], long, &log);
+    assert!(
+        log().contains("Watching (reload)."),
+        "the watch took the new cluster live"
+    );
     assert_eq!(served(&b, &web), BTreeSet::from(["10.7.0.1".to_owned()]));
 
     // SIGTERM: the reporter reports its services down before it exits.

@@ -22,7 +22,7 @@ use gordon_plugin_api::{
 };
 
 use super::records::{changes, record_sets, RecordSets};
-use crate::config::ClusterRecords;
+use crate::config::{ClusterRecords, WatchConfig};
 use crate::plugins::handle::{Discovery, HostSource};
 
 /// The phase the watch's messages start in.
@@ -47,12 +47,22 @@ struct Published {
 pub struct Watch {
     name: &'static str,
     plugin: Arc<Discovery>,
-    clusters: Vec<ClusterRecords>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    receivers: Mutex<Vec<Receiver<RString>>>,
+    /// The clusters to watch at start.
+    initial: Vec<ClusterRecords>,
+    /// The clusters watched now.
+    running: Mutex<Vec<Following>>,
+    /// Where the watches' messages go, once started.
+    events: Mutex<Option<Sender<EventMessage>>>,
     /// Set when a change was not published: the watches write their clusters'
     /// sets whole again.
     resync: Arc<AtomicBool>,
+}
+
+/// One cluster being followed.
+struct Following {
+    cfg: ClusterRecords,
+    rx: Receiver<RString>,
+    thread: JoinHandle<()>,
 }
 
 impl Watch {
@@ -61,11 +71,39 @@ impl Watch {
         Watch {
             name,
             plugin: Arc::new(plugin),
-            clusters,
-            threads: Mutex::new(Vec::new()),
-            receivers: Mutex::new(Vec::new()),
+            initial: clusters,
+            running: Mutex::new(Vec::new()),
+            events: Mutex::new(None),
             resync: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    fn follow(
+        &self,
+        cfg: &ClusterRecords,
+        events: &Sender<EventMessage>,
+    ) -> Result<Following, PluginError> {
+        let (tx, rx) = bounded::<RString>(QUEUE);
+        self.plugin.start_watching(&cfg.cluster, tx)?;
+        let (thread_cfg, events, source) = (cfg.clone(), events.clone(), self.name);
+        let (reader, resync) = (rx.clone(), Arc::clone(&self.resync));
+        let thread = std::thread::Builder::new()
+            .name(format!("gordon-watch-{}", cfg.cluster))
+            .spawn(move || follow(source, &thread_cfg, &reader, &events, &resync))
+            .map_err(|e| PluginError::new(format!("cannot start a watch thread: {e}")))?;
+        Ok(Following {
+            cfg: cfg.clone(),
+            rx,
+            thread,
+        })
+    }
+
+    fn unfollow(&self, f: Following) {
+        if let Err(e) = self.plugin.stop_watching(&f.cfg.cluster) {
+            tracing::warn!(source = self.name, cluster = %f.cfg.cluster, error = %e, "Cannot stop watching.");
+        }
+        f.rx.close();
+        let _ = f.thread.join();
     }
 }
 
@@ -136,24 +174,43 @@ fn apply(
 impl HostSource for Watch {
     fn start(&self, events: Sender<EventMessage>) -> Result<(), PluginError> {
         self.plugin.connect()?;
-        for cfg in &self.clusters {
-            let (tx, rx) = bounded::<RString>(QUEUE);
-            self.plugin.start_watching(&cfg.cluster, tx)?;
-            let (cfg, events, source) = (cfg.clone(), events.clone(), self.name);
-            let (reader, resync) = (rx.clone(), Arc::clone(&self.resync));
-            lock(&self.receivers).push(rx);
-            let thread = std::thread::Builder::new()
-                .name(format!("gordon-watch-{}", cfg.cluster))
-                .spawn(move || follow(source, &cfg, &reader, &events, &resync))
-                .map_err(|e| PluginError::new(format!("cannot start a watch thread: {e}")))?;
-            lock(&self.threads).push(thread);
+        for cfg in &self.initial {
+            let f = self.follow(cfg, &events)?;
+            lock(&self.running).push(f);
         }
+        *lock(&self.events) = Some(events);
         tracing::info!(
             source = self.name,
-            clusters = self.clusters.len(),
+            clusters = self.initial.len(),
             "Watching cluster membership."
         );
         Ok(())
+    }
+
+    /// Follows the clusters `watch` lists and stops following the others; a
+    /// cluster whose records changed is followed afresh (its sets are written
+    /// whole).
+    fn reconfigure(&self, watch: &WatchConfig) -> Result<bool, PluginError> {
+        let Some(events) = lock(&self.events).clone() else {
+            return Ok(false);
+        };
+        let mut running = lock(&self.running);
+        let (keep, drop): (Vec<Following>, Vec<Following>) = running
+            .drain(..)
+            .partition(|f| watch.clusters.contains(&f.cfg));
+        for f in drop {
+            tracing::info!(source = self.name, cluster = %f.cfg.cluster, "No longer watching (reload).");
+            self.unfollow(f);
+        }
+        *running = keep;
+        for cfg in &watch.clusters {
+            if !running.iter().any(|f| f.cfg == *cfg) {
+                tracing::info!(source = self.name, cluster = %cfg.cluster, "Watching (reload).");
+                let f = self.follow(cfg, &events)?;
+                running.push(f);
+            }
+        }
+        Ok(true)
     }
 
     fn cleanup(&self, batch: &[EventMessage]) -> Result<(), PluginError> {
@@ -172,16 +229,10 @@ impl HostSource for Watch {
     }
 
     fn shutdown(&self, deadline: Duration) -> Result<(), PluginError> {
-        for cfg in &self.clusters {
-            if let Err(e) = self.plugin.stop_watching(&cfg.cluster) {
-                tracing::warn!(source = self.name, cluster = %cfg.cluster, error = %e, "Cannot stop watching.");
-            }
-        }
-        for rx in lock(&self.receivers).drain(..) {
-            rx.close();
-        }
-        for thread in lock(&self.threads).drain(..) {
-            let _ = thread.join();
+        lock(&self.events).take();
+        let running: Vec<Following> = lock(&self.running).drain(..).collect();
+        for f in running {
+            self.unfollow(f);
         }
         self.plugin.disconnect(deadline)
     }

@@ -58,6 +58,15 @@ pub trait HostSource: Send + Sync {
     /// # Errors
     /// Why it did not stop cleanly.
     fn shutdown(&self, deadline: Duration) -> Result<(), PluginError>;
+    /// Applies a changed watch configuration live; `Ok(false)`: it cannot, and
+    /// must be replaced.
+    ///
+    /// # Errors
+    /// Why the change failed.
+    fn reconfigure(&self, watch: &crate::config::WatchConfig) -> Result<bool, PluginError> {
+        let _ = watch;
+        Ok(false)
+    }
 }
 
 /// In this process, or in a process of its own.
@@ -77,6 +86,21 @@ impl Source {
         match &self.0 {
             SourceSide::Plugin(Side::Isolated(r)) => Some(Arc::clone(r.supervisor())),
             _ => None,
+        }
+    }
+
+    /// Applies a changed discovery watch live; `Ok(false)` for any other source
+    /// (it must be replaced).
+    ///
+    /// # Errors
+    /// Why the change failed.
+    pub fn reconfigure_watch(
+        &self,
+        watch: &crate::config::WatchConfig,
+    ) -> Result<bool, PluginError> {
+        match &self.0 {
+            SourceSide::Host(h) => h.reconfigure(watch),
+            SourceSide::Plugin(_) => Ok(false),
         }
     }
 

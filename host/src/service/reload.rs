@@ -97,6 +97,8 @@ enum Change {
     Config,
     /// Isolation changed: always a new instance.
     Replace,
+    /// A discovery watch's clusters changed: applied to the watch live.
+    Watch,
     Add,
 }
 
@@ -137,9 +139,9 @@ fn reload(running: &mut Running) -> Value {
                 Change::Replace
             }
             Some(m) if m.isolated != isolated => Change::Replace,
-            // The clusters a discovery plugin watches changed: a new watch.
-            Some(m) if m.watch.as_ref() != core.discovery.get(&info.name) => Change::Replace,
             Some(m) if m.config_json != *cfg => Change::Config,
+            // Only the clusters a discovery plugin watches changed.
+            Some(m) if m.watch.as_ref() != core.discovery.get(&info.name) => Change::Watch,
             Some(m) => match &m.role {
                 Role::Handler(slot) if slot.timeout != handler_timeout(core, &info.name) => {
                     Change::Timeout
@@ -266,6 +268,34 @@ fn apply(running: &mut Running, session: Session, changes: Vec<(PluginInfo, Chan
                         );
                         problems.push(p);
                     }
+                }
+            }
+            Change::Watch => {
+                let watch = core.discovery.get(&name).cloned().unwrap_or_default();
+                let member = running.members.get_mut(&name);
+                let applied_live = match member.as_ref().map(|m| &m.role) {
+                    Some(Role::Source(s)) => s.reconfigure_watch(&watch),
+                    _ => Ok(false),
+                };
+                match applied_live {
+                    Ok(true) => {
+                        if let Some(m) = member {
+                            m.watch = Some(watch);
+                        }
+                        events::publish("config.applied", Some(&name), json!({"live": true}));
+                        applied.push(name);
+                    }
+                    Ok(false) => match replace(running, &session, &info, &mut relay) {
+                        Ok(old) => {
+                            retired.push(old);
+                            restarted.push(name);
+                        }
+                        Err(p) => problems.push(p),
+                    },
+                    Err(e) => problems.push(format!(
+                        "plugin `{name}`: its watch could not take the new clusters: {}",
+                        e.message()
+                    )),
                 }
             }
             Change::Replace => match replace(running, &session, &info, &mut relay) {
