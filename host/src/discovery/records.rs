@@ -73,17 +73,23 @@ pub fn changes(before: &RecordSets, after: &RecordSets) -> (RecordSets, RecordSe
     (write, delete)
 }
 
+/// Cluster `web` as `web.example.com.`, with `srv` if given (for tests).
+#[cfg(test)]
+pub(crate) fn test_cluster(srv: Option<&str>) -> ClusterRecords {
+    ClusterRecords {
+        cluster: "web".into(),
+        name: "web.example.com.".into(),
+        ttl: 30,
+        srv: srv.map(str::to_owned),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cfg() -> ClusterRecords {
-        ClusterRecords {
-            cluster: "web".into(),
-            name: "web.example.com.".into(),
-            ttl: 30,
-            srv: Some("_http._tcp".into()),
-        }
+        test_cluster(Some("_http._tcp"))
     }
 
     fn member(node: &str, address: &str, port: u16) -> Member {

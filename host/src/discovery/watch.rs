@@ -286,12 +286,7 @@ mod tests {
     use super::*;
 
     fn cfg() -> ClusterRecords {
-        ClusterRecords {
-            cluster: "web".into(),
-            name: "web.example.com.".into(),
-            ttl: 30,
-            srv: None,
-        }
+        crate::discovery::records::test_cluster(None)
     }
 
     fn membership(members: &[(&str, &str)], store_ok: bool, complete: bool) -> Membership {

@@ -249,13 +249,15 @@ fn apply(running: &mut Running, session: Session, changes: Vec<(PluginInfo, Chan
                         }
                         applied.push(name);
                     }
-                    Ok(false) => match replace(running, &session, &info, &mut relay) {
-                        Ok(old) => {
-                            retired.push(old);
-                            restarted.push(name);
-                        }
-                        Err(p) => problems.push(p),
-                    },
+                    Ok(false) => replace_into(
+                        running,
+                        &session,
+                        &info,
+                        &mut relay,
+                        &mut retired,
+                        &mut restarted,
+                        &mut problems,
+                    ),
                     Err(e) => {
                         let p = format!(
                             "plugin `{name}` refused its new configuration ({}); it keeps the previous one",
@@ -285,26 +287,30 @@ fn apply(running: &mut Running, session: Session, changes: Vec<(PluginInfo, Chan
                         events::publish("config.applied", Some(&name), json!({"live": true}));
                         applied.push(name);
                     }
-                    Ok(false) => match replace(running, &session, &info, &mut relay) {
-                        Ok(old) => {
-                            retired.push(old);
-                            restarted.push(name);
-                        }
-                        Err(p) => problems.push(p),
-                    },
+                    Ok(false) => replace_into(
+                        running,
+                        &session,
+                        &info,
+                        &mut relay,
+                        &mut retired,
+                        &mut restarted,
+                        &mut problems,
+                    ),
                     Err(e) => problems.push(format!(
                         "plugin `{name}`: its watch could not take the new clusters: {}",
                         e.message()
                     )),
                 }
             }
-            Change::Replace => match replace(running, &session, &info, &mut relay) {
-                Ok(old) => {
-                    retired.push(old);
-                    restarted.push(name);
-                }
-                Err(p) => problems.push(p),
-            },
+            Change::Replace => replace_into(
+                running,
+                &session,
+                &info,
+                &mut relay,
+                &mut retired,
+                &mut restarted,
+                &mut problems,
+            ),
             Change::Add => match create_member(&session, &info, &mut relay) {
                 Ok(m) => {
                     running.members.insert(name.clone(), m);
@@ -417,6 +423,26 @@ fn apply(running: &mut Running, session: Session, changes: Vec<(PluginInfo, Chan
     });
     tracing::info!(generation, applied = ?report["applied"], restarted = ?report["restarted"], added = ?report["added"], removed = ?report["removed"], "Configuration generation {generation} in use.");
     report
+}
+
+/// [`replace`], recording the old member to retire and the plugin as restarted,
+/// or the problem.
+fn replace_into(
+    running: &mut Running,
+    session: &Session,
+    info: &PluginInfo,
+    relay: &mut Option<(&'static str, crate::plugins::handle::Relay)>,
+    retired: &mut Vec<Member>,
+    restarted: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) {
+    match replace(running, session, info, relay) {
+        Ok(old) => {
+            retired.push(old);
+            restarted.push(info.name.clone());
+        }
+        Err(p) => problems.push(p),
+    }
 }
 
 /// Creates a new instance of `info` and swaps it in for the member of that name;
