@@ -4,9 +4,23 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// What `gordon --version` prints: the host's version, the plugin-api it was
+/// built with and the plugin libraries it loads.
+pub fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let api = crate::plugins::loader::host_api_version();
+        let minor = api.split('.').nth(1).unwrap_or("0");
+        format!(
+            "{}\nplugin-api {api}: loads plugin libraries built against plugin-api 1.0 up to 1.{minor}; a library built against another major version, or whose interface types differ in layout, is refused before any of its code runs",
+            env!("CARGO_PKG_VERSION")
+        )
+    })
+}
+
 /// gordon: event-driven DNS registration, driven by dynamic-library plugins.
 #[derive(Debug, Parser)]
-#[command(name = "gordon", version, about)]
+#[command(name = "gordon", version, long_version = long_version(), about)]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
@@ -97,6 +111,14 @@ pub enum Command {
         #[arg(long)]
         host_pid: u32,
     },
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Manpage,
     /// Inspect installed plugins.
     Plugins {
         /// What to do with them.
@@ -113,6 +135,27 @@ pub enum PluginsCommand {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// What one plugin offers — kind, phase, versions, actions, host events —
+    /// read from its library without creating it.
+    Info {
+        /// The plugin.
+        name: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a library: checked as discovery checks it, copied into the first
+    /// plugin directory with mode 0644; prints its `core.plugin_pins` line.
+    Add {
+        /// The library file.
+        file: PathBuf,
+    },
+    /// Remove the library that provides a plugin (refused while any of its
+    /// plugins is in core.plugins).
+    Rm {
+        /// A plugin of the library.
+        name: String,
     },
 }
 

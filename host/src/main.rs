@@ -16,6 +16,8 @@ fn main() -> ExitCode {
         None | Some(Command::Run) => {
             commands::run::run(&cli.global).map(|clean| if clean { 0 } else { 3 })
         }
+        Some(Command::Completions { shell }) => commands::docs::completions(*shell).map(|()| 0),
+        Some(Command::Manpage) => commands::docs::manpage().map(|()| 0),
         Some(Command::Report) => {
             gordon::discovery::report::run(&cli.global).map(|clean| if clean { 0 } else { 3 })
         }
@@ -89,6 +91,15 @@ fn main() -> ExitCode {
         Some(Command::Plugins {
             command: PluginsCommand::List { json },
         }) => commands::list::run(&cli.global, *json).map(|()| 0),
+        Some(Command::Plugins {
+            command: PluginsCommand::Info { name, json },
+        }) => commands::manage::info(&cli.global, name, *json).map(|()| 0),
+        Some(Command::Plugins {
+            command: PluginsCommand::Add { file },
+        }) => commands::manage::add(&cli.global, file).map(|()| 0),
+        Some(Command::Plugins {
+            command: PluginsCommand::Rm { name },
+        }) => commands::manage::rm(&cli.global, name).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

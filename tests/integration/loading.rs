@@ -310,3 +310,135 @@ fn a_malformed_pin_is_a_config_error_naming_the_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn version_names_the_plugin_api_and_the_libraries_it_loads() {
+    let manifest =
+        std::fs::read_to_string(crate::util::root().join("plugin-api/Cargo.toml")).unwrap();
+    let api = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap();
+    let out = std::process::Command::new(crate::util::gordon_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = text(&out.stdout);
+    let minor = api.split('.').nth(1).unwrap();
+    assert!(text.starts_with("gordon "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "plugin-api {api}: loads plugin libraries built against plugin-api 1.0 up to 1.{minor}"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(crate::util::gordon_bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let bash = run(&["completions", "bash"]);
+    let script =
+        std::env::temp_dir().join(format!("gordon-completion-{}.bash", std::process::id()));
+    std::fs::write(&script, &bash).unwrap();
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&script);
+    assert!(
+        checked.status.success(),
+        "bash -n: {}",
+        text(&checked.stderr)
+    );
+    assert!(
+        bash.contains("report") && bash.contains("ctl"),
+        "every command completes"
+    );
+    let man = run(&["manpage"]);
+    assert!(man.contains(".TH gordon 1"), "{man}");
+    for command in ["run", "check", "report", "ctl", "janitor", "plugins"] {
+        assert!(man.contains(command), "the man page lists `{command}`");
+    }
+}
+
+#[test]
+fn plugins_add_info_and_rm_install_inspect_and_remove_a_library() {
+    let env = Env::new();
+    env.config("[core]\nplugins = []\n");
+    let lib = fixture("alpha");
+    // A library that does not pass discovery's checks is refused, and nothing is copied.
+    let garbage = env.path().join("libgarbage.so");
+    std::fs::write(&garbage, b"not a library").unwrap();
+    let out = env.gordon(&["plugins", "add", garbage.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a shared object"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!env.path().join("plugins.d/libgarbage.so").exists());
+
+    let out = env.gordon(&["plugins", "add", lib.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let installed = env.path().join("plugins.d").join(lib.file_name().unwrap());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&installed).unwrap().permissions(),
+    ) & 0o777;
+    assert_eq!(mode, 0o644);
+    let pin = sha256(&installed);
+    assert!(
+        text(&out.stdout).contains(&format!("= \"{pin}\"")),
+        "{}",
+        text(&out.stdout)
+    );
+    let again = env.gordon(&["plugins", "add", lib.to_str().unwrap()]);
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let out = env.gordon(&["plugins", "info", "alpha.source", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["kind"], "runnable", "{doc}");
+    assert_eq!(doc["active"], false, "{doc}");
+    env.install(&crate::util::vendor_fixture(), "libacme.so");
+    let out = env.gordon(&["plugins", "info", "acme.live"]);
+    assert!(
+        text(&out.stdout).contains("action:      leave reason=string"),
+        "{}",
+        text(&out.stdout)
+    );
+    let missing = env.gordon(&["plugins", "info", "nope.nothing"]);
+    assert!(
+        text(&missing.stderr).contains("no plugin `nope.nothing`"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    // Removing refuses while a plugin of the library is active.
+    env.config("[core]\nplugins = [\"alpha.source\"]\n");
+    let out = env.gordon(&["plugins", "rm", "alpha.source"]);
+    assert!(
+        text(&out.stderr).contains("listed in core.plugins"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(installed.exists());
+    env.config("[core]\nplugins = []\n");
+    let out = env.gordon(&["plugins", "rm", "alpha.source"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!installed.exists());
+}
