@@ -42,4 +42,6 @@ mod isolation_soak;
 mod live;
 // Discovery: `gordon report` nodes, a watch in `gordon run`, NATS and BIND.
 mod discovery;
+// The Debian package: built, installed, checked, removed.
+mod package;
 mod util;
