@@ -15,7 +15,7 @@ cargo build --release --quiet $packages
 bin=target/release/gordon
 version=$("$bin" -V | awk '{print $2}')
 arch=$(dpkg --print-architecture)
-glibc=$(ldd --version | head -1 | awk '{print $NF}')
+glibc=$(ldd --version | awk 'NR == 1 {print $NF}')
 root="target/debian/gordon_${version}_${arch}"
 rm -rf "$root"
 install -D -m 0755 "$bin" "$root/usr/bin/gordon"
@@ -69,5 +69,5 @@ if [ "$1" = purge ]; then rm -rf /var/lib/gordon; fi
 if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 POSTRM
 chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/postrm"
-dpkg-deb --root-owner-group -Zxz --build "$root" "target/debian/" >/dev/null
+dpkg-deb --root-owner-group -Zgzip --build "$root" "target/debian/" >/dev/null
 echo "target/debian/gordon_${version}_${arch}.deb"

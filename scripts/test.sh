@@ -27,6 +27,9 @@ if [ -n "$missing" ]; then
 fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The release build the package test installs, made before the tests run: built
+# during them it would take both cores from the timing-sensitive ones.
+./packaging/build-deb.sh >/dev/null
 cargo test --workspace --all-features --no-fail-fast
 # The FFI channel's loom models (plugin-api/tests/loom_channel.rs), in their own
 # target dir: the cfg changes every crate's flags, which would rebuild the rest.
