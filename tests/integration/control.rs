@@ -9,7 +9,7 @@ use crate::isolation::{fault_env, port_of, post_one, started_pid, stop, wait_don
 use crate::util::{gordon_bin, root, test_tool, text, Env};
 
 /// Polls until the control socket exists (a readiness probe).
-fn wait_for_socket(path: &std::path::Path) {
+pub(crate) fn wait_for_socket(path: &std::path::Path) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !path.exists() {
         assert!(
@@ -21,13 +21,13 @@ fn wait_for_socket(path: &std::path::Path) {
     }
 }
 
-fn ctl_json(env: &Env) -> serde_json::Value {
+pub(crate) fn ctl_json(env: &Env) -> serde_json::Value {
     let out = env.gordon(&["ctl", "status", "--json"]);
     assert!(out.status.success(), "{}\n{}", text(&out.stderr), env.log());
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn plugin<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn plugin<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     doc["plugins"]
         .as_array()
         .unwrap()

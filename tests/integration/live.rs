@@ -45,16 +45,7 @@ fn live_env(live: &str) -> Env {
 }
 
 fn wait_for_socket(env: &Env) {
-    let sock = env.path().join("gordon.sock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no control socket\n{}",
-            env.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    crate::control::wait_for_socket(&env.path().join("gordon.sock"));
 }
 
 fn action(env: &Env, plugin: &str, name: &str, params: &[&str]) -> serde_json::Value {
@@ -67,9 +58,7 @@ fn action(env: &Env, plugin: &str, name: &str, params: &[&str]) -> serde_json::V
 }
 
 fn status(env: &Env) -> serde_json::Value {
-    let out = env.gordon(&["ctl", "status", "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::control::ctl_json(env)
 }
 
 fn reload(env: &Env) -> std::process::Output {
@@ -473,12 +462,7 @@ fn ctl_plugin_stop_and_start_take_a_plugin_out_of_service_and_back() {
     let out = env.gordon(&["ctl", "plugin", "stop", "acme.live"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc = status(&env);
-    let live = doc["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "acme.live")
-        .unwrap();
+    let live = crate::control::plugin(&doc, "acme.live");
     assert_eq!(live["state"], "stopped", "{doc}");
     let id = post_one(port, "while-stopped");
     let done = wait_done(&env, port, &id);
@@ -504,12 +488,7 @@ fn ctl_plugin_stop_and_start_take_a_plugin_out_of_service_and_back() {
     let out = env.gordon(&["ctl", "plugin", "stop", "http.events"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc = status(&env);
-    let http = doc["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "http.events")
-        .unwrap();
+    let http = crate::control::plugin(&doc, "http.events");
     assert_eq!(http["state"], "stopped", "{doc}");
     assert!(doc["sources"].as_array().unwrap().is_empty(), "{doc}");
     std::fs::remove_file(env.path().join("port")).unwrap();
@@ -624,12 +603,7 @@ fn a_slow_event_subscriber_loses_events_and_never_slows_the_host() {
         "the host waited for its subscriber: {took:?}"
     );
     let doc = status(&env);
-    let live = doc["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "acme.live")
-        .unwrap();
+    let live = crate::control::plugin(&doc, "acme.live");
     assert!(live["events_dropped"].as_u64().unwrap() > 0, "{live}");
     assert!(stop(&mut child).success(), "{}", env.log());
 }

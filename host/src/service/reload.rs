@@ -60,31 +60,35 @@ pub(crate) fn restart_only(old: &CoreConfig, new: &CoreConfig) -> Vec<String> {
             ));
         }
     };
-    check(
-        "metrics",
-        format!("{:?}", old.metrics),
-        format!("{:?}", new.metrics),
-    );
-    check(
-        "logging",
-        format!("{:?}", old.logging),
-        format!("{:?}", new.logging),
-    );
-    check(
-        "router",
-        format!("{:?}", old.router),
-        format!("{:?}", new.router),
-    );
-    check(
-        "isolation",
-        format!("{:?}", old.isolation),
-        format!("{:?}", new.isolation),
-    );
-    check(
-        "control",
-        format!("{:?}", old.control),
-        format!("{:?}", new.control),
-    );
+    for (key, a, b) in [
+        (
+            "metrics",
+            format!("{:?}", old.metrics),
+            format!("{:?}", new.metrics),
+        ),
+        (
+            "logging",
+            format!("{:?}", old.logging),
+            format!("{:?}", new.logging),
+        ),
+        (
+            "router",
+            format!("{:?}", old.router),
+            format!("{:?}", new.router),
+        ),
+        (
+            "isolation",
+            format!("{:?}", old.isolation),
+            format!("{:?}", new.isolation),
+        ),
+        (
+            "control",
+            format!("{:?}", old.control),
+            format!("{:?}", new.control),
+        ),
+    ] {
+        check(key, a, b);
+    }
     changed
 }
 
