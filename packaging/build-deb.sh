@@ -18,10 +18,14 @@ arch=$(dpkg --print-architecture)
 glibc=$(ldd --version | awk 'NR == 1 {print $NF}')
 root="target/debian/gordon_${version}_${arch}"
 rm -rf "$root"
+# Installed with their debug line tables stripped (symbols kept, so a backtrace
+# still names functions), as Debian's own packages are.
 install -D -m 0755 "$bin" "$root/usr/bin/gordon"
+strip --strip-debug "$root/usr/bin/gordon"
 install -d -m 0755 "$root/usr/lib/gordon/plugins.d"
 for p in $plugins; do
   install -m 0644 "target/release/libgordon_plugin_$p.so" "$root/usr/lib/gordon/plugins.d/"
+  strip --strip-debug "$root/usr/lib/gordon/plugins.d/libgordon_plugin_$p.so"
 done
 install -D -m 0644 packaging/gordon.toml "$root/etc/gordon/gordon.toml"
 install -D -m 0644 packaging/gordon.service "$root/lib/systemd/system/gordon.service"

@@ -19,8 +19,12 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
+/// Cargo, with the workspace's debug level also for the out-of-tree builds (the
+/// drift and vendor fixtures): full debug info would multiply their disk use.
 fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only");
+    cmd
 }
 
 /// Packages every test needs built: the host and the fixture cdylibs.
