@@ -95,14 +95,26 @@ pub enum Drift {
     Major,
     /// Two fields of `ResourceRecord` swapped: same version, different layout.
     Layout,
-    /// Not drifted at all: the released plugin-api 1.0.0 (`tests/compat`), which the
-    /// current host must keep loading.
+    /// Not drifted at all: the released plugin-api 1.0.0, which the current host must
+    /// keep loading. Like every `Released*`, built from the packaged `.crate` in
+    /// `tests/compat` with the lock file that version was released with.
     Released1_0,
-    /// The released plugin-api 1.1.0 (`tests/compat`), likewise.
+    /// The released plugin-api 1.1.0, likewise.
     Released1_1,
-    /// The released plugin-api 1.2.0, built from its packaged `.crate`
-    /// (`tests/compat/gordon-plugin-api-1.2.0.crate`, made by `cargo package`).
+    /// The released plugin-api 1.2.0, likewise.
     Released1_2,
+}
+
+impl Drift {
+    /// The released plugin-api version a `Released*` drift is built against.
+    fn release(self) -> Option<&'static str> {
+        match self {
+            Drift::Major | Drift::Layout => None,
+            Drift::Released1_0 => Some("1.0.0"),
+            Drift::Released1_1 => Some("1.1.0"),
+            Drift::Released1_2 => Some("1.2.0"),
+        }
+    }
 }
 
 /// A plugin built against a drifted copy of plugin-api (see `tests/abi-drift`).
@@ -119,25 +131,23 @@ pub fn drifted_fixture(drift: Drift) -> PathBuf {
     };
     let ws = base.join(variant);
     let _ = std::fs::remove_dir_all(&ws);
-    match drift {
-        Drift::Released1_0 => copy_dir(
-            &root().join("tests/compat/plugin-api-1.0.0"),
-            &ws.join("plugin-api"),
-        ),
-        Drift::Released1_1 => copy_dir(
-            &root().join("tests/compat/plugin-api-1.1.0"),
-            &ws.join("plugin-api"),
-        ),
-        Drift::Released1_2 => unpack_crate(
-            &root().join("tests/compat/gordon-plugin-api-1.2.0.crate"),
-            &ws.join("plugin-api"),
-        ),
-        Drift::Major | Drift::Layout => {
-            copy_dir(&root().join("plugin-api"), &ws.join("plugin-api"))
+    // A release is built from its package and with the lock file it was released
+    // with; a drifted copy of today's plugin-api with today's lock file.
+    let lock = match drift.release() {
+        Some(version) => {
+            let compat = root().join("tests/compat");
+            let krate = compat.join(format!("gordon-plugin-api-{version}.crate"));
+            verify_sha256(&krate);
+            unpack_crate(&krate, &ws.join("plugin-api"));
+            compat.join(format!("gordon-plugin-api-{version}.Cargo.lock"))
         }
-    }
+        None => {
+            copy_dir(&root().join("plugin-api"), &ws.join("plugin-api"));
+            root().join("Cargo.lock")
+        }
+    };
     copy_dir(&root().join("tests/abi-drift"), &ws.join("fixture"));
-    std::fs::copy(root().join("Cargo.lock"), ws.join("Cargo.lock")).unwrap();
+    std::fs::copy(&lock, ws.join("Cargo.lock")).unwrap();
     std::fs::write(ws.join("Cargo.toml"), drift_workspace_manifest()).unwrap();
     match drift {
         Drift::Major => patch(
@@ -163,7 +173,73 @@ pub fn drifted_fixture(drift: Drift) -> PathBuf {
         ])
         .arg(base.join("target"));
     run_cargo(cmd, &format!("the {variant} drift fixture"));
+    assert_pinned(&ws.join("Cargo.lock"), &lock);
     base.join("target/debug/libgordon_fixture_drift.so")
+}
+
+/// Checks `file` against its line in the `SHA256SUMS` beside it (the check
+/// `sha256sum -c SHA256SUMS` makes), so no fixture is built from a release package
+/// that changed.
+fn verify_sha256(file: &Path) {
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let sums = file.with_file_name("SHA256SUMS");
+    let listed = std::fs::read_to_string(&sums)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", sums.display()));
+    let expected = listed
+        .lines()
+        .find_map(|line| {
+            let (sum, file) = line.split_once(char::is_whitespace)?;
+            (file.trim_start().trim_start_matches('*') == name).then_some(sum)
+        })
+        .unwrap_or_else(|| panic!("{} lists no checksum for {name}", sums.display()));
+    let out = Command::new("sha256sum")
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sha256sum on {}: {e}", file.display()));
+    assert!(
+        out.status.success(),
+        "sha256sum {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let actual = stdout.split_whitespace().next().unwrap_or_default();
+    assert!(
+        actual.eq_ignore_ascii_case(expected),
+        "{} does not match its checksum in {}: sha256 {actual}, expected {expected}",
+        file.display(),
+        sums.display()
+    );
+}
+
+/// Fails unless every registry package in the lock file a drift build ended with
+/// (`used`) is pinned, at the same version, by the one it was given: cargo may add
+/// the fixture crate itself, but never choose a dependency version of its own.
+fn assert_pinned(used: &Path, given: &Path) {
+    fn registry_packages(lock: &Path) -> std::collections::BTreeSet<String> {
+        let text = std::fs::read_to_string(lock).unwrap();
+        let doc: toml::Table = text.parse().unwrap();
+        doc["package"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| {
+                let source = p.get("source")?.as_str()?;
+                let (name, version) = (p["name"].as_str()?, p["version"].as_str()?);
+                Some(format!("{name} {version} ({source})"))
+            })
+            .collect()
+    }
+    let pinned = registry_packages(given);
+    let unpinned: Vec<String> = registry_packages(used)
+        .into_iter()
+        .filter(|p| !pinned.contains(p))
+        .collect();
+    assert!(
+        unpinned.is_empty(),
+        "the drift build chose versions {} does not pin: {unpinned:?}",
+        given.display()
+    );
 }
 
 /// The workspace manifest for a drift build: the real workspace's shared sections,
