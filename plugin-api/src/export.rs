@@ -338,6 +338,7 @@ extern "C" fn define<P: Plugin>() -> RString {
         Ok(Definition {
             actions: P::actions(),
             events: P::HOST_EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+            config: P::config_keys(),
         })
     });
     match definition {

@@ -60,7 +60,8 @@
 //! # fn main() {}
 //! ```
 //!
-//! With the `testing` feature, [`testing`] runs it without a host:
+//! With the `testing` feature, the module `gordon_plugin_api::testing` runs it
+//! without a host:
 //!
 //! ```ignore
 //! let h = gordon_plugin_api::testing::handler::<Suffix>(r#"zone = "example.com.""#)?;
@@ -177,7 +178,9 @@
 //!   module. Before the host calls anything in it, abi_stable compares this crate's
 //!   major version and the full layout of every type reachable from the root with the
 //!   host's; a library that does not fit is refused with a message, never run.
-//!   The interface grows by appending only (see [`abi`]).
+//!   The interface grows by appending only: each minor version adds entry points
+//!   at the end of the tables, so an older library's tables are a prefix of the
+//!   host's, and the host keeps every released version's layout to check them.
 //! - **Panics stop at the boundary.** Every call from the host into a plugin goes
 //!   through a shim that catches panics; a panicking handler fails its message, and a
 //!   panicking constructor fails its plugin, but the host lives on.
@@ -198,7 +201,11 @@
 //! panic cannot be caught and ends the host.
 #![deny(missing_docs)]
 
+// The ABI and the channel are the host's side of the boundary: public for the
+// host crate, hidden from the SDK's documentation.
+#[doc(hidden)]
 pub mod abi;
+#[doc(hidden)]
 pub mod channel;
 mod context;
 mod discovery;
@@ -208,6 +215,7 @@ pub mod event_json;
 pub mod export;
 mod hostlink;
 mod janitor;
+mod keys;
 mod live;
 mod message;
 pub mod ownership;
@@ -221,6 +229,7 @@ pub use crate::channel::Closed;
 pub use crate::context::{EventSender, Metrics, PluginContext, RunContext, Shutdown};
 pub use crate::discovery::{Discovery, Member, Membership, MembershipSender, Service};
 pub use crate::error::{FfiError, PluginError};
+pub use crate::keys::ConfigKey;
 pub use crate::janitor::{Authority, Inbox, Outbox, Publisher, Reconciler, ZoneRecords};
 pub use crate::live::{
     event_matches, ActionSpec, ConfigChange, Definition, HostEvent, Param, ParamType,
@@ -260,6 +269,7 @@ pub fn host_health() -> Option<HostHealth> {
 }
 
 // Re-exports. Consider semver implications carefully.
+pub use schemars;
 pub use serde;
 pub use serde_json;
 pub use tokio;

@@ -100,6 +100,7 @@ pub enum ConfigChange {
 }
 
 /// The plugin's definition, as the host reads it without creating the plugin.
+#[doc(hidden)]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Definition {
     /// Its actions.
@@ -108,6 +109,10 @@ pub struct Definition {
     /// The host events it selects, as patterns.
     #[serde(default)]
     pub events: Vec<String>,
+    /// The keys of its configuration, when it describes them
+    /// ([`Plugin::config_keys`](crate::Plugin::config_keys)).
+    #[serde(default)]
+    pub config: Vec<crate::ConfigKey>,
 }
 
 /// One event of the host's life, delivered to a plugin that selected it
@@ -192,6 +197,7 @@ mod tests {
                 )),
             ],
             events: vec!["plugin.*".into()],
+            config: Vec::new(),
         };
         let json = serde_json::to_string(&d).unwrap();
         assert!(json.contains(r#""type":"string""#), "{json}");

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::context::{PluginContext, RunContext};
 use crate::error::PluginError;
+use crate::keys::ConfigKey;
 use crate::live::{ActionSpec, ConfigChange, HostEvent};
 use crate::message::EventMessage;
 
@@ -24,8 +25,18 @@ pub trait Plugin: Sized + Send + Sync + 'static {
     /// One line saying what the plugin does (shown by `gordon plugins list`).
     const DESCRIPTION: &'static str;
     /// The plugin's configuration. Derive `Deserialize`, and add
-    /// `#[serde(deny_unknown_fields)]` so that a typo is an error naming the key.
+    /// `#[serde(deny_unknown_fields)]` so that a typo is an error naming the key;
+    /// derive `JsonSchema` too and describe its keys in [`Plugin::config_keys`].
     type Config: DeserializeOwned;
+
+    /// The keys of [`Plugin::Config`] (since 1.3): name, type, default and one line
+    /// of documentation each, shown by `gordon plugins info` and named by `gordon
+    /// check` without creating the plugin. Return
+    /// [`ConfigKey::of::<Self::Config>()`](ConfigKey::of) from a configuration type
+    /// that derives `JsonSchema`. The default describes none.
+    fn config_keys() -> Vec<ConfigKey> {
+        Vec::new()
+    }
 
     /// Checks the configuration beyond what deserialising it checks, without creating
     /// the plugin (`gordon check` calls it). The default accepts anything that
