@@ -320,3 +320,50 @@ fn a_poison_message_goes_to_the_dead_letter_subject() {
     wait_served(&b, 3, Duration::from_secs(30));
     stop(&env, child);
 }
+
+/// `servers`: the first dead (nothing listens on its port), the second BIND by a
+/// host name. `check --connect` names the dead one; the service fails over to BIND
+/// and every event lands.
+#[test]
+fn a_dead_first_server_is_failed_over_to_bind_by_host_name_and_nothing_is_lost() {
+    let Some(b) = backend() else { return };
+    let env = gordon_env(&b, &b.key, "");
+    let dead = format!("127.0.0.1:{}", crate::util::free_port());
+    let named = format!("localhost:{}", b.bind.port());
+    let cfg = std::fs::read_to_string(env.path().join("gordon.toml")).unwrap();
+    let line = format!("server = \"{}\"\n", b.bind.addr());
+    assert_eq!(cfg.matches(&line).count(), 1, "{cfg}");
+    env.config(&cfg.replace(&line, &format!("servers = [\"{dead}\", \"{named}\"]\n")));
+
+    let check = env.gordon(&["check", "--connect"]);
+    let out = crate::util::text(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "1 of the 2 servers of `servers` failed the check ({named} passed): server {dead} refused the connection"
+        )),
+        "{out}"
+    );
+
+    let child = env.spawn(&[]);
+    publish(&b, 0..100);
+    let (served, missing) = wait_all_served(&b, "host", 100, Duration::from_secs(60), || {});
+    assert_eq!(served, 100, "missing {missing:?}\n{}", env.log());
+    let line = b
+        .bind
+        .axfr()
+        .into_iter()
+        .find(|l| l.starts_with("host42."))
+        .unwrap();
+    assert!(line.contains("10.9.0.43"), "{line}");
+    let log = env.log();
+    let failover = log
+        .lines()
+        .find(|l| l.contains("Failed over to another DNS server"))
+        .unwrap_or_else(|| panic!("no fail-over logged:\n{log}"));
+    assert!(
+        failover.contains(&dead) && failover.contains(&named),
+        "{failover}"
+    );
+    stop(&env, child);
+}

@@ -132,21 +132,56 @@ fn drift_is_put_right_by_one_janitor_run_and_the_service() {
     // One real run, then the service applies the corrections.
     let out = janitor.gordon(&["janitor", "--once"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_repaired(&b, &service);
+    stop(&service, child);
+}
+
+/// Waits until BIND serves what `hosts.toml` describes, and nothing else.
+fn wait_repaired(b: &Backend, service: &Env) {
     let want = vec![
         format!("api.{ZONE} 10.0.0.2"),
         format!("db.{ZONE} 10.0.0.3"),
         format!("www.{ZONE} 10.0.0.1"),
     ];
     let deadline = Instant::now() + Duration::from_secs(30);
-    while a_records(&b) != want {
+    while a_records(b) != want {
         assert!(
             Instant::now() < deadline,
             "DNS not repaired: {:?}\n{}",
-            a_records(&b),
+            a_records(b),
             service.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The reconciler with `servers`: the first dead, the second BIND by a host name.
+/// It reads the zone from BIND and the run repairs the drift.
+#[test]
+fn the_reconciler_fails_over_to_a_server_named_by_host_name() {
+    let Some(b) = backend() else { return };
+    let service = gordon_env(&b, &b.key, "");
+    let child = service.spawn(&[]);
+    drift(&b);
+    let janitor = janitor_env(&b, "hosts.toml");
+    let dead = format!("127.0.0.1:{}", crate::util::free_port());
+    let named = format!("localhost:{}", b.bind.port());
+    let cfg = std::fs::read_to_string(janitor.path().join("gordon-janitor.toml")).unwrap();
+    let line = format!("server = \"{}\"\n", b.bind.addr());
+    assert_eq!(cfg.matches(&line).count(), 1, "{cfg}");
+    janitor.janitor_config(&cfg.replace(&line, &format!("servers = [\"{dead}\", \"{named}\"]\n")));
+    let out = janitor.gordon(&["janitor", "--once"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let failover = stderr
+        .lines()
+        .find(|l| l.contains("Failed over to another DNS server"))
+        .unwrap_or_else(|| panic!("no fail-over logged:\n{stderr}"));
+    assert!(
+        failover.contains(&dead) && failover.contains(&named),
+        "{failover}"
+    );
+    wait_repaired(&b, &service);
     stop(&service, child);
 }
 

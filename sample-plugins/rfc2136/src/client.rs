@@ -9,11 +9,16 @@
 //!
 //! A message goes over UDP when it fits in 512 bytes and TCP otherwise; a truncated
 //! UDP answer is asked again over TCP. Each attempt gets a new id and signature.
+//!
+//! Each exchange goes to the servers of the [`Pool`] in turn (see `servers.rs`):
+//! the one that answered last first, the next when it cannot be reached. A retry
+//! (after a pause) is another such round.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gordon_plugin_api::tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +27,7 @@ use gordon_plugin_api::tokio::time::{sleep, timeout, timeout_at, Instant};
 use gordon_plugin_api::{tracing, Metrics, RecordType};
 
 use crate::error::{rcode, Failure, Scope};
+use crate::servers::{Pool, Round, Target};
 use crate::tsig::{self, Key};
 use crate::wire::{
     self, Message, Name, Section, Writer, CLASS_ANY, CLASS_IN, FLAG_AA, FLAG_QR, FLAG_TC,
@@ -39,7 +45,9 @@ pub(crate) type ServedRecord = (Name, u16, u32, Vec<u8>);
 /// How to reach the server, and how hard to try.
 #[derive(Debug)]
 pub(crate) struct Client {
-    pub(crate) server: SocketAddr,
+    /// The servers, in the order of fail-over; shared by the clients of one
+    /// configuration (every zone of the reconciler), so that they stick to the same.
+    pub(crate) servers: Arc<Pool>,
     pub(crate) zone: Name,
     /// The zone as text, for messages and metric tags.
     pub(crate) zone_text: String,
@@ -131,13 +139,18 @@ impl Client {
         Signed { bytes, mac }
     }
 
-    async fn udp(&self, msg: &[u8]) -> Result<Vec<u8>, Failure> {
-        let local: SocketAddr = match self.server {
+    /// The server in use (the one that answered last), for messages.
+    pub(crate) fn server_in_use(&self) -> String {
+        self.servers.in_use()
+    }
+
+    async fn udp(&self, server: SocketAddr, msg: &[u8]) -> Result<Vec<u8>, Failure> {
+        let local: SocketAddr = match server {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
         let sock = UdpSocket::bind(local).await.map_err(io_failure)?;
-        sock.connect(self.server).await.map_err(io_failure)?;
+        sock.connect(server).await.map_err(io_failure)?;
         sock.send(msg).await.map_err(io_failure)?;
         let deadline = Instant::now() + self.timeout;
         let mut buf = vec![0u8; wire::MAX_MESSAGE];
@@ -154,8 +167,8 @@ impl Client {
         }
     }
 
-    async fn connect(&self) -> Result<TcpStream, Failure> {
-        let stream = timeout(self.timeout, TcpStream::connect(self.server))
+    async fn connect(&self, server: SocketAddr) -> Result<TcpStream, Failure> {
+        let stream = timeout(self.timeout, TcpStream::connect(server))
             .await
             .map_err(|_| Failure::Timeout(self.timeout))?
             .map_err(io_failure)?;
@@ -227,16 +240,17 @@ impl Client {
     /// hint to ask again over TCP).
     async fn attempt(
         &self,
+        server: SocketAddr,
         unsigned: &[u8],
         tcp: bool,
     ) -> Result<Option<(Vec<u8>, Message)>, Failure> {
         let req = self.sign(unsigned);
         let buf = if tcp {
-            let mut stream = self.connect().await?;
+            let mut stream = self.connect(server).await?;
             self.send_tcp(&mut stream, &req.bytes).await?;
             self.read_tcp(&mut stream).await?
         } else {
-            let buf = self.udp(&req.bytes).await?;
+            let buf = self.udp(server, &req.bytes).await?;
             if wire::parse(&buf).is_ok_and(|m| m.flags & FLAG_TC != 0) {
                 return Ok(None);
             }
@@ -268,28 +282,61 @@ impl Client {
         let mut tcp = self.tcp_only || unsigned.len() + 200 > UDP_LIMIT;
         let mut tries = 0;
         loop {
-            let started = Instant::now();
-            let result = self.attempt(unsigned, tcp).await;
-            let tags = self.tags();
-            self.metrics.timer(
-                "rfc2136.request_seconds",
-                started.elapsed().as_secs_f64(),
-                &tags,
-            );
-            match result {
-                Ok(None) => {
-                    tracing::debug!(server = %self.server, zone = %self.zone, "Truncated answer to a {what}; asking again over TCP.");
-                    tcp = true;
-                }
-                Ok(Some(answer)) => return Ok(answer),
+            match self.request_round(unsigned, &mut tcp, what).await {
+                Ok(answer) => return Ok(answer),
                 Err(f) if f.scope() == Scope::Transient && tries < self.retries => {
-                    tracing::debug!(server = %self.server, zone = %self.zone, error = %f.label(), "Retrying a {what}.");
-                    self.metrics.incr("rfc2136.retries", 1.0, &tags);
+                    tracing::debug!(servers = %self.servers, zone = %self.zone, error = %f.label(), "Retrying a {what}.");
+                    self.metrics.incr("rfc2136.retries", 1.0, &self.tags());
                     self.pause(tries).await;
                     tries += 1;
                 }
                 Err(f) => return Err(f),
             }
+        }
+    }
+
+    /// One round: `unsigned` to each server in turn, from the one in use, until one
+    /// answers (SERVFAIL and TSIG errors included: they are answers).
+    async fn request_round(
+        &self,
+        unsigned: &[u8],
+        tcp: &mut bool,
+        what: &str,
+    ) -> Result<(Vec<u8>, Message), Failure> {
+        let mut round = self.servers.round(&self.zone_text);
+        while let Some(target) = round.next(self.timeout).await {
+            let result = loop {
+                let started = Instant::now();
+                let result = self.attempt(target.addr, unsigned, *tcp).await;
+                self.metrics.timer(
+                    "rfc2136.request_seconds",
+                    started.elapsed().as_secs_f64(),
+                    &self.tags(),
+                );
+                match result {
+                    Ok(None) => {
+                        tracing::debug!(server = %target.addr, zone = %self.zone, "Truncated answer to a {what}; asking again over TCP.");
+                        *tcp = true;
+                    }
+                    Ok(Some(answer)) => break Ok(answer),
+                    Err(f) => break Err(f),
+                }
+            };
+            match result {
+                Err(f) if f.unreachable() => round.failed(&target, f),
+                answered => {
+                    self.answered(&round, &target);
+                    return answered;
+                }
+            }
+        }
+        Err(round.into_failure())
+    }
+
+    /// `target` answered: counts a fail-over when the server in use changed.
+    fn answered(&self, round: &Round<'_>, target: &Target) {
+        if round.answered(target) {
+            self.metrics.incr("rfc2136.failovers", 1.0, &self.tags());
         }
     }
 
@@ -314,10 +361,10 @@ impl Client {
         self.update(&w.finish()).await
     }
 
-    /// The same server, key and settings, for another zone.
+    /// The same servers, key and settings, for another zone.
     pub(crate) fn for_zone(&self, zone: Name) -> Client {
         Client {
-            server: self.server,
+            servers: Arc::clone(&self.servers),
             zone_text: zone.to_string(),
             zone,
             key: self.key.clone(),
@@ -427,27 +474,48 @@ impl Client {
     ) -> Result<T, Failure> {
         let mut tries = 0;
         loop {
-            let mut state = init();
-            match self.axfr_once(&mut state, &mut each).await {
+            match self.axfr_round(&init, &mut each).await {
                 Err(f) if f.scope() == Scope::Transient && tries < self.retries => {
                     self.pause(tries).await;
                     tries += 1;
                 }
-                Err(f) => return Err(f),
-                Ok(()) => return Ok(state),
+                result => return result,
             }
         }
     }
 
+    /// One round of the transfer: from each server in turn, from the one in use,
+    /// until one answers; a transfer cut off by a server that stops answering is
+    /// started again, from `init()`, at the next.
+    async fn axfr_round<T>(
+        &self,
+        init: &impl Fn() -> T,
+        each: &mut impl FnMut(&mut T, &Name, u16, u32, &[u8]),
+    ) -> Result<T, Failure> {
+        let mut round = self.servers.round(&self.zone_text);
+        while let Some(target) = round.next(self.timeout).await {
+            let mut state = init();
+            match self.axfr_once(target.addr, &mut state, each).await {
+                Err(f) if f.unreachable() => round.failed(&target, f),
+                result => {
+                    self.answered(&round, &target);
+                    return result.map(|()| state);
+                }
+            }
+        }
+        Err(round.into_failure())
+    }
+
     async fn axfr_once<T>(
         &self,
+        server: SocketAddr,
         state: &mut T,
         each: &mut impl FnMut(&mut T, &Name, u16, u32, &[u8]),
     ) -> Result<(), Failure> {
         let mut w = Writer::new(0, 0);
         w.question(&self.zone, TYPE_AXFR, CLASS_IN);
         let req = self.sign(&w.finish());
-        let mut stream = self.connect().await?;
+        let mut stream = self.connect(server).await?;
         self.send_tcp(&mut stream, &req.bytes).await?;
         let (mut prior, mut unsigned, mut run) = (req.mac.clone(), Vec::new(), 0);
         let mut soas = 0;
@@ -498,5 +566,297 @@ impl Client {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Fail-over between real UDP sockets on 127.0.0.1: fake servers that answer
+    //! every request with a bare header (an unsigned error answer, which the client
+    //! accepts as the server's answer) or stay silent, counting what they receive.
+
+    use std::future::Future;
+    use std::net::UdpSocket;
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+
+    use super::*;
+    use crate::config::{parse_server, Host, ServerSpec};
+    use crate::servers::test_table::Table;
+    use crate::tsig::Algorithm;
+
+    const ZONE: &str = "example.test.";
+
+    /// A fake server: answers with `rcode` while `answering`, counts every request.
+    struct Fake {
+        addr: SocketAddr,
+        count: Arc<AtomicUsize>,
+        answering: Arc<AtomicBool>,
+        rcode: Arc<AtomicU8>,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl Fake {
+        fn start(rcode: u8) -> Fake {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let fake = Fake {
+                addr: sock.local_addr().unwrap(),
+                count: Arc::default(),
+                answering: Arc::new(AtomicBool::new(true)),
+                rcode: Arc::new(AtomicU8::new(rcode)),
+                stop: Arc::default(),
+            };
+            let (count, answering, code, stop) = (
+                fake.count.clone(),
+                fake.answering.clone(),
+                fake.rcode.clone(),
+                fake.stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1500];
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    if n < 12 {
+                        continue;
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    if !answering.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let mut answer = buf[..12].to_vec();
+                    answer[2] |= 0x80;
+                    answer[3] = (answer[3] & 0xf0) | code.load(Ordering::SeqCst);
+                    answer[4..12].fill(0);
+                    let _ = sock.send_to(&answer, peer);
+                }
+            });
+            fake
+        }
+
+        /// A server that receives but never answers.
+        fn silent() -> Fake {
+            let fake = Fake::start(0);
+            fake.answering.store(false, Ordering::SeqCst);
+            fake
+        }
+
+        fn count(&self) -> usize {
+            self.count.load(Ordering::SeqCst)
+        }
+
+        fn spec(&self) -> ServerSpec {
+            parse_server("servers", &self.addr.to_string()).unwrap()
+        }
+    }
+
+    impl Drop for Fake {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn client(pool: Pool, retries: u32) -> Client {
+        let zone = Name::parse(ZONE).unwrap();
+        Client {
+            servers: Arc::new(pool),
+            zone_text: zone.to_string(),
+            zone,
+            key: Key::new(
+                "k",
+                Algorithm::parse("hmac-sha256").unwrap(),
+                "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=",
+            )
+            .unwrap(),
+            timeout: Duration::from_millis(150),
+            retries,
+            backoff: Duration::from_millis(5),
+            tcp_only: false,
+            metrics: Meter::off(),
+        }
+    }
+
+    fn run<T>(fut: impl Future<Output = T>) -> T {
+        gordon_plugin_api::tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(fut)
+    }
+
+    const REFUSED: Failure = Failure::Rcode {
+        rcode: rcode::REFUSED,
+        tsig_error: 0,
+    };
+
+    fn counts(fakes: &[&Fake]) -> Vec<usize> {
+        fakes.iter().map(|f| f.count()).collect()
+    }
+
+    #[test]
+    fn an_unreachable_server_fails_over_to_the_next_which_is_kept() {
+        let (a, b, c) = (Fake::silent(), Fake::start(5), Fake::start(5));
+        let dns = client(Pool::new(&[a.spec(), b.spec(), c.spec()]), 0);
+        let all = [&a, &b, &c];
+        assert_eq!(
+            dns.server_in_use(),
+            a.addr.to_string(),
+            "the first at start"
+        );
+        // The same exchange goes on to b, which answers (REFUSED is an answer).
+        assert_eq!(run(dns.probe_update()), Err(REFUSED));
+        assert_eq!(counts(&all), [1, 1, 0]);
+        assert_eq!(dns.server_in_use(), b.addr.to_string());
+        // Sticky: the next exchanges start at b; a is not asked again.
+        assert_eq!(run(dns.probe_update()), Err(REFUSED));
+        assert_eq!(run(dns.probe_update()), Err(REFUSED));
+        assert_eq!(counts(&all), [1, 3, 0]);
+        // b stops answering: on to c, which is kept.
+        b.answering.store(false, Ordering::SeqCst);
+        assert_eq!(run(dns.probe_update()), Err(REFUSED));
+        assert_eq!(counts(&all), [1, 4, 1]);
+        assert_eq!(run(dns.probe_update()), Err(REFUSED));
+        assert_eq!(counts(&all), [1, 4, 2]);
+        assert_eq!(dns.server_in_use(), c.addr.to_string());
+        // c stops, a is back: the round wraps around to a.
+        c.answering.store(false, Ordering::SeqCst);
+        a.answering.store(true, Ordering::SeqCst);
+        a.rcode.store(5, Ordering::SeqCst);
+        assert_eq!(run(dns.probe_update()), Err(REFUSED));
+        assert_eq!(counts(&all), [2, 4, 3]);
+        assert_eq!(dns.server_in_use(), a.addr.to_string());
+    }
+
+    #[test]
+    fn an_answer_is_never_a_reason_to_fail_over() {
+        // Error answers are the server's word: returned as they are, the next
+        // server is not asked; SERVFAIL is retried at the same server.
+        for code in [rcode::REFUSED, rcode::NOTAUTH, rcode::FORMERR] {
+            let (a, b) = (Fake::start(code as u8), Fake::start(5));
+            let c = client(Pool::new(&[a.spec(), b.spec()]), 2);
+            let got = run(c.probe_update());
+            assert_eq!(
+                got,
+                Err(Failure::Rcode {
+                    rcode: code,
+                    tsig_error: 0
+                })
+            );
+            assert_eq!(counts(&[&a, &b]), [1, 0], "rcode {code}");
+        }
+        let (a, b) = (Fake::start(2), Fake::start(5));
+        let c = client(Pool::new(&[a.spec(), b.spec()]), 2);
+        let got = run(c.probe_update()).unwrap_err();
+        assert_eq!(got.label(), "SERVFAIL");
+        assert_eq!(counts(&[&a, &b]), [3, 0], "one try and two retries, at a");
+    }
+
+    #[test]
+    fn when_no_server_answers_each_is_named_and_the_round_is_retried() {
+        let dead = gordon_test_servers::free_port();
+        let dead: SocketAddr = ([127, 0, 0, 1], dead).into();
+        let silent = Fake::silent();
+        let specs = [
+            parse_server("servers", &dead.to_string()).unwrap(),
+            silent.spec(),
+        ];
+        let c = client(Pool::new(&specs), 1);
+        let err = run(c.probe_update()).unwrap_err();
+        assert_eq!(err.label(), "unreachable");
+        assert_eq!(
+            err.describe(&c.server_in_use(), ZONE),
+            format!(
+                "no server could be reached for zone {ZONE}: {dead}: connection refused; {}: no answer within 150 ms",
+                silent.addr
+            )
+        );
+        assert_eq!(silent.count(), 2, "two rounds: one try and one retry");
+        assert_eq!(c.server_in_use(), dead.to_string(), "nothing answered");
+        // One server: its own failure, as before fail-over existed.
+        let c = client(Pool::new(&specs[..1]), 0);
+        assert_eq!(run(c.probe_update()), Err(Failure::ConnectionRefused));
+    }
+
+    fn named(name: &str) -> ServerSpec {
+        ServerSpec {
+            host: Host::Name(name.to_owned()),
+            port: 53,
+        }
+    }
+
+    #[test]
+    fn a_host_name_is_resolved_again_once_it_cannot_be_reached() {
+        let (a, b) = (Fake::start(5), Fake::start(5));
+        let table = Table::default();
+        table.set("ns.test", &[a.addr]);
+        let c = client(Pool::with_table(&[named("ns.test")], &table), 1);
+        assert_eq!(run(c.probe_update()), Err(REFUSED));
+        assert_eq!(run(c.probe_update()), Err(REFUSED));
+        assert_eq!((counts(&[&a, &b]), table.lookups()), (vec![2, 0], 1));
+        // The name moves to b: a still answers, and is still used.
+        table.set("ns.test", &[b.addr]);
+        assert_eq!(run(c.probe_update()), Err(REFUSED));
+        assert_eq!((counts(&[&a, &b]), table.lookups()), (vec![3, 0], 1));
+        // a goes quiet: the retry resolves the name again and reaches b, in the
+        // same exchange.
+        a.answering.store(false, Ordering::SeqCst);
+        assert_eq!(run(c.probe_update()), Err(REFUSED));
+        assert_eq!((counts(&[&a, &b]), table.lookups()), (vec![4, 1], 2));
+        assert_eq!(run(c.probe_update()), Err(REFUSED));
+        assert_eq!((counts(&[&a, &b]), table.lookups()), (vec![4, 2], 2));
+        assert_eq!(c.server_in_use(), "ns.test:53");
+    }
+
+    #[test]
+    fn the_addresses_of_a_name_are_tried_in_turn_the_last_good_first() {
+        let (quiet, good) = (Fake::silent(), Fake::start(5));
+        let table = Table::default();
+        table.set("ns.test", &[quiet.addr, good.addr]);
+        let c = client(Pool::with_table(&[named("ns.test")], &table), 0);
+        assert_eq!(run(c.probe_update()), Err(REFUSED));
+        assert_eq!(counts(&[&quiet, &good]), [1, 1]);
+        assert_eq!(run(c.probe_update()), Err(REFUSED));
+        assert_eq!(counts(&[&quiet, &good]), [1, 2], "the good address first");
+        assert_eq!(table.lookups(), 1, "it answered: no new lookup");
+        // Both quiet: each is named with the server.
+        good.answering.store(false, Ordering::SeqCst);
+        let err = run(c.probe_update()).unwrap_err();
+        assert_eq!(
+            err.describe("-", ZONE),
+            format!(
+                "no server could be reached for zone {ZONE}: ns.test:53 ({}): no answer within 150 ms; ns.test:53 ({}): no answer within 150 ms",
+                good.addr, quiet.addr
+            )
+        );
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_skipped_and_named() {
+        let good = Fake::start(5);
+        let table = Table::default();
+        let c = client(
+            Pool::with_table(&[named("typo.test"), good.spec()], &table),
+            0,
+        );
+        assert_eq!(run(c.probe_update()), Err(REFUSED));
+        assert_eq!(good.count(), 1);
+        let c = client(Pool::with_table(&[named("typo.test")], &table), 1);
+        let err = run(c.probe_update()).unwrap_err();
+        assert_eq!(table.lookups(), 3, "once, then each round again");
+        assert_eq!(
+            err.describe(&c.server_in_use(), ZONE),
+            format!("cannot resolve the host name of server typo.test:53 for zone {ZONE}: typo.test is not in the test table (check `server` / `servers`)")
+        );
+    }
+
+    #[test]
+    fn localhost_is_resolved_by_the_system() {
+        let good = Fake::start(5);
+        let spec = parse_server("server", &format!("localhost:{}", good.addr.port())).unwrap();
+        let c = client(Pool::new(&[spec]), 0);
+        assert_eq!(run(c.probe_update()), Err(REFUSED));
+        assert_eq!(good.count(), 1);
     }
 }

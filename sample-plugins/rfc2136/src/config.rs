@@ -1,5 +1,6 @@
 //! The configuration of `dns.rfc2136`, checked and resolved (key read and decoded).
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,8 +46,16 @@ pub struct Rfc2136Config {
     /// Shared: the TTL of records whose TTL is 0 (unset); 60..=86400, default 300.
     #[serde(default = "default_ttl")]
     pub default_ttl: u32,
-    /// The primary server, `IP:port` (`[v6]:port`); the port defaults to 53.
-    pub server: String,
+    /// The server: `HOST:port`, `IP:port` or `[IPv6]:port`, the port 53 when left
+    /// out. A host name is resolved when first needed, and again after none of its
+    /// addresses could be reached. Exactly one of this and `servers` is required.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Servers to fail over between, in order, each written as `server` is: an
+    /// exchange goes to the server that answered last (the first at start) and, when
+    /// that one cannot be reached, to the next. Not empty; not with `server`.
+    #[serde(default)]
+    pub servers: Option<Vec<String>>,
     /// A BIND key file (`tsig-keygen` output). Exactly one of this and
     /// `tsig_secret_env`.
     #[serde(default)]
@@ -139,7 +148,8 @@ pub(crate) struct Ownership {
 pub(crate) struct Settings {
     pub(crate) zone: Name,
     pub(crate) default_ttl: u32,
-    pub(crate) server: SocketAddr,
+    /// The servers in the order of fail-over (one for `server`).
+    pub(crate) servers: Vec<ServerSpec>,
     pub(crate) key: Key,
     pub(crate) timeout: Duration,
     pub(crate) retries: u32,
@@ -154,28 +164,133 @@ fn err(text: impl Into<String>) -> PluginError {
     PluginError::new(text)
 }
 
-/// Parses `server`: `IP:port`, `[IPv6]:port` or a bare IP (port 53).
-pub(crate) fn server_addr(raw: &str) -> Result<SocketAddr, PluginError> {
-    let raw = raw.trim();
-    raw.parse::<SocketAddr>()
-        .or_else(|_| {
-            raw.trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .map(|ip| (ip, 53).into())
-        })
-        .map_err(|_| {
-            err(format!(
-                "`server`: {raw:?} is not an address like 127.0.0.1:53 or [::1]:53"
-            ))
-        })
-        .and_then(|a| {
-            if a.port() == 0 {
-                Err(err(format!("`server`: {raw:?} has port 0")))
-            } else {
-                Ok(a)
+/// Where a server is: an IP address, or a host name to resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Host {
+    /// An IPv4 or IPv6 address.
+    Ip(IpAddr),
+    /// A host name, as configured.
+    Name(String),
+}
+
+/// One entry of `server` or `servers`: a host and a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServerSpec {
+    pub(crate) host: Host,
+    pub(crate) port: u16,
+}
+
+impl ServerSpec {
+    /// The same server, whatever the spelling of its name (case, a final dot).
+    fn same_as(&self, other: &ServerSpec) -> bool {
+        let name = |h: &Host| match h {
+            Host::Ip(ip) => ip.to_string(),
+            Host::Name(n) => n.trim_end_matches('.').to_ascii_lowercase(),
+        };
+        self.port == other.port && name(&self.host) == name(&other.host)
+    }
+}
+
+impl fmt::Display for ServerSpec {
+    /// `192.0.2.53:53`, `[2001:db8::53]:53` or `ns1.example.com:53`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Ip(ip) => write!(f, "{}", SocketAddr::new(*ip, self.port)),
+            Host::Name(name) => write!(f, "{name}:{}", self.port),
+        }
+    }
+}
+
+/// The servers as a list for messages: `a, b`.
+pub(crate) fn servers_text(servers: &[ServerSpec]) -> String {
+    let texts: Vec<String> = servers.iter().map(ToString::to_string).collect();
+    texts.join(", ")
+}
+
+/// Whether `name` is a host name: dot-separated labels of letters, digits, `-` and
+/// `_` (1..=63 bytes, no `-` at either end), at most 253 bytes, a final dot allowed;
+/// the last label not all digits (`300.1.1.1` is a mistyped address, not a name).
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let numeric = name
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) && !numeric
+}
+
+/// Parses an entry of `key` (`server` or `servers`): `IP:port`, `[IPv6]:port`, a
+/// bare IP, `HOST:port` or a bare host name; the port defaults to 53. A name is
+/// only checked here, not resolved: the client resolves it when it needs it.
+pub(crate) fn parse_server(key: &str, raw: &str) -> Result<ServerSpec, PluginError> {
+    let text = raw.trim();
+    let unbracketed = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let (host, port) = if let Ok(a) = text.parse::<SocketAddr>() {
+        (Host::Ip(a.ip()), a.port())
+    } else if let Ok(ip) = unbracketed.parse::<IpAddr>() {
+        (Host::Ip(ip), 53)
+    } else {
+        let (name, port) = match text.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') => {
+                let port = port.parse::<u16>().map_err(|_| {
+                    err(format!(
+                        "`{key}`: {raw:?}: {port:?} is not a port number (1..=65535)"
+                    ))
+                })?;
+                (name, port)
             }
-        })
+            _ => (text, 53),
+        };
+        if !is_host_name(name) {
+            return Err(err(format!(
+                "`{key}`: {raw:?} is not a server like 192.0.2.53:53, [2001:db8::53]:53 or ns1.example.com:53"
+            )));
+        }
+        (Host::Name(name.to_owned()), port)
+    };
+    if port == 0 {
+        return Err(err(format!("`{key}`: {raw:?} has port 0")));
+    }
+    Ok(ServerSpec { host, port })
+}
+
+/// The servers `server` or `servers` name, in order.
+fn server_list(cfg: &Rfc2136Config) -> Result<Vec<ServerSpec>, PluginError> {
+    match (&cfg.server, &cfg.servers) {
+        (Some(_), Some(_)) => Err(err(
+            "give either `server` or `servers` (the servers to fail over between, in order), not both",
+        )),
+        (None, None) => Err(err(
+            "a server is required: set `server`, or `servers` to fail over between several",
+        )),
+        (Some(one), None) => Ok(vec![parse_server("server", one)?]),
+        (None, Some(list)) if list.is_empty() => {
+            Err(err("`servers` is empty: list at least one server"))
+        }
+        (None, Some(list)) => {
+            let mut out: Vec<ServerSpec> = Vec::with_capacity(list.len());
+            for raw in list {
+                let spec = parse_server("servers", raw)?;
+                if let Some(first) = out.iter().find(|s| s.same_as(&spec)) {
+                    return Err(err(format!(
+                        "`servers`: {raw:?} is listed twice (as {first} before)"
+                    )));
+                }
+                out.push(spec);
+            }
+            Ok(out)
+        }
+    }
 }
 
 fn algorithm(raw: &str, key: &str) -> Result<Algorithm, PluginError> {
@@ -273,7 +388,7 @@ impl Settings {
                 cfg.default_ttl
             )));
         }
-        let server = server_addr(&cfg.server)?;
+        let servers = server_list(cfg)?;
         let key = load_key(cfg)?;
         if cfg.timeout_ms == 0 || cfg.timeout_ms > 600_000 {
             return Err(err(format!(
@@ -303,7 +418,7 @@ impl Settings {
         Ok(Settings {
             zone,
             default_ttl: cfg.default_ttl,
-            server,
+            servers,
             key,
             timeout: Duration::from_millis(cfg.timeout_ms),
             retries: cfg.retries,
@@ -443,20 +558,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("absolute"));
-        for (raw, ok) in [
-            ("127.0.0.1", true),
-            ("[::1]:53", true),
-            ("::1", true),
-            ("ns1:53", false),
-            ("1.2.3.4:0", false),
-        ] {
-            assert_eq!(server_addr(raw).is_ok(), ok, "{raw}");
-        }
-        assert_eq!(server_addr("10.0.0.1").unwrap().port(), 53);
         let cfg = Rfc2136Config {
             zone: "example.com.".into(),
             default_ttl: 300,
-            server: "127.0.0.1:53".into(),
+            server: None,
+            servers: Some(vec!["ns1.example.com".into(), "[::1]:5353".into()]),
             tsig_key_file: Some(file.path().into()),
             tsig_secret_env: None,
             tsig_key_name: None,
@@ -473,11 +579,131 @@ mod tests {
             transport: Transport::Tcp,
         };
         let settings = Settings::resolve(&cfg).unwrap();
+        assert_eq!(
+            servers_text(&settings.servers),
+            "ns1.example.com:53, [::1]:5353"
+        );
         assert!(settings.tcp_only);
         assert_eq!(settings.ownership.adopt_from_owner.as_deref(), Some("old"));
         assert!(
             !format!("{settings:?}").contains(SECRET),
             "Debug must not show the secret"
         );
+    }
+
+    #[test]
+    fn a_server_is_an_address_or_a_host_name_and_a_port() {
+        let ok = |raw: &str| parse_server("server", raw).map(|s| s.to_string());
+        for (raw, shown) in [
+            ("127.0.0.1", "127.0.0.1:53"),
+            ("127.0.0.1:5353", "127.0.0.1:5353"),
+            (" 10.0.0.1 ", "10.0.0.1:53"),
+            ("[::1]:5353", "[::1]:5353"),
+            ("[::1]", "[::1]:53"),
+            ("::1", "[::1]:53"),
+            ("2001:db8::53", "[2001:db8::53]:53"),
+            ("ns1", "ns1:53"),
+            ("ns1:5353", "ns1:5353"),
+            ("localhost:53", "localhost:53"),
+            ("NS1.Example.COM.", "NS1.Example.COM.:53"),
+            ("_dns-1.example.net:53", "_dns-1.example.net:53"),
+        ] {
+            assert_eq!(ok(raw).as_deref(), Ok(shown), "{raw}");
+        }
+        assert_eq!(
+            parse_server("server", "ns1.example.com").unwrap().host,
+            Host::Name("ns1.example.com".into())
+        );
+        assert!(matches!(
+            parse_server("server", "192.0.2.1").unwrap().host,
+            Host::Ip(_)
+        ));
+        let bad = |key: &str, raw: &str| parse_server(key, raw).unwrap_err().to_string();
+        for raw in [
+            "",
+            "300.1.1.1",
+            "1.2.3.4.5:53",
+            "dns://ns1:53",
+            "ns1 .example",
+            "-ns1.example",
+            "ns1..example",
+            "[::1",
+            "[ns1]:53",
+            "[::1]:x",
+        ] {
+            let text = bad("server", raw);
+            assert_eq!(
+                text,
+                format!("`server`: {raw:?} is not a server like 192.0.2.53:53, [2001:db8::53]:53 or ns1.example.com:53"),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            bad("servers", "ns1:http"),
+            "`servers`: \"ns1:http\": \"http\" is not a port number (1..=65535)"
+        );
+        assert_eq!(
+            bad("server", "ns1:65536"),
+            "`server`: \"ns1:65536\": \"65536\" is not a port number (1..=65535)"
+        );
+        assert_eq!(
+            bad("server", "1.2.3.4:0"),
+            "`server`: \"1.2.3.4:0\" has port 0"
+        );
+        assert_eq!(bad("servers", "ns1:0"), "`servers`: \"ns1:0\" has port 0");
+        let long = format!("{}.example", "a".repeat(64));
+        assert!(
+            parse_server("server", &long).is_err(),
+            "a label of 64 bytes"
+        );
+    }
+
+    #[test]
+    fn server_or_servers_is_required_and_servers_is_checked() {
+        let file = key_file(&stanza("k", "hmac-sha256"));
+        let key = format!("tsig_key_file = \"{}\"\n", file.path().display());
+        let run = |lines: &str| {
+            let toml = format!("zone = \"example.com.\"\n{key}{lines}");
+            validate::<Rfc2136>(&toml).map_err(|e| e.to_string())
+        };
+        assert_eq!(run("server = \"ns1.example.com:5353\""), Ok(()));
+        assert_eq!(
+            run("servers = [\"ns1.example.com\", \"192.0.2.2:53\", \"[2001:db8::2]\"]"),
+            Ok(())
+        );
+        let err = run("").unwrap_err();
+        assert!(
+            err.contains("a server is required: set `server`, or `servers`"),
+            "{err}"
+        );
+        let err = run("server = \"192.0.2.1\"\nservers = [\"192.0.2.2\"]").unwrap_err();
+        assert!(
+            err.contains("give either `server` or `servers`") && err.contains("not both"),
+            "{err}"
+        );
+        let err = run("servers = []").unwrap_err();
+        assert!(
+            err.contains("`servers` is empty: list at least one server"),
+            "{err}"
+        );
+        let err = run("servers = [\"192.0.2.1\", \"ns 2\"]").unwrap_err();
+        assert!(
+            err.contains("`servers`: \"ns 2\" is not a server like"),
+            "{err}"
+        );
+        let err = run("servers = [\"ns1.example.com\", \"NS1.example.com.:53\"]").unwrap_err();
+        assert!(
+            err.contains(
+                "`servers`: \"NS1.example.com.:53\" is listed twice (as ns1.example.com:53 before)"
+            ),
+            "{err}"
+        );
+        // The same name on another port is another server.
+        assert_eq!(run("servers = [\"ns1\", \"ns1:5353\"]"), Ok(()));
+        let err = run("servers = \"192.0.2.1\"").unwrap_err();
+        assert!(err.contains("servers"), "a string is not a list: {err}");
+        // Checking the configuration resolves nothing: a name that does not exist
+        // is for the dependency check and the client to report.
+        assert_eq!(run("server = \"no-such-host.invalid\""), Ok(()));
     }
 }

@@ -16,6 +16,11 @@ pub(crate) enum Failure {
     ConnectionRefused,
     /// Another I/O error while talking to the server.
     Io(String),
+    /// The host name of the server could not be resolved (why).
+    Resolve(String),
+    /// None of several servers (or addresses of a host name) could be reached: what
+    /// each, by name, did.
+    Unreachable(Vec<(String, Failure)>),
     /// The answer could not be authenticated (unsigned, bad signature, bad time).
     Unauthenticated(String),
     /// The answer is malformed or does not answer the request.
@@ -85,7 +90,11 @@ impl Failure {
     /// What the failure means for the batch.
     pub(crate) fn scope(&self) -> Scope {
         match self {
-            Failure::Timeout(_) | Failure::ConnectionRefused | Failure::Io(_) => Scope::Transient,
+            Failure::Timeout(_)
+            | Failure::ConnectionRefused
+            | Failure::Io(_)
+            | Failure::Resolve(_)
+            | Failure::Unreachable(_) => Scope::Transient,
             Failure::Rcode { tsig_error, .. } if *tsig_error != 0 => Scope::Zone,
             Failure::Rcode { rcode, .. } => match *rcode {
                 rcode::SERVFAIL => Scope::Transient,
@@ -101,6 +110,31 @@ impl Failure {
         }
     }
 
+    /// Whether the server could not be reached at all (no answer, a refused
+    /// connection, an I/O error, a name that does not resolve): what makes the client
+    /// try the next server. An answer, even an error, is not.
+    pub(crate) fn unreachable(&self) -> bool {
+        matches!(
+            self,
+            Failure::Timeout(_)
+                | Failure::ConnectionRefused
+                | Failure::Io(_)
+                | Failure::Resolve(_)
+                | Failure::Unreachable(_)
+        )
+    }
+
+    /// Why a server could not be reached, in a few words (for a list of servers).
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Failure::Timeout(t) => format!("no answer within {} ms", t.as_millis()),
+            Failure::ConnectionRefused => "connection refused".to_owned(),
+            Failure::Io(e) => format!("i/o error: {e}"),
+            Failure::Resolve(e) => format!("cannot resolve the name: {e}"),
+            other => other.label(),
+        }
+    }
+
     /// A short label for metrics: the rcode or TSIG error, or the kind of failure.
     pub(crate) fn label(&self) -> String {
         match self {
@@ -109,6 +143,8 @@ impl Failure {
             Failure::Timeout(_) => "timeout".to_owned(),
             Failure::ConnectionRefused => "connection_refused".to_owned(),
             Failure::Io(_) => "io".to_owned(),
+            Failure::Resolve(_) => "resolve".to_owned(),
+            Failure::Unreachable(_) => "unreachable".to_owned(),
             Failure::Unauthenticated(_) => "unauthenticated".to_owned(),
             Failure::Malformed(_) => "malformed".to_owned(),
             Failure::OwnerLookup(_) => "owner_lookup".to_owned(),
@@ -146,6 +182,16 @@ impl Failure {
             Failure::Timeout(t) => format!("no answer from server {server} for zone {zone} within {} ms", t.as_millis()),
             Failure::ConnectionRefused => format!("server {server} refused the connection (zone {zone}): is it running?"),
             Failure::Io(e) => format!("i/o error talking to server {server} for zone {zone}: {e}"),
+            Failure::Resolve(e) => format!(
+                "cannot resolve the host name of server {server} for zone {zone}: {e} (check `server` / `servers`)"
+            ),
+            Failure::Unreachable(tried) => {
+                let each: Vec<String> = tried
+                    .iter()
+                    .map(|(name, f)| format!("{name}: {}", f.reason()))
+                    .collect();
+                format!("no server could be reached for zone {zone}: {}", each.join("; "))
+            }
             Failure::Unauthenticated(why) => {
                 format!("{auth} with server {server} for zone {zone}: its answer cannot be trusted: {why}")
             }
@@ -220,6 +266,24 @@ mod tests {
         assert_eq!(rc(rcode::FORMERR, 0).scope(), Scope::Records);
         assert_eq!(rc(rcode::YXRRSET, 0).scope(), Scope::Prerequisite);
         assert_eq!(rc(rcode::NXRRSET, 0).scope(), Scope::Prerequisite);
+        for f in [
+            Failure::Resolve("x".into()),
+            Failure::Unreachable(vec![("a".into(), Failure::ConnectionRefused)]),
+            Failure::Timeout(Duration::ZERO),
+            Failure::Io("x".into()),
+        ] {
+            assert_eq!(f.scope(), Scope::Transient, "{f:?}");
+            assert!(f.unreachable(), "{f:?}");
+        }
+        for f in [
+            rc(rcode::SERVFAIL, 0),
+            rc(rcode::REFUSED, 0),
+            rc(rcode::NOTAUTH, rcode::BADSIG),
+            Failure::Unauthenticated("x".into()),
+            Failure::Malformed("x".into()),
+        ] {
+            assert!(!f.unreachable(), "an answer: {f:?}");
+        }
         assert_eq!(rc(rcode::NOTAUTH, rcode::BADKEY).label(), "BADKEY");
         assert_eq!(rc(rcode::REFUSED, 0).label(), "REFUSED");
     }

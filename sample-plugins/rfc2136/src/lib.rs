@@ -23,7 +23,28 @@
 //!   own message(s); folded messages are then retried one by one.
 //! - **Retries.** Timeouts, refused connections, I/O errors and SERVFAIL are retried
 //!   `retries` times with exponential backoff (`retry_backoff_ms`, doubling, ±25 %
-//!   jitter); other failures are not. Every retry has a new id and signature.
+//!   jitter); other failures are not. Every retry has a new id and signature. With
+//!   several servers, a retry is another round over all of them (below).
+//! - **Fail-over** (`servers`). `server` names one server, `servers` a list to fail
+//!   over between, in order (one or the other, not both); each entry is an IP
+//!   address or a host name, with a port (53 when left out). Every exchange —
+//!   UPDATE, query, AXFR — goes to the server that answered last (the first at
+//!   start, and again after a reload that changes the configuration) and stays
+//!   there; when that server cannot be reached (no answer within `timeout_ms`, a
+//!   refused connection, another I/O error, a name that does not resolve) the same
+//!   exchange goes at once to the next server, wrapping around, and the one that
+//!   answers is used from then on. It does not go back to an earlier server by
+//!   itself. An answer is never a reason to fail over: REFUSED, NOTAUTH, a TSIG
+//!   error or SERVFAIL (retried at the same server) are reported as with one
+//!   server. When no server can be reached, the round is retried after the
+//!   backoff, and the error lists each server and why ("no server could be
+//!   reached for zone example.com.: 192.0.2.1:53: no answer within 5000 ms;
+//!   ns2.example.com:53 (192.0.2.2:53): connection refused"). A fail-over is
+//!   logged as a warning naming both servers. A host name is resolved by the
+//!   system (`/etc/hosts`, DNS) when first needed, its addresses tried in turn (the
+//!   last to answer first), and resolved again after none of them could be
+//!   reached: a changed address of the server's name is followed without a
+//!   restart. Errors name the server in use.
 //! - **Errors** name the server and the zone: REFUSED ("server 127.0.0.1:53
 //!   refused the update for zone example.com.: check allow-update / the key's
 //!   permissions (REFUSED)"), NOTAUTH, NOTZONE, FORMERR, and "TSIG authentication
@@ -64,12 +85,18 @@
 //!   `rfc2136.changes` (record sets changed), `rfc2136.failures` (failed messages,
 //!   tag `rcode`: `REFUSED`, `BADSIG`, `timeout`, `not_owned`, `mismatch`,
 //!   `invalid`, ...), `rfc2136.update_seconds` (per UPDATE, retries included),
-//!   `rfc2136.request_seconds` (per attempt), `rfc2136.retries`.
-//! - **Live** (ABI 1.3). `gordon check --connect` and the host, before creating
-//!   the plugin, run `validate_dependencies`: a TSIG-signed SOA query for `zone`
-//!   (at most 3 s per try, one retry), which fails naming the server and the zone
-//!   when the server is unreachable, refuses the key (BADKEY, BADSIG, BADTIME) or
-//!   does not serve the zone with authority. The action `probe` (optional `zone`,
+//!   `rfc2136.request_seconds` (per attempt), `rfc2136.retries`, `rfc2136.failovers`
+//!   (exchanges answered by another server than the one in use before).
+//! - **Live** (ABI 1.3). `gordon check --connect` and the host, before creating the
+//!   plugin, run `validate_dependencies`: a TSIG-signed SOA query for `zone` (at
+//!   most 3 s per try, one retry), which fails naming the server and the zone when
+//!   the server is unreachable, refuses the key (BADKEY, BADSIG, BADTIME) or does
+//!   not serve the zone with authority. With `servers`, every server is queried on
+//!   its own, at once, and the check fails when any of them fails ("1 of the 2
+//!   servers of `servers` failed the check (192.0.2.2:53 passed): cannot resolve
+//!   the host name of server ns1.exmaple.com:53 ..."): a mistyped or dead fail-over
+//!   server is reported before it is needed. At start-up the host logs that as a
+//!   warning and starts the plugin anyway. The action `probe` (optional `zone`,
 //!   default the configured one) checks that the key may update the zone without
 //!   changing it: a signed UPDATE whose one prerequisite ("name is in use" for a
 //!   fresh `_gordon-probe-<random>.<zone>`) cannot hold and that changes nothing;
@@ -77,7 +104,7 @@
 //!   It answers `{"zone", "server", "key", "may_update", "rcode", "elapsed_ms"}`,
 //!   with `"error"` when `may_update` is false (REFUSED, NOTAUTH, a TSIG error, or
 //!   an unsigned answer). A reload applies every key live (`apply_config`): the
-//!   next batch uses the new server, key, TTL and the rest; a batch in flight
+//!   next batch uses the new servers, key, TTL and the rest; a batch in flight
 //!   finishes with the old ones.
 //!
 //! The DNS wire format and TSIG are implemented here (`wire.rs`, `tsig.rs`,
@@ -96,7 +123,8 @@
 //! | --- | --- | --- |
 //! | `zone` | required | shared: the zone, an absolute name ending in `.` |
 //! | `default_ttl` | `300` | shared: TTL of events with TTL 0; 60..=86400 |
-//! | `server` | required | the primary: `IP:port` or `[IPv6]:port`; port 53 if left out |
+//! | `server` | — | the primary: `HOST:port`, `IP:port` or `[IPv6]:port`; port 53 if left out; a host name is resolved when needed and again after a failure to reach it. Exactly one of this and `servers` |
+//! | `servers` | — | servers to fail over between, in order, each as `server`: `["ns1.example.com", "192.0.2.2:53"]`; not empty, no server twice |
 //! | `tsig_key_file` | — | a BIND key file (`tsig-keygen` output); exactly one of this and `tsig_secret_env` |
 //! | `tsig_secret_env` | — | the name of an environment variable holding the base64 secret |
 //! | `tsig_key_name` | — | the key name; required with `tsig_secret_env`; selects the key of a file with several |
@@ -112,8 +140,10 @@
 //! | `manage_unowned` | `false` | DANGER: change and delete any record set, whoever made it; a warning at start |
 //! | `transport` | `"auto"` | `"auto"` or `"tcp"` |
 //!
-//! `gordon check` (`validate_config`) checks the address, the algorithm, that exactly
-//! one key source is given, and reads and parses the key file (or the variable).
+//! `gordon check` (`validate_config`) checks the syntax of `server` / `servers`
+//! (resolving no name: a name that does not resolve is reported by `gordon check
+//! --connect` and at start-up), the algorithm, that exactly one key source is given,
+//! and reads and parses the key file (or the variable).
 //!
 //! ```toml
 //! ["dns"]
@@ -122,6 +152,7 @@
 //!
 //! ["dns.rfc2136"]
 //! server = "192.0.2.53:53"
+//! # or, to fail over: servers = ["ns1.example.com", "ns2.example.com:53", "192.0.2.54"]
 //! tsig_key_file = "/etc/gordon/gordon-key.key"   # key "gordon-key" { algorithm hmac-sha256; secret "..."; };
 //! # or: tsig_secret_env = "GORDON_TSIG_SECRET", tsig_key_name = "gordon-key", tsig_algorithm = "hmac-sha512"
 //! max_batch = 500
@@ -143,6 +174,7 @@ mod error;
 mod live;
 mod publish;
 pub mod reconciler;
+mod servers;
 mod tsig;
 mod wire;
 
@@ -159,8 +191,9 @@ pub use config::{Rfc2136Config, Transport, Verify};
 
 use changes::Rules;
 use client::Client;
-use config::Settings;
+use config::{servers_text, Settings};
 use publish::Publisher;
+use servers::Pool;
 
 gordon_plugin_api::export_plugins!(handler Rfc2136, reconciler reconciler::DnsReconciler);
 
@@ -180,14 +213,13 @@ struct Publishing {
     settings: Settings,
     publisher: Publisher,
     default_ttl: u32,
-    note: String,
 }
 
 impl Publishing {
     /// The publisher for `s`, logging what it publishes to.
     fn new(s: Settings, ctx: &PluginContext) -> Publishing {
         tracing::info!(
-            server = %s.server,
+            servers = %servers_text(&s.servers),
             zone = %s.zone,
             key = %s.key.name(),
             algorithm = s.key.algorithm().name(),
@@ -199,12 +231,8 @@ impl Publishing {
         if s.ownership.manage_unowned {
             tracing::warn!(zone = %s.zone, "{}", ownership::MANAGE_UNOWNED_WARNING);
         }
-        let note = format!(
-            "Published to server {} zone {} by RFC 2136 update",
-            s.server, s.zone
-        );
         let client = Client {
-            server: s.server,
+            servers: Arc::new(Pool::new(&s.servers)),
             zone_text: s.zone.to_string(),
             zone: s.zone.clone(),
             key: s.key.clone(),
@@ -233,7 +261,6 @@ impl Publishing {
             default_ttl: s.default_ttl,
             settings: s,
             publisher,
-            note,
         }
     }
 }
@@ -360,9 +387,14 @@ impl Rfc2136 {
             let server_failed = self.ctx.block_on(live.publisher.publish(changes));
             failed.extend(server_failed);
         }
+        let note = format!(
+            "Published to server {} zone {} by RFC 2136 update",
+            client.server_in_use(),
+            client.zone
+        );
         for (i, msg) in msgs.iter_mut().enumerate() {
             if !failed.contains_key(&i) {
-                msg.append_to_history(&live.note, Self::NAME);
+                msg.append_to_history(&note, Self::NAME);
             }
         }
         let mut failed: Vec<(usize, PluginError)> = failed.into_iter().collect();

@@ -2,14 +2,16 @@
 //! the `probe` action (a signed UPDATE that cannot change anything).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gordon_plugin_api::serde_json::{json, Value};
 use gordon_plugin_api::{tokio, PluginError};
 
 use crate::client::{random_u64, Client, Meter};
-use crate::config::Settings;
+use crate::config::{ServerSpec, Settings};
 use crate::error::{rcode, rcode_name, Failure};
+use crate::servers::Pool;
 use crate::wire::Name;
 
 /// The longest the dependency check waits for an answer (the configured
@@ -54,10 +56,14 @@ fn check_failure(f: &Failure, server: &str, zone: &str) -> String {
 }
 
 /// `validate_dependencies`: a TSIG-signed SOA query for the zone, answered with
-/// authority and signed, within [`CHECK_TIMEOUT`] and one retry.
+/// authority and signed, within [`CHECK_TIMEOUT`] and one retry — to every server
+/// of `servers` on its own (all at once), since fail-over needs each to work. It
+/// fails when any does not, naming each that failed and why (a host name that
+/// does not resolve, a server that is down, a refused key, ...) and those that
+/// passed. (At start-up the host only logs that as a warning.)
 pub(crate) fn check_server(s: &Settings) -> Result<(), PluginError> {
-    let client = Client {
-        server: s.server,
+    let client = |spec: &ServerSpec| Client {
+        servers: Arc::new(Pool::new(std::slice::from_ref(spec))),
         zone_text: s.zone.to_string(),
         zone: s.zone.clone(),
         key: s.key.clone(),
@@ -67,14 +73,43 @@ pub(crate) fn check_server(s: &Settings) -> Result<(), PluginError> {
         tcp_only: s.tcp_only,
         metrics: Meter::off(),
     };
-    let result = block_on_own_runtime(client.check_zone())?;
-    result.map_err(|f| {
-        PluginError::new(check_failure(
-            &f,
-            &client.server.to_string(),
-            &client.zone_text,
-        ))
-    })
+    let clients: Vec<Client> = s.servers.iter().map(client).collect();
+    let results = block_on_own_runtime(async move {
+        let mut checks = tokio::task::JoinSet::new();
+        for (i, c) in clients.into_iter().enumerate() {
+            checks.spawn(async move { (i, c.server_in_use(), c.check_zone().await) });
+        }
+        let mut results = Vec::new();
+        while let Some(done) = checks.join_next().await {
+            results.push(done.map_err(|_| PluginError::new("a dependency check task failed"))?);
+        }
+        results.sort_by_key(|(i, _, _)| *i);
+        Ok::<_, PluginError>(results)
+    })??;
+    let zone = s.zone.to_string();
+    let mut failed = Vec::new();
+    let mut passed = Vec::new();
+    for (_, server, result) in &results {
+        match result {
+            Ok(()) => passed.push(server.as_str()),
+            Err(f) => failed.push(check_failure(f, server, &zone)),
+        }
+    }
+    match (failed.len(), results.len()) {
+        (0, _) => Ok(()),
+        (_, 1) => Err(PluginError::new(failed.join("; "))),
+        (n, total) => {
+            let others = if passed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} passed)", passed.join(", "))
+            };
+            Err(PluginError::new(format!(
+                "{n} of the {total} servers of `servers` failed the check{others}: {}",
+                failed.join("; ")
+            )))
+        }
+    }
 }
 
 /// A name below `zone` that nothing holds: `_gordon-probe-<random>.<zone>` (the
@@ -112,7 +147,7 @@ pub(crate) async fn probe(client: &Client, zone: Option<&str>) -> Result<Value, 
             &other
         }
     };
-    let (server, zone) = (client.server.to_string(), client.zone_text.as_str());
+    let zone = client.zone_text.as_str();
     let absent = absent_name(&client.zone).map_err(|e| {
         PluginError::new(format!(
             "zone {zone} is too long for a probe name below it: {e}"
@@ -122,7 +157,9 @@ pub(crate) async fn probe(client: &Client, zone: Option<&str>) -> Result<Value, 
     let answer = client
         .probe_prerequisite(&absent)
         .await
-        .map_err(|f| PluginError::new(f.describe(&server, zone)))?;
+        .map_err(|f| PluginError::new(f.describe(&client.server_in_use(), zone)))?;
+    // The server that answered.
+    let server = client.server_in_use();
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let error = match answer.rcode {
         rcode::NXDOMAIN | rcode::NOERROR if answer.signed => None,

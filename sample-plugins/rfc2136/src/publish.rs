@@ -90,7 +90,6 @@ impl Publisher {
 /// One `handle_batch` call's state.
 struct Run<'p> {
     p: &'p Publisher,
-    server: String,
     zone: String,
     owners: HashMap<Name, OwnerState>,
     /// Whether the server refuses this key any update of the zone (asked once).
@@ -111,7 +110,6 @@ impl Publisher {
     fn run(&self) -> Run<'_> {
         Run {
             p: self,
-            server: self.client.server.to_string(),
             zone: self.client.zone_text.clone(),
             owners: HashMap::new(),
             zone_refused: None,
@@ -234,6 +232,11 @@ async fn concurrently<F: Future>(
 }
 
 impl Run<'_> {
+    /// The server in use, for messages: the one that answered last.
+    fn server(&self) -> String {
+        self.p.client.server_in_use()
+    }
+
     /// Publishes one chunk. First optimistically: a record set whose owner is not
     /// known yet is taken to be new, and the UPDATE's prerequisites (record set and
     /// owner record absent) decide; only a chunk whose prerequisites fail is sent
@@ -278,11 +281,11 @@ impl Run<'_> {
             let e = change.effective();
             let text = format!(
                 "server {} refused the update of {} {} in zone {} (REFUSED): the key may not change this name, or the server's checks reject the record",
-                self.server, e.name, e.rtype, self.zone
+                self.server(), e.name, e.rtype, self.zone
             );
             return self.fail(change, "REFUSED", text);
         }
-        let text = failure.describe(&self.server, &self.zone);
+        let text = failure.describe(&self.server(), &self.zone);
         self.fail(change, &failure.label(), text);
     }
 
@@ -387,7 +390,7 @@ impl Run<'_> {
         };
         format!(
             "{} {} is not owned by gordon owner {id} (owner record {} at server {} holds {found}): leaving it alone{hint}",
-            e.name, e.rtype, e.owner, self.server
+            e.name, e.rtype, e.owner, self.server()
         )
     }
 
@@ -457,7 +460,7 @@ impl Run<'_> {
             started.elapsed().as_secs_f64(),
             &tags,
         );
-        tracing::debug!(server = %self.server, zone = %self.zone, changes = sent.len(), bytes = msg.len(), ok = result.is_ok(), "Sent an update.");
+        tracing::debug!(server = %self.server(), zone = %self.zone, changes = sent.len(), bytes = msg.len(), ok = result.is_ok(), "Sent an update.");
         let changes: Vec<Change> = sent.into_iter().map(|(c, _)| c).collect();
         if let Err(f) = result {
             return Err((f, changes, guessed));
@@ -519,7 +522,7 @@ impl Run<'_> {
             Scope::Transient | Scope::Zone => false,
         };
         if !record_level {
-            let error = f.describe(&self.server, &self.zone);
+            let error = f.describe(&self.server(), &self.zone);
             tracing::warn!(changes = sent.len(), %error, "Update failed; failing its messages.");
             for c in &sent {
                 self.fail_with(c, &f);
@@ -615,12 +618,12 @@ impl Run<'_> {
             let problem = match served {
                 Err(f) => Some(format!(
                     "cannot verify: {}",
-                    f.describe(&self.server, &self.zone)
+                    f.describe(&self.server(), &self.zone)
                 )),
                 Ok(rrs) => mismatch(e, &rrs),
             };
             if let Some(problem) = problem {
-                let (server, zone) = (&self.server, &self.zone);
+                let (server, zone) = (self.server(), &self.zone);
                 let what = format!(
                     "server {server} does not serve what was sent for {} {} in zone {zone}",
                     e.name, e.rtype

@@ -21,14 +21,15 @@
 //!   deletes and must be asked for; `create-only` only adds.
 //! - It never deletes anything for a zone whose desired set (in scope) is empty.
 //!
-//! It takes the connection and ownership keys of `dns.rfc2136` (`server`,
+//! It takes the connection and ownership keys of `dns.rfc2136` (`server` or
+//! `servers` — the same fail-over between servers, for every zone's AXFR —,
 //! `tsig_*`, `timeout_ms`, `retries`, `retry_backoff_ms`, `transport`, `owner_id`,
 //! `adopt`, `adopt_from_owner`, `manage_unowned`, and the shared `["dns"]` keys),
 //! plus `policy`, `managed_record_types` and `zones`:
 //!
 //! ```toml
 //! ["dns.reconciler"]
-//! server = "192.0.2.53:53"
+//! server = "192.0.2.53:53"                        # or servers = ["ns1.example.net", "192.0.2.54"]
 //! tsig_key_file = "/etc/gordon/gordon-key.conf"
 //! policy = "sync"                                  # default "upsert-only"
 //! managed_record_types = ["A", "AAAA", "CNAME"]    # the default
@@ -41,6 +42,7 @@ pub mod diff;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 
 use gordon_plugin_api::{
     event_json, ownership, tracing, EventMessage, Inbox, Outbox, Phase, Plugin, PluginContext,
@@ -53,6 +55,7 @@ use crate::client::Client;
 #[cfg(test)]
 use crate::client::ServedRecord;
 use crate::config::{Rfc2136Config, Settings};
+use crate::servers::Pool;
 use crate::wire::{self, Name};
 use diff::{Owner, Policy, Rules};
 
@@ -166,6 +169,9 @@ impl Scope {
 #[derive(Debug)]
 pub struct DnsReconciler {
     settings: Settings,
+    /// The servers, shared by the clients of every zone (one sticks to the server
+    /// the last transfer came from).
+    servers: Arc<Pool>,
     policy: Policy,
     managed: Vec<RecordType>,
     /// Empty: every zone the authority sends, whole.
@@ -251,6 +257,7 @@ impl Plugin for DnsReconciler {
         let (policy, managed, zones) = check(&cfg)?;
         let settings = Settings::resolve(&cfg.connection)?;
         Ok(DnsReconciler {
+            servers: Arc::new(Pool::new(&settings.servers)),
             settings,
             policy,
             managed,
@@ -268,6 +275,7 @@ impl Reconciler for DnsReconciler {
     ) -> Result<(), PluginError> {
         let own = &self.settings.ownership;
         tracing::info!(
+            servers = %self.servers,
             policy = self.policy.name(),
             owner_id = %own.owner_id,
             adopt = own.adopt,
@@ -311,7 +319,7 @@ impl DnsReconciler {
             Name::parse(zone).map_err(|e| PluginError::new(format!("zone {zone:?}: {e}")))?;
         let s = &self.settings;
         Ok(Client {
-            server: s.server,
+            servers: Arc::clone(&self.servers),
             zone_text: name.to_string(),
             zone: name,
             key: s.key.clone(),
@@ -326,7 +334,6 @@ impl DnsReconciler {
     /// The zone as the server serves it, by AXFR.
     async fn transfer(&self, zone: &str) -> Result<Transfer, PluginError> {
         let client = self.client(zone)?;
-        let server = self.settings.server.to_string();
         let own = &self.settings.ownership;
         let (ours, previous) = (
             owner_value(&own.owner_id),
@@ -343,13 +350,14 @@ impl DnsReconciler {
             .map_err(|f| {
                 PluginError::new(format!(
                     "zone transfer failed: {}",
-                    f.describe(&server, zone)
+                    f.describe(&client.server_in_use(), zone)
                 ))
             })?;
         let records = served.records;
         let (actual, owners) = served.finish();
         tracing::info!(
             zone = %zone,
+            server = %client.server_in_use(),
             records,
             rrsets = actual.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,

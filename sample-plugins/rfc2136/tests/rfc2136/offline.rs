@@ -244,3 +244,33 @@ fn probe_answers_from_what_the_server_said() {
         format!("server {addr} refused the connection (zone {ZONE}): is it running?")
     );
 }
+
+#[test]
+fn a_host_name_that_does_not_resolve_is_named_by_the_handler_and_the_check() {
+    let addr = "no-such-host.invalid:53";
+    let start = format!("cannot resolve the host name of server {addr} for zone {ZONE}: ");
+    let (h, _dir) = harness(addr, "retries = 1\nretry_backoff_ms = 5");
+    let err = h.handle(del("www", "A")).unwrap_err().to_string();
+    assert!(err.starts_with(&start), "{err}");
+    assert!(err.ends_with("(check `server` / `servers`)"), "{err}");
+    let err = check(addr, "").unwrap_err();
+    assert!(err.starts_with(&start), "{err}");
+    // Two servers that cannot be reached: each is named, in order.
+    let refused = format!("127.0.0.1:{}", free_port());
+    let servers = format!("servers = [\"{refused}\", \"{addr}\"]\nretries = 0");
+    let (h, _dir) = harness("-", &servers);
+    let err = h.handle(del("www", "A")).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "no server could be reached for zone {ZONE}: {refused}: connection refused; {addr}: cannot resolve the name: "
+        )),
+        "{err}"
+    );
+    let err = check("-", &servers).unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "2 of the 2 servers of `servers` failed the check: server {refused} refused the connection (zone {ZONE}): is it running?; {start}"
+        )),
+        "{err}"
+    );
+}

@@ -35,6 +35,7 @@ suite!(
     the_dependency_check_queries_the_zone_with_the_key,
     probe_tells_whether_the_key_may_update_and_changes_nothing,
     a_new_configuration_applies_live,
+    a_server_that_cannot_be_reached_is_failed_over_and_nothing_is_lost,
 );
 
 fn additions_appear_in_axfr(kind: Kind) {
@@ -649,4 +650,76 @@ fn a_new_configuration_applies_live(kind: Kind) {
     msg.record_mut().set_ttl(0);
     all_ok(&p.batch(vec![msg]));
     assert_eq!(rrset(&s, "kept.example.test.", "A"), ["120 10.0.0.3"]);
+}
+
+/// `servers`: the first is dead (nothing listens on its port), the second is the
+/// server by a host name. Every message lands, through the second; the dependency
+/// check names the dead one.
+fn a_server_that_cannot_be_reached_is_failed_over_and_nothing_is_lost(kind: Kind) {
+    let key = key("hmac-sha256");
+    let Some(s) = start(kind, &[], std::slice::from_ref(&key)) else {
+        return;
+    };
+    let dead = format!("127.0.0.1:{}", gordon_test_servers::free_port());
+    let named = format!("localhost:{}", s.port());
+    let servers = format!("servers = [\"{dead}\", \"{named}\"]");
+    let p = publisher(&s, &key, ZONE, &format!("{servers}\nverify = \"query\""));
+    let results = p.batch(
+        (0..50)
+            .map(|i| add(&format!("f{i}"), "A", &["10.0.0.1"]))
+            .collect(),
+    );
+    all_ok(&results);
+    let note = results[0]
+        .as_ref()
+        .map(|m| m.history().last().map(|h| h.message().into_owned()));
+    assert!(note
+        .unwrap()
+        .unwrap()
+        .starts_with(&format!("Published to server {named} zone {ZONE}")));
+    // One UDP-sized message, one big batch over TCP, a deletion: all through the
+    // server that answered.
+    p.harness.handle(add("one", "A", &["10.0.0.2"])).unwrap();
+    let big: Vec<_> = (0..300)
+        .map(|i| add(&format!("g{i}"), "TXT", &[&"x".repeat(100)]))
+        .collect();
+    all_ok(&p.batch(big));
+    p.harness.handle(del("f0", "A")).unwrap();
+    let zone = s.axfr();
+    let served = |prefix: &str, rtype: &str| {
+        zone.iter()
+            .filter(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                f.len() > 3 && f[0].starts_with(prefix) && f[3] == rtype
+            })
+            .count()
+    };
+    assert_eq!(served("f", "A"), 49, "f1..f49");
+    assert_eq!(served("g", "TXT"), 300);
+    assert_eq!(rrset(&s, "one.example.test.", "A"), ["300 10.0.0.2"]);
+    let out = p.harness.invoke("probe", json!({})).unwrap();
+    assert_eq!(
+        (&out["server"], &out["may_update"]),
+        (&json!(named), &json!(true)),
+        "{out}"
+    );
+    // The dependency check asks every server: the dead one is named.
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), "-", &key, ZONE, &servers);
+    let err = testing::validate_dependencies::<Rfc2136>(&text).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("1 of the 2 servers of `servers` failed the check ({named} passed): server {dead} refused the connection (zone {ZONE}): is it running?")
+    );
+    let text = config(
+        dir.path(),
+        "-",
+        &key,
+        ZONE,
+        &format!("servers = [\"{named}\"]"),
+    );
+    assert_eq!(
+        testing::validate_dependencies::<Rfc2136>(&text).map_err(|e| e.to_string()),
+        Ok(())
+    );
 }

@@ -50,12 +50,18 @@ impl Publisher {
 }
 
 /// Configuration text for a publisher of `zone` at `addr` with `key` in a key file
-/// under `dir`, with short retries; `extra` is appended.
+/// under `dir`, with short retries; `extra` is appended. When `extra` gives
+/// `servers`, `addr` is left out.
 pub fn config(dir: &std::path::Path, addr: &str, key: &Key, zone: &str, extra: &str) -> String {
     let path = dir.join("gordon.key");
     std::fs::write(&path, key.bind_stanza()).expect("write key file");
+    let server = if extra.contains("servers =") {
+        String::new()
+    } else {
+        format!("server = \"{addr}\"\n")
+    };
     let mut text = format!(
-        "zone = \"{zone}\"\nserver = \"{addr}\"\ntsig_key_file = \"{}\"\n{extra}\n",
+        "zone = \"{zone}\"\n{server}tsig_key_file = \"{}\"\n{extra}\n",
         path.display()
     );
     for (k, v) in [
