@@ -37,6 +37,12 @@ install -d -m 0755 "$root/usr/share/bash-completion/completions" \
 "$bin" completions bash > "$root/usr/share/bash-completion/completions/gordon"
 "$bin" completions zsh > "$root/usr/share/zsh/vendor-completions/_gordon"
 "$bin" completions fish > "$root/usr/share/fish/vendor_completions.d/gordon.fish"
+# The vendor kit: the SDK as `cargo package` makes it, with its checksum, where
+# `gordon plugins new` looks for it.
+cargo package --quiet --no-verify --allow-dirty -p gordon-plugin-api
+sdk="gordon-plugin-api-$(sed -n 's/^version = "\(.*\)"$/\1/p' plugin-api/Cargo.toml | head -1).crate"
+install -D -m 0644 "target/package/$sdk" "$root/usr/share/gordon/sdk/$sdk"
+(cd "$root/usr/share/gordon/sdk" && sha256sum "$sdk" > "$sdk.sha256" && chmod 0644 "$sdk.sha256")
 install -D -m 0644 LICENSE "$root/usr/share/doc/gordon/copyright"
 install -D -m 0644 README.md "$root/usr/share/doc/gordon/README.md"
 install -d -m 0755 "$root/DEBIAN"

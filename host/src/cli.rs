@@ -157,6 +157,18 @@ pub enum PluginsCommand {
         /// A plugin of the library.
         name: String,
     },
+    /// Create a plugin crate that builds outside gordon's sources, around the
+    /// packaged SDK (gordon-plugin-api-X.crate, unpacked into its vendor/).
+    New {
+        /// The plugin's name, PACKAGE.PLUGIN (e.g. acme.ttl).
+        name: String,
+        /// Where to create the crate (default: ./PACKAGE-PLUGIN).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The packaged SDK (default: the one installed beside gordon).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 /// `gordon ctl ...`.

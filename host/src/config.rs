@@ -589,7 +589,7 @@ impl Config {
 
 /// The tables that configure plugin `name`, package table first: `["dns"]`,
 /// `[dns.enricher]`, `["dns.enricher"]`; only `["name"]` for a one-part name.
-fn plugin_tables(name: &str) -> Vec<String> {
+pub fn plugin_tables(name: &str) -> Vec<String> {
     let own = format!("[{}]", quoted_key(name));
     match name.split_once('.') {
         None => vec![own],
@@ -1146,6 +1146,16 @@ impl std::ops::Deref for PluginConfig {
 }
 
 impl PluginConfig {
+    /// The top-level keys set in the plugin's own tables (not its package table,
+    /// which the package's plugins share), with the file and table of each.
+    pub fn own_keys(&self) -> impl Iterator<Item = (&str, &Origin)> + '_ {
+        let package = (self.tables.len() > 1).then(|| self.tables[0].as_str());
+        self.trace
+            .iter()
+            .filter(move |(_, t)| Some(t.origin.table.as_str()) != package)
+            .map(|(k, t)| (k.as_str(), &t.origin))
+    }
+
     /// The JSON object text the plugin receives.
     pub fn json(&self) -> &str {
         &self.json

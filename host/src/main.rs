@@ -100,6 +100,9 @@ fn main() -> ExitCode {
         Some(Command::Plugins {
             command: PluginsCommand::Rm { name },
         }) => commands::manage::rm(&cli.global, name).map(|()| 0),
+        Some(Command::Plugins {
+            command: PluginsCommand::New { name, dir, sdk },
+        }) => commands::scaffold::run(name, dir.as_deref(), sdk.as_deref()).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -100,7 +100,9 @@ fn walk(root: &Value, node: &Value, prefix: &str, depth: usize, out: &mut Vec<Co
             kind: describe(root, target),
             required: required.contains(&name.as_str()),
             default: prop.get("default").map(toml_like),
-            doc: first_line(prop).or_else(|| first_line(target)).unwrap_or_default(),
+            doc: first_line(prop)
+                .or_else(|| first_line(target))
+                .unwrap_or_default(),
         });
         if depth < MAX_DEPTH && target.get("properties").is_some() {
             walk(root, target, &format!("{dotted}."), depth + 1, out);
@@ -116,7 +118,8 @@ fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
     let Some(pointer) = path.strip_prefix('#') else {
         return node;
     };
-    root.pointer(pointer).map_or(node, |target| resolve(root, target))
+    root.pointer(pointer)
+        .map_or(node, |target| resolve(root, target))
 }
 
 /// The schema of an optional value without its `null` alternative.
@@ -149,7 +152,11 @@ fn describe(root: &Value, node: &Value) -> String {
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(alts) = node.get(key).and_then(Value::as_array) {
-            let alts: Vec<&Value> = alts.iter().map(|a| resolve(root, a)).filter(|a| !is_null(a)).collect();
+            let alts: Vec<&Value> = alts
+                .iter()
+                .map(|a| resolve(root, a))
+                .filter(|a| !is_null(a))
+                .collect();
             // Unit variants of an enum: each a `const` (or a one-value `enum`).
             let consts: Option<Vec<Value>> = alts
                 .iter()
@@ -203,7 +210,10 @@ fn one_of(values: Vec<Value>) -> String {
 fn toml_like(value: &Value) -> String {
     match value {
         Value::Object(map) => {
-            let items: Vec<String> = map.iter().map(|(k, v)| format!("{k} = {}", toml_like(v))).collect();
+            let items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", toml_like(v)))
+                .collect();
             format!("{{ {} }}", items.join(", "))
         }
         Value::Array(items) => {

@@ -229,8 +229,8 @@ pub use crate::channel::Closed;
 pub use crate::context::{EventSender, Metrics, PluginContext, RunContext, Shutdown};
 pub use crate::discovery::{Discovery, Member, Membership, MembershipSender, Service};
 pub use crate::error::{FfiError, PluginError};
-pub use crate::keys::ConfigKey;
 pub use crate::janitor::{Authority, Inbox, Outbox, Publisher, Reconciler, ZoneRecords};
+pub use crate::keys::ConfigKey;
 pub use crate::live::{
     event_matches, ActionSpec, ConfigChange, Definition, HostEvent, Param, ParamType,
 };

@@ -45,3 +45,6 @@ mod discovery;
 // The Debian package: built, installed, checked, removed.
 mod package;
 mod util;
+// The vendor kit: a plugin crate generated, built and tested outside the
+// workspace against the packaged SDK, then loaded.
+mod vendor_kit;

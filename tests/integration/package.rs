@@ -91,6 +91,22 @@ fn the_package_installs_checks_verifies_and_removes_cleanly() {
     ] {
         assert!(Path::new(file).is_file(), "{file} missing");
     }
+    // The vendor kit: the packaged SDK, found by `plugins new` without --sdk, and
+    // its checksum, which `sha256sum -c` accepts.
+    let sdk = format!("gordon-plugin-api-{}.crate", crate::util::api_version());
+    run(Command::new("sha256sum")
+        .args(["-c", &format!("{sdk}.sha256")])
+        .current_dir("/usr/share/gordon/sdk"));
+    let vendor = tempfile::tempdir().unwrap();
+    let krate = vendor.path().join("acme-probe");
+    run(Command::new("/usr/bin/gordon")
+        .args(["plugins", "new", "acme.probe", "--dir"])
+        .arg(&krate));
+    assert!(krate.join("src/lib.rs").is_file());
+    assert!(krate
+        .join(format!("vendor/{}", sdk.trim_end_matches(".crate")))
+        .join("Cargo.toml")
+        .is_file());
     let conffiles = run(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", "gordon"]));
     assert!(
         text(&conffiles.stdout).contains("/etc/gordon/gordon.toml"),
@@ -101,6 +117,7 @@ fn the_package_installs_checks_verifies_and_removes_cleanly() {
     // Removed: the files go, the edited configuration stays until purged.
     run(Command::new(&dpkg).args(["-r", "gordon"]));
     assert!(!Path::new("/usr/bin/gordon").exists());
+    assert!(!Path::new("/usr/share/gordon/sdk").join(&sdk).exists());
     assert!(!Path::new("/usr/lib/gordon/plugins.d/libgordon_plugin_dns.so").exists());
     assert!(
         Path::new("/etc/gordon/gordon.toml").exists(),

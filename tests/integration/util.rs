@@ -21,7 +21,7 @@ pub fn target_dir() -> PathBuf {
 
 /// Cargo, with the workspace's debug level also for the out-of-tree builds (the
 /// drift and vendor fixtures): full debug info would multiply their disk use.
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only");
     cmd
@@ -43,7 +43,7 @@ const PACKAGES: &[&str] = &[
     "gordon-plugin-audit",
 ];
 
-fn run_cargo(mut cmd: Command, what: &str) {
+pub fn run_cargo(mut cmd: Command, what: &str) {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run cargo for {what}: {e}"));

@@ -61,7 +61,7 @@ pub fn run(global: &Global, janitor: bool, as_json: bool, connect: bool) -> anyh
             Ok(()) => passed.push(info.name.clone()),
             Err(e) => failed.push(Problem {
                 severity: Severity::Error,
-                message: info.problem(&e),
+                message: crate::plugins::keys::refusal(info, &e),
             }),
         }
     }

@@ -52,6 +52,7 @@ pub fn info(global: &Global, name: &str, as_json: bool) -> anyhow::Result<()> {
             "isolated": isolated,
             "actions": p.definition.actions.iter().map(crate::live::actions::schema).collect::<Vec<_>>(),
             "events": p.definition.events,
+            "config": p.definition.config,
         });
         writeln!(out, "{doc}")?;
         return Ok(());
@@ -106,6 +107,43 @@ pub fn info(global: &Global, name: &str, as_json: bool) -> anyhow::Result<()> {
     }
     if !p.definition.events.is_empty() {
         writeln!(out, "host events: {}", p.definition.events.join(", "))?;
+    }
+    write_keys(&mut out, p)?;
+    Ok(())
+}
+
+/// The configuration keys the library describes, one per line: name, type,
+/// whether required or its default, and its line of documentation.
+fn write_keys(out: &mut impl Write, p: &crate::plugins::PluginInfo) -> std::io::Result<()> {
+    let keys = &p.definition.config;
+    if keys.is_empty() {
+        return writeln!(
+            out,
+            "config:      not described by the library (plugin-api {})",
+            p.api_version
+        );
+    }
+    let tables = crate::config::plugin_tables(&p.name).join(" + ");
+    writeln!(out, "config:      {tables}")?;
+    let width = keys.iter().map(|k| k.name.len()).max().unwrap_or(0);
+    for k in keys {
+        let status = match (&k.default, k.required) {
+            (Some(d), _) => format!("default {d}"),
+            (None, true) => "required".to_owned(),
+            (None, false) => "optional".to_owned(),
+        };
+        let doc = if k.doc.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", k.doc)
+        };
+        writeln!(
+            out,
+            "  {:width$}  {} ({status}){doc}",
+            k.name,
+            k.kind,
+            width = width
+        )?;
     }
     Ok(())
 }

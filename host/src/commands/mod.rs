@@ -5,3 +5,4 @@ pub mod docs;
 pub mod list;
 pub mod manage;
 pub mod run;
+pub mod scaffold;

@@ -222,7 +222,7 @@ fn reload(session: &mut Session, parts: &mut Parts, verbose: bool, dry_run: bool
             instance::validate(info, &cfg)
         };
         if let Err(e) = checked {
-            problems.push(info.problem(&e));
+            problems.push(crate::plugins::keys::refusal(info, &e));
         }
         changed.push(info.clone());
     }

@@ -9,6 +9,7 @@ pub mod handle;
 pub mod hostlink;
 pub mod inspect;
 pub mod instance;
+pub mod keys;
 pub mod loader;
 pub mod refusal;
 pub mod registry;

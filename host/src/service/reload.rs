@@ -160,7 +160,7 @@ fn reload(running: &mut Running) -> Value {
                 instance::validate(info, &cfg)
             };
             if let Err(e) = checked {
-                problems.push(info.problem(&e));
+                problems.push(crate::plugins::keys::refusal(info, &e));
             }
         }
         changes.push((info.clone(), change));
