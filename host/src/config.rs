@@ -296,7 +296,10 @@ const fn default_crash_window() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggingConfig {
-    /// `error`, `warning`/`warn`, `info`, `debug`, `trace` (`critical` = `error`).
+    /// `error`, `warning`/`warn`, `info`, `debug`, `trace` (`critical` = `error`), or
+    /// RUST_LOG-style directives: that level and `TARGET=LEVEL` items, comma
+    /// separated, a TARGET being a module path or a plugin name (see
+    /// `logging::Directives`).
     #[serde(default = "default_level")]
     pub level: String,
     /// Any of `stream` (stderr), `syslog`, `json` (stderr, one JSON object per line).
@@ -677,8 +680,8 @@ fn validate_core(path: &Path, core: &CoreConfig, whole: Whole) -> Result<(), Con
     {
         invalid("core.panic_abort", m);
     }
-    if let Err(m) = crate::logging::parse_level(&core.logging.level) {
-        invalid("core.logging.level", m);
+    if let Err(e) = core.logging.level.parse::<crate::logging::Directives>() {
+        invalid("core.logging.level", e.to_string());
     }
     for h in &core.logging.handlers {
         if !["stream", "syslog", "json"].contains(&h.as_str()) {
@@ -1371,6 +1374,32 @@ mod tests {
         write(dir.path(), "gordon.toml", "[core.logging]\nlevel = 3\n");
         let err = Config::load(dir.path(), "gordon").unwrap_err().to_string();
         assert!(err.contains("`core.logging.level`"), "{err}");
+    }
+
+    #[test]
+    fn log_level_directives_are_checked_at_load_naming_file_key_and_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = "[core.logging]\nlevel = \"warning,dns.rfc2136=debug,gordon::service=trace\"\n";
+        write(dir.path(), "gordon.toml", good);
+        let cfg = Config::load(dir.path(), "gordon").unwrap();
+        assert_eq!(
+            cfg.core.logging.level,
+            "warning,dns.rfc2136=debug,gordon::service=trace"
+        );
+        write(
+            dir.path(),
+            "gordon.toml",
+            "[core.logging]\nlevel = \"warning,dns.rfc2136=chatty\"\n",
+        );
+        let err = Config::load(dir.path(), "gordon").unwrap_err().to_string();
+        let file = dir.path().join("gordon.toml");
+        assert_eq!(
+            err,
+            format!(
+                "{}: `core.logging.level`: directive `dns.rfc2136=chatty`: unknown level `chatty`, expected one of trace, debug, info, warning, error, critical",
+                file.display()
+            )
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// `GORDON_LOG` holds a bad directive.
+    #[error(transparent)]
+    LogEnv(#[from] crate::logging::EnvError),
     /// A plugin, relay or route that refuses to start; one line naming it.
     #[error("{0}")]
     Refused(String),

@@ -1,14 +1,18 @@
-//! Logging set up from `[core.logging]`: `stream`, `syslog` and `json` handlers.
+//! Logging set up from `[core.logging]`: `stream`, `syslog` and `json` handlers,
+//! and the level directives of `level` (or `GORDON_LOG`, see [`Directives`]).
 //!
 //! Plugin log events arrive through the host-services table (see `hostlink.rs`) and
-//! are re-emitted here with target `gordon::plugin` and a `plugin` field.
+//! are re-emitted there with target `gordon::plugin` and `plugin` and `module`
+//! fields, once the plugin's directive allows them.
+
+mod directives;
 
 use std::io::Write;
 use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::LevelFilter;
@@ -20,11 +24,77 @@ use tracing_subscriber::Layer;
 
 use crate::config::LoggingConfig;
 
+pub use directives::{
+    DirectiveError, DirectiveProblem, Directives, HostFilter, PluginFilter, PluginTarget,
+    PLUGIN_TARGET,
+};
+
+/// The environment variable that, when set and not empty, replaces
+/// `[core.logging] level` (same syntax).
+pub const ENV_VAR: &str = "GORDON_LOG";
+
+/// A level name that is not one of the original configuration's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown level `{0}`, expected one of trace, debug, info, warning, error, critical")]
+pub struct UnknownLevel(pub String);
+
+/// `GORDON_LOG` holds a bad directive.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable GORDON_LOG: {0}")]
+pub struct EnvError(pub DirectiveError);
+
+/// Where the directives in force come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `[core.logging] level`.
+    Config,
+    /// The `GORDON_LOG` environment variable.
+    Env,
+}
+
+impl Source {
+    /// The key or variable, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Config => "core.logging.level",
+            Source::Env => ENV_VAR,
+        }
+    }
+}
+
+/// The directives in force: `env` (the value of `GORDON_LOG`) when set and not
+/// empty, else `[core.logging] level`; `verbose` raises the default to at least
+/// `debug`.
+///
+/// # Errors
+/// `env` is not valid. (`level` was checked when the configuration was loaded.)
+pub fn resolve(
+    cfg: &LoggingConfig,
+    env: Option<&str>,
+    verbose: bool,
+) -> Result<(Directives, Source), EnvError> {
+    let (mut directives, source) = match env.filter(|v| !v.trim().is_empty()) {
+        Some(text) => (text.parse::<Directives>().map_err(EnvError)?, Source::Env),
+        None => (cfg.level.parse().unwrap_or_default(), Source::Config),
+    };
+    if verbose {
+        directives.raise_default(LevelFilter::DEBUG);
+    }
+    Ok((directives, source))
+}
+
+static ACTIVE: OnceLock<(Directives, Source)> = OnceLock::new();
+
+/// The directives [`init`] installed (the first, if it ran more than once).
+pub fn active() -> Option<&'static (Directives, Source)> {
+    ACTIVE.get()
+}
+
 /// Parses a level name of the original configuration.
 ///
 /// # Errors
-/// A message naming the accepted levels.
-pub fn parse_level(level: &str) -> Result<LevelFilter, String> {
+/// The name is not a level; the message names the accepted ones.
+pub fn parse_level(level: &str) -> Result<LevelFilter, UnknownLevel> {
     Ok(match level.to_ascii_lowercase().as_str() {
         "trace" => LevelFilter::TRACE,
         "debug" => LevelFilter::DEBUG,
@@ -32,23 +102,16 @@ pub fn parse_level(level: &str) -> Result<LevelFilter, String> {
         "warn" | "warning" => LevelFilter::WARN,
         "error" | "critical" => LevelFilter::ERROR,
         "off" => LevelFilter::OFF,
-        other => {
-            return Err(format!(
-            "unknown level `{other}`, expected one of trace, debug, info, warning, error, critical"
-        ))
-        }
+        other => return Err(UnknownLevel(other.to_owned())),
     })
 }
 
-/// Installs the global subscriber. `verbose` raises the level to at least `debug`.
+/// Installs the global subscriber: the handlers of `cfg`, filtered by
+/// `directives` (see [`resolve`]), which [`active`] returns from then on.
 ///
 /// # Errors
 /// When a syslog destination cannot be opened.
-pub fn init(cfg: &LoggingConfig, verbose: bool) -> std::io::Result<LevelFilter> {
-    let mut level = parse_level(&cfg.level).unwrap_or(LevelFilter::INFO);
-    if verbose && level < LevelFilter::DEBUG {
-        level = LevelFilter::DEBUG;
-    }
+pub fn init(cfg: &LoggingConfig, directives: &Directives, source: Source) -> std::io::Result<()> {
     let timer = DateFormat(cfg.date_fmt.as_deref().map(|f| chrono_format(f).into()));
     let mut layers: Vec<Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>> = Vec::new();
     for handler in &cfg.handlers {
@@ -77,10 +140,18 @@ pub fn init(cfg: &LoggingConfig, verbose: bool) -> std::io::Result<LevelFilter> 
             ),
         }
     }
-    let subscriber = tracing_subscriber::registry().with(layers.with_filter(level));
+    // One level for everything is the plain level filter, as before directives.
+    let filtered = if directives.is_plain() {
+        layers.with_filter(directives.default_level()).boxed()
+    } else {
+        layers.with_filter(directives.host_filter()).boxed()
+    };
+    let subscriber = tracing_subscriber::registry().with(filtered);
     // A second initialisation (tests) keeps the first subscriber.
-    let _ = tracing::subscriber::set_global_default(subscriber);
-    Ok(level)
+    if tracing::subscriber::set_global_default(subscriber).is_ok() {
+        let _ = ACTIVE.set((directives.clone(), source));
+    }
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -265,7 +336,38 @@ mod tests {
     fn levels_of_the_original_are_accepted() {
         assert_eq!(parse_level("warning").unwrap(), LevelFilter::WARN);
         assert_eq!(parse_level("critical").unwrap(), LevelFilter::ERROR);
-        assert!(parse_level("loud").unwrap_err().contains("loud"));
+        assert!(parse_level("loud")
+            .unwrap_err()
+            .to_string()
+            .contains("`loud`"));
+    }
+
+    #[test]
+    fn gordon_log_replaces_the_configured_level_and_verbose_raises_the_default() {
+        let cfg = LoggingConfig {
+            level: "warning,dns.zonefile=trace".into(),
+            ..LoggingConfig::default()
+        };
+        let (d, source) = resolve(&cfg, None, false).unwrap();
+        assert_eq!(
+            (d.to_string().as_str(), source),
+            ("warn,dns.zonefile=trace", Source::Config)
+        );
+        let (d, source) = resolve(&cfg, Some("  "), true).unwrap();
+        assert_eq!(
+            (d.to_string().as_str(), source),
+            ("debug,dns.zonefile=trace", Source::Config)
+        );
+        let (d, source) = resolve(&cfg, Some("error,http.events=debug"), true).unwrap();
+        assert_eq!(
+            (d.to_string().as_str(), source),
+            ("debug,http.events=debug", Source::Env)
+        );
+        let e = resolve(&cfg, Some("info,http.events=chatty"), false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable GORDON_LOG: directive `http.events=chatty`: unknown level `chatty`, expected one of trace, debug, info, warning, error, critical"
+        );
     }
 
     #[test]

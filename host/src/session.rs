@@ -42,12 +42,16 @@ impl Session {
     /// Loads `{base}.toml` from `root`, sets up logging, and discovers plugins.
     ///
     /// # Errors
-    /// A configuration error (naming the file and key) or a logging set-up error.
+    /// A configuration error (naming the file and key), a bad `GORDON_LOG`, or a
+    /// logging set-up error.
     pub fn open(root: &Path, base: &str, verbose: bool) -> StartResult<Session> {
         let config = Config::load(root, base)?;
-        let level =
-            crate::logging::init(&config.core.logging, verbose).what("cannot set up logging")?;
-        hostlink::set_max_level(level);
+        let env = std::env::var(crate::logging::ENV_VAR).ok();
+        let (directives, source) =
+            crate::logging::resolve(&config.core.logging, env.as_deref(), verbose)?;
+        crate::logging::init(&config.core.logging, &directives, source)
+            .what("cannot set up logging")?;
+        hostlink::set_log_directives(&directives);
         Ok(Session::discover(config, verbose))
     }
 
@@ -91,6 +95,7 @@ impl Session {
             severity: soft,
             message,
         }));
+        problems.extend(unknown_log_targets(&active));
         Session {
             config,
             catalog,
@@ -121,4 +126,24 @@ impl Session {
             }
         }
     }
+}
+
+/// A warning for each plugin name (or `pkg.*`) the log directives in force name
+/// that no active plugin has: most likely a typo, which would otherwise show
+/// nothing more of the plugin it meant.
+fn unknown_log_targets(active: &[PluginInfo]) -> Vec<Problem> {
+    let Some((directives, source)) = crate::logging::active() else {
+        return Vec::new();
+    };
+    directives
+        .plugin_targets()
+        .filter(|t| !active.iter().any(|p| t.matches(&p.name)))
+        .map(|t| Problem {
+            severity: Severity::Warning,
+            message: format!(
+                "`{}` names `{t}`, which is no active plugin (see core.plugins)",
+                source.name()
+            ),
+        })
+        .collect()
 }

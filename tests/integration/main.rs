@@ -42,6 +42,8 @@ mod isolation_soak;
 mod live;
 // Discovery: `gordon report` nodes, a watch in `gordon run`, NATS and BIND.
 mod discovery;
+// Per-plugin and per-module log levels: `[core.logging] level` directives, GORDON_LOG.
+mod logging;
 // The Debian package: built, installed, checked, removed.
 mod package;
 mod util;

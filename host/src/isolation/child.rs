@@ -97,10 +97,9 @@ pub fn main(plugin: &str, host_pid: u32) -> u8 {
         Some(s) => s,
         None => exit_now(0),
     };
-    let level = crate::logging::parse_level(&setup.log_level)
-        .unwrap_or(tracing::level_filters::LevelFilter::INFO);
-    super::telemetry::install(telemetry, level);
-    crate::plugins::hostlink::set_max_level(level);
+    let directives: crate::logging::Directives = setup.log_level.parse().unwrap_or_default();
+    super::telemetry::install(telemetry, &directives);
+    crate::plugins::hostlink::set_log_directives(&directives);
     let loaded = super::limits::apply(&setup.limits)
         .map_err(PluginError::new)
         .and_then(|()| load(&setup));

@@ -60,7 +60,7 @@ pub struct Setup {
     pub panic_abort: String,
     /// `[core.isolation]` limits.
     pub limits: limits::Limits,
-    /// The most verbose level forwarded.
+    /// The log directives in force (`[core.logging] level` syntax).
     pub log_level: String,
 }
 
@@ -120,7 +120,10 @@ impl Spec {
                     user: iso.user.clone(),
                     group: iso.group.clone(),
                 },
-                log_level: core.logging.level.clone(),
+                // The directives in force (`GORDON_LOG`, `--verbose` applied), so
+                // that the process logs what an in-process plugin would.
+                log_level: crate::logging::active()
+                    .map_or_else(|| core.logging.level.clone(), |(d, _)| d.to_string()),
             },
             config_json: config_json.to_owned(),
             policy: Policy {

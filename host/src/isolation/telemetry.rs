@@ -13,6 +13,7 @@ use gordon_plugin_api::wire;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer as _;
 
 use super::link::{op, Frame};
 
@@ -77,16 +78,24 @@ fn send(operation: u8, body: impl FnOnce(&mut Vec<u8>)) {
     }
 }
 
-/// Process side: sends every log event at or above `level` and every metric
-/// event to the host over `sock`.
-pub fn install(sock: UnixStream, level: tracing::level_filters::LevelFilter) {
+/// Process side: sends every log event `directives` allow and every metric event
+/// to the host over `sock`. The plugin's lines were decided by its own directive
+/// in `hostlink::plugin_log`, as in the host's process; the host logs what
+/// arrives without deciding again.
+pub fn install(sock: UnixStream, directives: &crate::logging::Directives) {
     let _ = OUT.set(Out {
         sock: Mutex::new((sock, Frame::default())),
     });
-    let _ = tracing_subscriber::registry()
-        .with(level)
-        .with(Layer)
-        .try_init();
+    let _ = if directives.is_plain() {
+        tracing_subscriber::registry()
+            .with(directives.default_level())
+            .with(Layer)
+            .try_init()
+    } else {
+        tracing_subscriber::registry()
+            .with(Layer.with_filter(directives.host_filter()))
+            .try_init()
+    };
     crate::metrics::install(Box::new(Relay));
     crate::live::leaving::forward_to(leave);
 }

@@ -12,21 +12,32 @@ use abi_stable::prefix_type::WithMetadata;
 use abi_stable::std_types::RStr;
 use abi_stable::std_types::RString;
 use gordon_plugin_api::abi::{v1_1, v1_2, HostServices, HostServicesRef, LogRecord, MetricEvent};
-use tracing::level_filters::LevelFilter;
+use tracing::Level;
+
+use crate::logging::{Directives, PluginFilter};
 
 static MAX_LEVEL: OnceLock<u8> = OnceLock::new();
 
-/// Sets the most verbose level plugins forward; call before loading libraries.
-pub fn set_max_level(level: LevelFilter) {
-    let n = match level.into_level() {
+/// Which plugin lines are logged, when the directives name plugins or modules;
+/// `None` (one level for everything) leaves it to the subscriber's filter.
+static FILTER: OnceLock<Option<PluginFilter>> = OnceLock::new();
+
+/// Sets what plugins forward: every line up to the most verbose level any
+/// directive allows (a library has one filter for all its plugins and modules);
+/// [`plugin_log`] then drops what the line's own directive does not allow. Call
+/// before loading libraries; the first call wins.
+pub fn set_log_directives(directives: &Directives) {
+    let n = match directives.max_level().into_level() {
         None => 0,
-        Some(tracing::Level::ERROR) => 1,
-        Some(tracing::Level::WARN) => 2,
-        Some(tracing::Level::INFO) => 3,
-        Some(tracing::Level::DEBUG) => 4,
-        Some(tracing::Level::TRACE) => 5,
+        Some(Level::ERROR) => 1,
+        Some(Level::WARN) => 2,
+        Some(Level::INFO) => 3,
+        Some(Level::DEBUG) => 4,
+        Some(Level::TRACE) => 5,
     };
-    let _ = MAX_LEVEL.set(n);
+    if MAX_LEVEL.set(n).is_ok() {
+        let _ = FILTER.set(directives.plugin_filter());
+    }
 }
 
 /// The host-services table handed to libraries built against this host's minor
@@ -87,12 +98,24 @@ extern "C" fn plugin_log(record: &LogRecord<'_>) {
         let plugin = record.plugin.as_str();
         let message = record.message.as_str();
         let module = record.target.as_str();
-        match record.level {
-            1 => tracing::error!(target: "gordon::plugin", plugin, module, "{message}"),
-            2 => tracing::warn!(target: "gordon::plugin", plugin, module, "{message}"),
-            3 => tracing::info!(target: "gordon::plugin", plugin, module, "{message}"),
-            4 => tracing::debug!(target: "gordon::plugin", plugin, module, "{message}"),
-            _ => tracing::trace!(target: "gordon::plugin", plugin, module, "{message}"),
+        let level = match record.level {
+            1 => Level::ERROR,
+            2 => Level::WARN,
+            3 => Level::INFO,
+            4 => Level::DEBUG,
+            _ => Level::TRACE,
+        };
+        if let Some(Some(filter)) = FILTER.get() {
+            if !filter.enabled(plugin, module, level) {
+                return;
+            }
+        }
+        match level {
+            Level::ERROR => tracing::error!(target: "gordon::plugin", plugin, module, "{message}"),
+            Level::WARN => tracing::warn!(target: "gordon::plugin", plugin, module, "{message}"),
+            Level::INFO => tracing::info!(target: "gordon::plugin", plugin, module, "{message}"),
+            Level::DEBUG => tracing::debug!(target: "gordon::plugin", plugin, module, "{message}"),
+            Level::TRACE => tracing::trace!(target: "gordon::plugin", plugin, module, "{message}"),
         }
     }));
 }
