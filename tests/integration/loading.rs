@@ -442,3 +442,28 @@ fn plugins_add_info_and_rm_install_inspect_and_remove_a_library() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!installed.exists());
 }
+
+#[test]
+fn a_library_that_needs_a_newer_glibc_is_refused_naming_both_versions() {
+    let env = Env::new();
+    env.config("[core]\nplugins = []\n");
+    // A build from a "newer system": every glibc version it names, 2.x, made 9.x
+    // (the names live in the dynamic string table, read before loading).
+    let mut bytes = std::fs::read(fixture("alpha")).unwrap();
+    let (from, to) = (b"GLIBC_2.", b"GLIBC_9.");
+    let mut patched = 0;
+    let mut i = 0;
+    while let Some(at) = bytes[i..].windows(from.len()).position(|w| w == from) {
+        bytes[i + at..i + at + to.len()].copy_from_slice(to);
+        patched += 1;
+        i += at + from.len();
+    }
+    assert!(patched > 0, "the fixture names no glibc version");
+    env.install_bytes(&bytes, "libnewer.so");
+    let list = env.list_json();
+    let refusal = refusal_for(&list, "libnewer.so").unwrap_or_else(|| panic!("loaded: {list}"));
+    assert!(
+        refusal.contains("needs glibc 9.") && refusal.contains("this system has glibc 2."),
+        "{refusal}"
+    );
+}

@@ -175,6 +175,14 @@ pub fn inspect(path: &Path) -> Result<PanicRuntime, Reason> {
             });
         }
     }
+    if let (object::File::Elf64(elf), Some(have)) = (&obj, super::glibc::running()) {
+        if let Some(needed) = super::glibc::needed(elf).filter(|n| *n > have) {
+            return Err(Reason::NewerGlibc {
+                needed: super::glibc::show(&needed),
+                have: super::glibc::show(&have),
+            });
+        }
+    }
     let exports = obj
         .exports()
         .map_err(|e| Reason::Truncated(e.to_string()))?;

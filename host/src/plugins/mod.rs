@@ -5,6 +5,7 @@
 //! check versions and layouts, and only then does the host call into a library.
 
 pub mod discovery;
+pub mod glibc;
 pub mod handle;
 pub mod hostlink;
 pub mod inspect;

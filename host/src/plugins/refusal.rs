@@ -20,6 +20,17 @@ pub enum Reason {
         /// The host's.
         expected: String,
     },
+    /// Needs a newer C library than the host runs on.
+    #[error(
+        "needs glibc {needed} (symbol version GLIBC_{needed}), this system has glibc {have}: \
+         build it on a system with glibc {have} or older"
+    )]
+    NewerGlibc {
+        /// The newest version the library needs.
+        needed: String,
+        /// The running one.
+        have: String,
+    },
     /// The root-module symbol is not exported.
     #[error("no gordon root module (symbol `{symbol}` is not exported); is it a gordon plugin?")]
     NoRootModule {
