@@ -39,9 +39,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::{
-    event_matches, tracing, ConfigChange, HostEvent, Metrics, Plugin, PluginContext, PluginError,
-    RunContext, Runnable,
+    event_matches, tracing, ConfigChange, ConfigKey, HostEvent, Metrics, Plugin, PluginContext,
+    PluginError, RunContext, Runnable,
 };
 use serde::Deserialize;
 
@@ -49,14 +50,16 @@ gordon_plugin_api::export_plugins!(runnable AuditLog);
 
 /// The configuration of `audit.log`: the `["audit"]` table merged with
 /// `["audit.log"]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// The file the events are appended to, one JSON object a line (required).
+    ///
     /// Created if missing; its directory must exist.
     pub path: PathBuf,
-    /// The events to log, as patterns: a name, a prefix ending in `.*`, or `*`
-    /// (the default: every event).
+    /// The events to log, as patterns: a name, a prefix ending in `.*`, or `*`.
+    ///
+    /// The default, `*`, logs every event.
     #[serde(default = "all_events")]
     pub events: Vec<String>,
 }
@@ -142,6 +145,10 @@ impl Plugin for AuditLog {
     const DESCRIPTION: &'static str = "Appends the host's events to a file as JSON lines";
     type Config = AuditConfig;
     const HOST_EVENTS: &'static [&'static str] = &["*"];
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(config: &AuditConfig) -> Result<(), PluginError> {
         let path = &config.path;

@@ -6,8 +6,10 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::{
-    tracing, ConfigChange, EventMessage, MessageHandler, Plugin, PluginContext, PluginError,
+    tracing, ConfigChange, ConfigKey, EventMessage, MessageHandler, Plugin, PluginContext,
+    PluginError,
 };
 use serde::Deserialize;
 
@@ -16,7 +18,7 @@ use crate::shared;
 
 /// The configuration of `dns.enricher`: the `["dns"]` table merged with
 /// `["dns.enricher"]`. It has only the shared keys.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnricherConfig {
     /// Shared: the zone, an absolute name ending in `.` (required).
@@ -63,6 +65,10 @@ impl Plugin for Enricher {
     const DESCRIPTION: &'static str =
         "Normalises DNS events: absolute lowercase names, default TTL, canonical record data";
     type Config = EnricherConfig;
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(config: &EnricherConfig) -> Result<(), PluginError> {
         shared::zone(&config.zone)?;

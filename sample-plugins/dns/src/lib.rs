@@ -133,3 +133,6 @@ mod shared {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

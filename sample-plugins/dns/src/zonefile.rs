@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use gordon_plugin_api::serde_json::{json, Map, Value};
 use gordon_plugin_api::{event_json, ownership, tracing};
 use gordon_plugin_api::{
-    format_rfc3339, Action, ActionSpec, EventMessage, Failures, MessageHandler, Plugin,
+    format_rfc3339, Action, ActionSpec, ConfigKey, EventMessage, Failures, MessageHandler, Plugin,
     PluginContext, PluginError, RecordType,
 };
 
@@ -85,6 +85,10 @@ impl Plugin for ZoneFile {
     const NAME: &'static str = "dns.zonefile";
     const DESCRIPTION: &'static str = "Publishes DNS events to an RFC 1035 zone file, atomically";
     type Config = ZoneFileConfig;
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(config: &ZoneFileConfig) -> Result<(), PluginError> {
         Settings::resolve(config).map(|_| ())

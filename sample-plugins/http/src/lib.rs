@@ -71,8 +71,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::{
-    export_plugins, EventMessage, Phase, Plugin, PluginContext, PluginError, RunContext, Runnable,
+    export_plugins, ConfigKey, EventMessage, Phase, Plugin, PluginContext, PluginError, RunContext,
+    Runnable,
 };
 use serde::Deserialize;
 
@@ -81,28 +83,47 @@ use crate::conns::Limits;
 use crate::tracker::Tracker;
 
 /// `["http.events"]` configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpEventsConfig {
+    /// The address to listen on, `IP:port` (port 0: any free port).
     #[serde(default = "default_listen")]
     listen: String,
+    /// The largest request body accepted, in bytes; larger ones get `413`.
     #[serde(default = "default_max_body")]
     max_body_bytes: usize,
+    /// Seconds; events with an older `timestamp` are rejected (0 = no limit).
     #[serde(default = "default_max_age")]
     max_msg_age: u64,
+    /// How many message outcomes are remembered for `GET /events/{id}`.
     #[serde(default = "default_track")]
     track: usize,
+    /// A file to write the bound port to (for `listen` with port 0).
     port_file: Option<String>,
+    /// Seconds a client has for its request head; 1..=3600.
     #[serde(default = "default_header_timeout")]
     header_timeout: u64,
+    /// Seconds a client has for its request body (`408` after); 1..=3600.
     #[serde(default = "default_body_timeout")]
     body_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request; 1..=3600.
     #[serde(default = "default_idle_timeout")]
     idle_timeout: u64,
+    /// The most connections open at once; keep it below `ulimit -n`.
+    ///
+    /// A new connection beyond it closes the one that has waited longest for its
+    /// client.
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    /// A file holding the bearer token that `POST /events` and `GET /events/{id}` need.
+    ///
+    /// At least 16 printable characters; not with `token_env`.
     token_file: Option<String>,
+    /// The name of an environment variable holding the bearer token.
+    ///
+    /// At least 16 printable characters; not with `token_file`.
     token_env: Option<String>,
+    /// Allow a `listen` address other than loopback without a token.
     #[serde(default)]
     allow_unauthenticated: bool,
 }
@@ -161,6 +182,10 @@ impl Plugin for HttpEvents {
     const NAME: &'static str = "http.events";
     const DESCRIPTION: &'static str = "Accepts DNS change events over HTTP (POST /events)";
     type Config = HttpEventsConfig;
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(cfg: &HttpEventsConfig) -> Result<(), PluginError> {
         let listen = cfg.listen.parse::<SocketAddr>().map_err(|e| {

@@ -285,3 +285,60 @@ fn with_a_token_events_need_it_and_healthz_does_not() {
     assert_eq!(h.recv(1, Duration::from_secs(5)).len(), 1);
     h.shutdown(Duration::from_secs(5)).unwrap();
 }
+
+/// The top-level keys serde accepts for `T` (a `deny_unknown_fields` type): those
+/// its error for an unknown key names.
+fn accepted_keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
+    let Err(err) = serde_json::from_value::<T>(serde_json::json!({"no such key": 0})) else {
+        panic!("an unknown key was accepted");
+    };
+    let err = err.to_string();
+    let (_, expected) = err
+        .split_once("expected")
+        .unwrap_or_else(|| panic!("{err}"));
+    let mut keys: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn its_keys_are_the_ones_it_accepts_each_with_a_doc_line() {
+    use gordon_plugin_api::Plugin;
+
+    let keys = HttpEvents::config_keys();
+    let mut names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+    names.sort();
+    assert_eq!(names, accepted_keys::<crate::HttpEventsConfig>());
+    for key in &keys {
+        assert!(!key.doc.is_empty(), "`{}` has no doc line", key.name);
+        assert_ne!(key.default.as_deref(), Some("null"), "`{}`", key.name);
+        assert!(!key.required, "`{}`: every key has a default", key.name);
+    }
+    let key = |name: &str| keys.iter().find(|k| k.name == name).unwrap();
+    let listen = key("listen");
+    assert_eq!(listen.kind, "string");
+    assert_eq!(listen.default.as_deref(), Some(r#""127.0.0.1:8080""#));
+    for (name, default) in [
+        ("max_body_bytes", "1048576"),
+        ("max_msg_age", "300"),
+        ("track", "100000"),
+        ("header_timeout", "10"),
+        ("body_timeout", "30"),
+        ("idle_timeout", "60"),
+        ("max_connections", "512"),
+    ] {
+        assert_eq!(key(name).kind, "integer", "{name}");
+        assert_eq!(key(name).default.as_deref(), Some(default), "{name}");
+    }
+    assert_eq!(key("token_file").kind, "string");
+    assert_eq!(key("token_file").default, None);
+    assert_eq!(
+        key("allow_unauthenticated").doc,
+        "Allow a `listen` address other than loopback without a token."
+    );
+}

@@ -49,21 +49,30 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::{
-    export_plugins, tracing, Authority, Outbox, Plugin, PluginContext, PluginError, RecordType,
-    ResourceRecord, ZoneRecords,
+    export_plugins, tracing, Authority, ConfigKey, Outbox, Plugin, PluginContext, PluginError,
+    RecordType, ResourceRecord, ZoneRecords,
 };
 use serde::Deserialize;
 
 /// `["inventory.authority"]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryConfig {
+    /// The zones this inventory is the truth for, absolute names ending in `.` (required).
+    ///
+    /// Each is sent every run, empty when no host is in it.
     zones: Vec<String>,
+    /// Inventory files, TOML or CSV by their extension.
+    ///
+    /// `files` and `dirs` together must name at least one source.
     #[serde(default)]
     files: Vec<PathBuf>,
+    /// Directories whose `*.toml` and `*.csv` files are read, in name order.
     #[serde(default)]
     dirs: Vec<PathBuf>,
+    /// The TTL of hosts that give none, in seconds; 60..=86400.
     #[serde(default = "default_ttl")]
     default_ttl: u32,
 }
@@ -122,6 +131,10 @@ impl Plugin for Inventory {
     const NAME: &'static str = "inventory.authority";
     const DESCRIPTION: &'static str = "Desired DNS records from host inventory files (TOML, CSV)";
     type Config = InventoryConfig;
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(cfg: &InventoryConfig) -> Result<(), PluginError> {
         if cfg.zones.is_empty() {

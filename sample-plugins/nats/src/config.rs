@@ -2,15 +2,16 @@
 
 use std::time::Duration;
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::PluginError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `["nats.events"]` configuration (see the crate documentation for every key).
 ///
 /// `servers`, `credentials_file` and `credentials_env` are shared with
 /// [`NatsPublisherConfig`] (they may sit in the `["nats"]` package table): keep
 /// their declarations and checks the same in both.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NatsEventsConfig {
     /// NATS server URLs; the client connects to one and fails over to the others.
@@ -65,7 +66,8 @@ const fn default_batch() -> usize {
 }
 
 /// How long to wait before a rejected (nak'ed) message is redelivered.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+// `Serialize` so that the configuration keys show its default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum NakBackoff {
     /// A base delay, doubled per delivery: `base * 2^(delivery - 1)`, at most
@@ -111,7 +113,7 @@ impl NakBackoff {
 /// [`NatsEventsConfig`]: they may sit in the `["nats"]` package table, which both
 /// plugins receive. Every other key belongs in the plugin's own table, since
 /// `deny_unknown_fields` makes the other plugin refuse it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NatsPublisherConfig {
     /// NATS server URLs; the client connects to one and fails over to the others.
@@ -128,8 +130,9 @@ pub struct NatsPublisherConfig {
     /// Publishes awaiting their acknowledgement at once.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
-    /// Changes per message: 1 publishes each change as one event object; more sends
-    /// JSON arrays of up to this many events.
+    /// The most changes in one message; 1 publishes each change as one event object.
+    ///
+    /// More sends JSON arrays of up to this many events.
     #[serde(default = "default_events_per_message")]
     pub events_per_message: usize,
     /// A NATS credentials (`.creds`) file.
@@ -392,6 +395,96 @@ mod tests {
         assert!(subject_matches("events", "events"));
         assert!(!subject_matches("events", "events.dead"));
         assert!(subject_matches(">", "anything.at.all"));
+    }
+
+    /// The top-level keys serde accepts for `T` (a `deny_unknown_fields` type):
+    /// those its error for an unknown key names.
+    fn accepted_keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        let Err(err) = serde_json::from_value::<T>(serde_json::json!({"no such key": 0})) else {
+            panic!("an unknown key was accepted");
+        };
+        let err = err.to_string();
+        let (_, expected) = err
+            .split_once("expected")
+            .unwrap_or_else(|| panic!("{err}"));
+        let mut keys: Vec<String> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Checks that `keys` are exactly the keys `T` accepts, each with a doc line and
+    /// no default TOML cannot write; returns a lookup by name.
+    fn check_keys<'a, T: serde::de::DeserializeOwned>(
+        keys: &'a [gordon_plugin_api::ConfigKey],
+    ) -> impl Fn(&str) -> &'a gordon_plugin_api::ConfigKey + 'a {
+        let mut names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, accepted_keys::<T>());
+        for key in keys {
+            assert!(!key.doc.is_empty(), "`{}` has no doc line", key.name);
+            assert_ne!(key.default.as_deref(), Some("null"), "`{}`", key.name);
+        }
+        move |name| keys.iter().find(|k| k.name == name).unwrap()
+    }
+
+    #[test]
+    fn every_plugin_describes_the_keys_it_accepts() {
+        use gordon_plugin_api::Plugin;
+
+        let events = crate::NatsEvents::config_keys();
+        let key = check_keys::<NatsEventsConfig>(&events);
+        assert_eq!(key("servers").kind, "list of string");
+        assert_eq!(
+            key("servers").default.as_deref(),
+            Some(r#"["nats://127.0.0.1:4222"]"#)
+        );
+        for name in ["stream", "subject", "durable"] {
+            assert!(key(name).required, "{name}");
+            assert_eq!(key(name).kind, "string", "{name}");
+        }
+        assert_eq!(key("ack_wait").kind, "number");
+        assert_eq!(key("ack_wait").default.as_deref(), Some("30.0"));
+        assert_eq!(key("max_deliver").default.as_deref(), Some("5"));
+        assert_eq!(key("batch").default.as_deref(), Some("256"));
+        let backoff = key("nak_backoff_ms");
+        assert_eq!(backoff.kind, "integer or list of integer");
+        assert_eq!(backoff.default.as_deref(), Some("1000"));
+        assert_eq!(
+            backoff.doc,
+            "Delays before a failed message is redelivered, in milliseconds."
+        );
+        assert_eq!(key("dead_letter_subject").default, None);
+        assert!(!key("dead_letter_subject").required);
+
+        let publisher = crate::NatsPublisher::config_keys();
+        let key = check_keys::<NatsPublisherConfig>(&publisher);
+        assert!(key("subject").required);
+        assert_eq!(key("timeout").default.as_deref(), Some("10.0"));
+        assert_eq!(key("connect_timeout").default.as_deref(), Some("30.0"));
+        assert_eq!(key("max_in_flight").default.as_deref(), Some("256"));
+        assert_eq!(key("events_per_message").default.as_deref(), Some("1"));
+        // The keys both may take from the `["nats"]` table read the same.
+        for name in ["servers", "credentials_file", "credentials_env"] {
+            let one = events.iter().find(|k| k.name == name).unwrap();
+            assert_eq!(one, key(name), "{name}");
+        }
+
+        let discovery = crate::discovery::NatsDiscovery::config_keys();
+        let key = check_keys::<crate::discovery::DiscoveryConfig>(&discovery);
+        assert_eq!(
+            key("bucket").default.as_deref(),
+            Some(r#""gordon_discovery""#)
+        );
+        assert_eq!(key("expiry").default.as_deref(), Some("10.0"));
+        assert_eq!(key("connect_timeout").default.as_deref(), Some("5.0"));
+        assert_eq!(key("heartbeat").kind, "number");
+        assert_eq!(key("heartbeat").default, None);
+        assert!(discovery.iter().all(|k| !k.required));
     }
 
     #[test]

@@ -19,16 +19,17 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
 use futures_util::StreamExt;
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::{
-    tokio, tracing, Discovery, Member, Membership, MembershipSender, Plugin, PluginContext,
-    PluginError, Service,
+    tokio, tracing, ConfigKey, Discovery, Member, Membership, MembershipSender, Plugin,
+    PluginContext, PluginError, Service,
 };
 use serde::Deserialize;
 
 use crate::consumer::{connect_until, Connected};
 
 /// `["nats.discovery"]`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoveryConfig {
     /// NATS servers.
@@ -41,7 +42,6 @@ pub struct DiscoveryConfig {
     #[serde(default = "default_expiry")]
     pub expiry: f64,
     /// Seconds between a reporter's heartbeats (default: a third of `expiry`).
-    #[serde(default)]
     pub heartbeat: Option<f64>,
     /// Seconds `connect` may take.
     #[serde(default = "default_connect_timeout")]
@@ -148,6 +148,10 @@ impl Plugin for NatsDiscovery {
     const DESCRIPTION: &'static str =
         "Cluster membership in a NATS JetStream key-value bucket, kept alive by heartbeats";
     type Config = DiscoveryConfig;
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(cfg: &DiscoveryConfig) -> Result<(), PluginError> {
         if !(cfg.expiry.is_finite() && cfg.expiry >= 1.0) {

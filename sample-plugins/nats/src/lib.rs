@@ -223,7 +223,7 @@ use gordon_plugin_api::serde_json::{json, Map, Value};
 use gordon_plugin_api::tokio::sync::{mpsc, oneshot, watch};
 use gordon_plugin_api::tokio::task::JoinHandle;
 use gordon_plugin_api::{
-    export_plugins, tokio, tracing, ActionSpec, EventMessage, Metrics, Phase, Plugin,
+    export_plugins, tokio, tracing, ActionSpec, ConfigKey, EventMessage, Metrics, Phase, Plugin,
     PluginContext, PluginError, RunContext, Runnable,
 };
 
@@ -399,6 +399,10 @@ impl Plugin for NatsEvents {
     const DESCRIPTION: &'static str =
         "Consumes DNS change events from a NATS JetStream durable pull consumer";
     type Config = NatsEventsConfig;
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(cfg: &NatsEventsConfig) -> Result<(), PluginError> {
         config::validate(cfg)

@@ -24,8 +24,8 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use gordon_plugin_api::event_json::parse_events;
 use gordon_plugin_api::{
-    tokio, tracing, EventMessage, Inbox, Metrics, Phase, Plugin, PluginContext, PluginError,
-    Publisher,
+    tokio, tracing, ConfigKey, EventMessage, Inbox, Metrics, Phase, Plugin, PluginContext,
+    PluginError, Publisher,
 };
 use serde_json::Value;
 
@@ -382,6 +382,10 @@ impl Plugin for NatsPublisher {
     const DESCRIPTION: &'static str =
         "Publishes the janitor's changes to a NATS JetStream subject and waits for the acknowledgements";
     type Config = NatsPublisherConfig;
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(cfg: &NatsPublisherConfig) -> Result<(), PluginError> {
         config::validate_publisher(cfg)

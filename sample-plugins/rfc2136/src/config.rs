@@ -5,14 +5,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::{ownership, PluginError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tsig::{parse_key_file, Algorithm, Key};
 use crate::wire::Name;
 
 /// What to check after an update succeeded.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+// `Serialize` so that the configuration keys show its default.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Verify {
     /// Trust the server's NOERROR (default).
@@ -25,7 +27,8 @@ pub enum Verify {
 }
 
 /// How messages travel.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+// `Serialize` so that the configuration keys show its default.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// UDP for messages up to 512 bytes, TCP for larger ones and truncated answers
@@ -38,7 +41,7 @@ pub enum Transport {
 
 /// The configuration of `dns.rfc2136`: the `["dns"]` table merged with
 /// `["dns.rfc2136"]`. See the crate documentation for every key.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rfc2136Config {
     /// Shared: the zone, an absolute name ending in `.` (required).
@@ -46,67 +49,66 @@ pub struct Rfc2136Config {
     /// Shared: the TTL of records whose TTL is 0 (unset); 60..=86400, default 300.
     #[serde(default = "default_ttl")]
     pub default_ttl: u32,
-    /// The server: `HOST:port`, `IP:port` or `[IPv6]:port`, the port 53 when left
-    /// out. A host name is resolved when first needed, and again after none of its
+    /// The server: `HOST:port`, `IP:port` or `[IPv6]:port` (port 53 when left out).
+    ///
+    /// A host name is resolved when first needed, and again after none of its
     /// addresses could be reached. Exactly one of this and `servers` is required.
-    #[serde(default)]
     pub server: Option<String>,
-    /// Servers to fail over between, in order, each written as `server` is: an
-    /// exchange goes to the server that answered last (the first at start) and, when
-    /// that one cannot be reached, to the next. Not empty; not with `server`.
-    #[serde(default)]
+    /// Servers to fail over between, in order, each written as `server` is.
+    ///
+    /// An exchange goes to the server that answered last (the first at start) and,
+    /// when that one cannot be reached, to the next. Not empty; not with `server`.
     pub servers: Option<Vec<String>>,
-    /// A BIND key file (`tsig-keygen` output). Exactly one of this and
-    /// `tsig_secret_env`.
-    #[serde(default)]
+    /// A BIND key file (`tsig-keygen` output); exactly one of this and `tsig_secret_env`.
     pub tsig_key_file: Option<PathBuf>,
     /// The name of an environment variable holding the base64 secret.
-    #[serde(default)]
     pub tsig_secret_env: Option<String>,
-    /// The key name: required with `tsig_secret_env`; with a key file, selects the
-    /// key (required when the file has several).
-    #[serde(default)]
+    /// The key name: required with `tsig_secret_env`; with a key file, selects the key.
+    ///
+    /// With a key file it is required when the file has several keys.
     pub tsig_key_name: Option<String>,
-    /// `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`; with a key file it
-    /// must match the file's.
-    #[serde(default)]
+    /// The TSIG algorithm: `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`.
+    ///
+    /// With a key file it must match the file's.
     pub tsig_algorithm: Option<String>,
-    /// How long to wait for an answer, per attempt; default 5000.
+    /// How long to wait for an answer, in milliseconds per attempt; default 5000.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Retries of transient failures (timeout, SERVFAIL, refused connection);
-    /// default 3.
+    /// Retries of transient failures (timeout, SERVFAIL, refused connection); default 3.
     #[serde(default = "default_retries")]
     pub retries: u32,
-    /// The first retry's pause; it doubles each retry; default 200.
+    /// The first retry's pause in milliseconds; it doubles each retry; default 200.
     #[serde(default = "default_retry_backoff_ms")]
     pub retry_backoff_ms: u64,
     /// The most record-set changes in one UPDATE; default 500.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
-    /// `none` (default), `query` or `axfr`.
+    /// What to check after an update succeeded: `none` (default), `query` or `axfr`.
     #[serde(default)]
     pub verify: Verify,
-    /// This instance's owner id (default `gordon`): every record set published is
-    /// marked with an owner record holding it, and only record sets so marked are
-    /// changed or deleted.
+    /// This instance's owner id (default `gordon`), marking the record sets it owns.
+    ///
+    /// Every record set published is marked with an owner record holding it, and
+    /// only record sets so marked are changed or deleted.
     #[serde(default = "default_owner_id")]
     pub owner_id: String,
-    /// Take over record sets that exist without any owner record (made by hand or
-    /// by a deployment from before ownership): change them and write our owner
-    /// record. Meant for migrating; default `false`.
+    /// Take over record sets that exist without any owner record; default `false`.
+    ///
+    /// Those made by hand or by a deployment from before ownership: change them and
+    /// write our owner record. Meant for migrating.
     #[serde(default)]
     pub adopt: bool,
-    /// Take over record sets marked by this other owner id (a renamed instance):
-    /// their owner record is rewritten to ours.
-    #[serde(default)]
+    /// Take over record sets marked by this other owner id (a renamed instance).
+    ///
+    /// Their owner record is rewritten to ours.
     pub adopt_from_owner: Option<String>,
-    /// DANGER: change and delete record sets whatever owns them — records made by
-    /// hand, by other tools or by other owners. Owner records are still written.
-    /// Default `false`; a warning is logged whenever it is on.
+    /// DANGER: change and delete record sets whatever owns them; default `false`.
+    ///
+    /// Records made by hand, by other tools or by other owners. Owner records are
+    /// still written. A warning is logged whenever it is on.
     #[serde(default)]
     pub manage_unowned: bool,
-    /// `auto` (default) or `tcp`.
+    /// How messages travel: `auto` (default) or `tcp`.
     #[serde(default)]
     pub transport: Transport,
 }
@@ -436,6 +438,27 @@ impl Settings {
     }
 }
 
+/// The top-level keys serde accepts for `T` (a `deny_unknown_fields` type): those its
+/// error for an unknown key names.
+#[cfg(test)]
+pub(crate) fn accepted_keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
+    let Err(err) = serde_json::from_value::<T>(serde_json::json!({"no such key": 0})) else {
+        panic!("an unknown key was accepted");
+    };
+    let err = err.to_string();
+    let (_, expected) = err
+        .split_once("expected")
+        .unwrap_or_else(|| panic!("{err}"));
+    let mut keys: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use gordon_plugin_api::testing::validate;
@@ -705,5 +728,52 @@ mod tests {
         // Checking the configuration resolves nothing: a name that does not exist
         // is for the dependency check and the client to report.
         assert_eq!(run("server = \"no-such-host.invalid\""), Ok(()));
+    }
+
+    #[test]
+    fn its_keys_are_the_ones_it_accepts_each_with_a_doc_line() {
+        use gordon_plugin_api::Plugin;
+
+        let keys = Rfc2136::config_keys();
+        let mut names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, accepted_keys::<Rfc2136Config>());
+        for key in &keys {
+            assert!(!key.doc.is_empty(), "`{}` has no doc line", key.name);
+            assert_ne!(key.default.as_deref(), Some("null"), "`{}`", key.name);
+        }
+        let key = |name: &str| keys.iter().find(|k| k.name == name).unwrap();
+        let required: Vec<&str> = keys
+            .iter()
+            .filter(|k| k.required)
+            .map(|k| k.name.as_str())
+            .collect();
+        assert_eq!(required, ["zone"], "the others are checked together");
+        assert_eq!(key("server").kind, "string");
+        assert_eq!(key("servers").kind, "list of string");
+        assert_eq!(key("tsig_key_file").kind, "string");
+        assert_eq!(key("tsig_key_file").default, None);
+        let verify = key("verify");
+        assert_eq!(verify.kind, r#"one of "none", "query", "axfr""#);
+        assert_eq!(verify.default.as_deref(), Some(r#""none""#));
+        let transport = key("transport");
+        assert_eq!(transport.kind, r#"one of "auto", "tcp""#);
+        assert_eq!(transport.default.as_deref(), Some(r#""auto""#));
+        assert_eq!(
+            transport.doc,
+            "How messages travel: `auto` (default) or `tcp`."
+        );
+        for (name, default) in [
+            ("default_ttl", "300"),
+            ("timeout_ms", "5000"),
+            ("retries", "3"),
+            ("retry_backoff_ms", "200"),
+            ("max_batch", "500"),
+        ] {
+            assert_eq!(key(name).kind, "integer", "{name}");
+            assert_eq!(key(name).default.as_deref(), Some(default), "{name}");
+        }
+        assert_eq!(key("owner_id").default.as_deref(), Some(r#""gordon""#));
+        assert_eq!(key("manage_unowned").default.as_deref(), Some("false"));
     }
 }

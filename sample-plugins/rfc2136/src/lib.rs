@@ -183,8 +183,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use gordon_plugin_api::serde_json::{Map, Value};
 use gordon_plugin_api::{
-    ownership, tracing, ActionSpec, ConfigChange, EventMessage, Failures, MessageHandler, Param,
-    ParamType, Plugin, PluginContext, PluginError,
+    ownership, tracing, ActionSpec, ConfigChange, ConfigKey, EventMessage, Failures,
+    MessageHandler, Param, ParamType, Plugin, PluginContext, PluginError,
 };
 
 pub use config::{Rfc2136Config, Transport, Verify};
@@ -270,6 +270,10 @@ impl Plugin for Rfc2136 {
     const DESCRIPTION: &'static str =
         "Publishes DNS events as RFC 2136 dynamic updates signed with TSIG";
     type Config = Rfc2136Config;
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(config: &Rfc2136Config) -> Result<(), PluginError> {
         Settings::resolve(config).map(|_| ())

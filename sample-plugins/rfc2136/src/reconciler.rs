@@ -44,9 +44,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::{
-    event_json, ownership, tracing, EventMessage, Inbox, Outbox, Phase, Plugin, PluginContext,
-    PluginError, Reconciler, RecordType, ResourceRecord, ZoneRecords,
+    event_json, ownership, tracing, ConfigKey, EventMessage, Inbox, Outbox, Phase, Plugin,
+    PluginContext, PluginError, Reconciler, RecordType, ResourceRecord, ZoneRecords,
 };
 use serde::Deserialize;
 
@@ -62,16 +63,24 @@ use diff::{Owner, Policy, Rules};
 /// `["dns.reconciler"]`: the connection and ownership keys of `dns.rfc2136`, plus
 /// `policy`, `managed_record_types` and `zones`. Every other key is refused by name
 /// (a misspelt safety key must not be silently ignored).
-#[derive(Debug)]
+// `Deserialize` is written by hand (below); the schema describes the same table: the
+// keys of `OwnKeys`, with the same defaults, beside every key of `dns.rfc2136`.
+#[derive(Debug, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ReconcilerConfig {
-    /// `upsert-only` (default), `sync` or `create-only`.
+    /// What a run may change: `upsert-only` (default), `sync` or `create-only`.
+    #[schemars(with = "Policy", default = "default_policy")]
     pub policy: String,
     /// The record types compared and changed; default A, AAAA, CNAME.
+    #[schemars(default = "default_managed")]
     pub managed_record_types: Vec<String>,
-    /// Per zone: the domains it may touch and the names it leaves alone. When
-    /// given, a zone not listed is not reconciled.
+    /// Per zone (`[zones."<zone>"]`): `domains` it may touch, names to `exclude`.
+    ///
+    /// When given, a zone not listed is not reconciled.
+    #[schemars(default)]
     pub zones: BTreeMap<String, ZoneScope>,
     /// How to reach and authenticate to the server.
+    #[schemars(flatten)]
     pub connection: Rfc2136Config,
 }
 
@@ -123,7 +132,7 @@ impl<'de> Deserialize<'de> for ReconcilerConfig {
 }
 
 /// `["dns.reconciler".zones."<zone>"]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneScope {
     /// Only names equal to or below one of these (default: the whole zone).
@@ -247,6 +256,10 @@ impl Plugin for DnsReconciler {
     const DESCRIPTION: &'static str =
         "Compares desired records with the server's (AXFR) and emits corrections";
     type Config = ReconcilerConfig;
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(cfg: &ReconcilerConfig) -> Result<(), PluginError> {
         check(cfg)?;
@@ -862,6 +875,54 @@ mod tests {
         );
         gordon_plugin_api::testing::validate::<DnsReconciler>(&text).map_err(|e| e.to_string())?;
         toml::from_str(&text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn its_keys_are_its_own_and_every_key_of_dns_rfc2136() {
+        let keys = DnsReconciler::config_keys();
+        let mut names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+        names.sort();
+        // What `Deserialize` accepts: its own keys, and the rest as `dns.rfc2136`'s.
+        let own = crate::config::accepted_keys::<OwnKeys>();
+        assert_eq!(own, ["managed_record_types", "policy", "zones"]);
+        let mut accepted = crate::config::accepted_keys::<ReconcilerConfig>();
+        assert_eq!(accepted, crate::config::accepted_keys::<Rfc2136Config>());
+        accepted.extend(own);
+        accepted.sort();
+        assert_eq!(names, accepted);
+        for key in &keys {
+            assert!(!key.doc.is_empty(), "`{}` has no doc line", key.name);
+            assert_ne!(key.default.as_deref(), Some("null"), "`{}`", key.name);
+        }
+        let key = |name: &str| keys.iter().find(|k| k.name == name).unwrap();
+        // The connection keys read as they do for `dns.rfc2136`.
+        let rfc2136 = crate::Rfc2136::config_keys();
+        assert_eq!(rfc2136.len() + 3, keys.len());
+        for theirs in &rfc2136 {
+            assert_eq!(key(&theirs.name), theirs);
+        }
+        // The defaults shown are the ones `Deserialize` gives.
+        let cfg = config("").unwrap();
+        let policy = key("policy");
+        assert_eq!(
+            policy.kind,
+            r#"one of "sync", "upsert-only", "create-only""#
+        );
+        assert_eq!(policy.default, Some(format!("{:?}", cfg.policy)));
+        for name in policy.kind.trim_start_matches("one of ").split(", ") {
+            assert!(Policy::parse(name.trim_matches('"')).is_some(), "{name}");
+        }
+        let managed = key("managed_record_types");
+        assert_eq!(managed.kind, "list of string");
+        let shown: Vec<String> = serde_json::from_str(managed.default.as_deref().unwrap()).unwrap();
+        assert_eq!(shown, cfg.managed_record_types);
+        let zones = key("zones");
+        assert_eq!(
+            (zones.kind.as_str(), zones.required),
+            ("table of table", false)
+        );
+        assert!(key("zone").required);
+        assert_eq!(key("verify").default.as_deref(), Some(r#""none""#));
     }
 
     #[test]

@@ -18,11 +18,12 @@
 
 use std::time::Duration;
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::serde_json;
 use gordon_plugin_api::{
-    export_plugins, Action, ActionSpec, ConfigChange, EventMessage, HostEvent, MessageHandler,
-    Param, ParamType, Plugin, PluginContext, PluginError, RecordType, ResourceRecord, RunContext,
-    Runnable,
+    export_plugins, Action, ActionSpec, ConfigChange, ConfigKey, EventMessage, HostEvent,
+    MessageHandler, Param, ParamType, Plugin, PluginContext, PluginError, RecordType,
+    ResourceRecord, RunContext, Runnable,
 };
 use serde::Deserialize;
 
@@ -31,9 +32,10 @@ pub struct Hang {
     hang_on: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HangConfig {
+    /// Never return from a message whose name contains this.
     hang_on: String,
 }
 
@@ -41,6 +43,9 @@ impl Plugin for Hang {
     const NAME: &'static str = "acme.hang";
     const DESCRIPTION: &'static str = "Never returns from some messages";
     type Config = HangConfig;
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
     fn new(cfg: HangConfig, _: PluginContext) -> Result<Self, PluginError> {
         Ok(Hang {
             hang_on: cfg.hang_on,
@@ -65,9 +70,10 @@ pub struct Crash {
     count: u32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrashConfig {
+    /// How many events to send before panicking.
     #[serde(default)]
     count: u32,
 }
@@ -76,6 +82,9 @@ impl Plugin for Crash {
     const NAME: &'static str = "acme.crash";
     const DESCRIPTION: &'static str = "Sends a few events, then panics in run";
     type Config = CrashConfig;
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
     fn new(cfg: CrashConfig, _: PluginContext) -> Result<Self, PluginError> {
         Ok(Crash { count: cfg.count })
     }
@@ -110,7 +119,7 @@ pub struct Fault {
     rng: std::sync::atomic::AtomicU64,
 }
 
-#[derive(Clone, Copy, Deserialize)]
+#[derive(Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FaultKind {
     Segv,
@@ -120,12 +129,15 @@ pub enum FaultKind {
     Oom,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultConfig {
+    /// How to fault: a write through a null pointer, abort, exit 70, hang, or OOM.
     fault: FaultKind,
+    /// Fault on a message whose name contains this.
     #[serde(default)]
     on: String,
+    /// Fault on one message in this many, at random, whatever its name (0: never).
     #[serde(default)]
     one_in: u64,
 }
@@ -135,6 +147,9 @@ impl Plugin for Fault {
     const DESCRIPTION: &'static str =
         "Segfaults, aborts, exits, hangs or runs out of memory on some messages";
     type Config = FaultConfig;
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
     fn validate_config(cfg: &FaultConfig) -> Result<(), PluginError> {
         if cfg.on.is_empty() && cfg.one_in == 0 {
             return Err(PluginError::new("set `on` or `one_in`"));
@@ -217,6 +232,9 @@ impl Plugin for Flaky {
     const NAME: &'static str = "acme.flaky";
     const DESCRIPTION: &'static str = "acme.fault, in phase screen";
     type Config = FaultConfig;
+    fn config_keys() -> Vec<ConfigKey> {
+        Fault::config_keys()
+    }
     fn validate_config(cfg: &FaultConfig) -> Result<(), PluginError> {
         Fault::validate_config(cfg)
     }
@@ -241,11 +259,12 @@ pub struct Live {
     ctx: PluginContext,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LiveConfig {
+    /// The TTL every message gets (at least 1); a reload applies it live.
     ttl: u32,
-    #[serde(default)]
+    /// A file every host event is appended to, one JSON line each.
     events_file: Option<std::path::PathBuf>,
     /// How long each host event takes it (a slow subscriber).
     #[serde(default)]
@@ -256,9 +275,14 @@ static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 
 impl Plugin for Live {
     const NAME: &'static str = "acme.live";
-    const DESCRIPTION: &'static str = "Sets TTLs; applies config live, offers actions, logs host events";
+    const DESCRIPTION: &'static str =
+        "Sets TTLs; applies config live, offers actions, logs host events";
     type Config = LiveConfig;
     const HOST_EVENTS: &'static [&'static str] = &["*"];
+
+    fn config_keys() -> Vec<ConfigKey> {
+        ConfigKey::of::<Self::Config>()
+    }
 
     fn validate_config(cfg: &LiveConfig) -> Result<(), PluginError> {
         if cfg.ttl == 0 {
@@ -280,8 +304,11 @@ impl Plugin for Live {
     fn actions() -> Vec<ActionSpec> {
         vec![
             ActionSpec::new("state", "Its ttl and which instance it is"),
-            ActionSpec::new("leave", "Asks the host to stop it")
-                .param(Param::required("reason", ParamType::String, "Why")),
+            ActionSpec::new("leave", "Asks the host to stop it").param(Param::required(
+                "reason",
+                ParamType::String,
+                "Why",
+            )),
         ]
     }
 
@@ -310,7 +337,8 @@ impl Plugin for Live {
             // Reopening the file is a restart's job.
             return Ok(ConfigChange::Restart);
         }
-        self.ttl.store(cfg.ttl, std::sync::atomic::Ordering::Relaxed);
+        self.ttl
+            .store(cfg.ttl, std::sync::atomic::Ordering::Relaxed);
         Ok(ConfigChange::Applied)
     }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::{event_json, ownership, PluginError, RecordType};
 use serde::Deserialize;
 
@@ -16,7 +17,7 @@ pub const DEFAULT_GLUE: &str = "127.0.0.1";
 
 /// The configuration of `dns.zonefile`: the `["dns"]` table merged with
 /// `["dns.zonefile"]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneFileConfig {
     /// Shared: the zone, an absolute name ending in `.` (required).
@@ -27,13 +28,10 @@ pub struct ZoneFileConfig {
     /// The zone file (required); a relative path is relative to the working directory.
     pub path: PathBuf,
     /// SOA MNAME; default `ns1.<zone>`.
-    #[serde(default)]
     pub primary_ns: Option<String>,
     /// SOA RNAME, as a name or `user@domain`; default `hostmaster.<zone>`.
-    #[serde(default)]
     pub hostmaster: Option<String>,
     /// The apex NS records; default `[primary_ns]`.
-    #[serde(default)]
     pub ns: Option<Vec<String>>,
     /// SOA refresh in seconds; default 3600.
     #[serde(default = "default_refresh")]
@@ -47,26 +45,31 @@ pub struct ZoneFileConfig {
     /// SOA minimum (negative-caching TTL) in seconds; default 300.
     #[serde(default = "default_minimum")]
     pub minimum: u32,
-    /// Glue addresses of in-zone name servers (IPv4 or IPv6); a listed in-zone name
-    /// server without one gets [`DEFAULT_GLUE`].
+    /// Glue addresses of in-zone name servers: name -> IPv4 or IPv6 address.
+    ///
+    /// A listed in-zone name server without one gets [`DEFAULT_GLUE`].
     #[serde(default)]
     pub ns_addresses: BTreeMap<String, String>,
-    /// This instance's owner id (default `gordon`): every record set published gets
-    /// an owner record holding it (`gordon_plugin_api::ownership`), and only record
-    /// sets so marked are changed or deleted.
+    /// This instance's owner id (default `gordon`), marking the record sets it owns.
+    ///
+    /// Every record set published gets an owner record holding it
+    /// (`gordon_plugin_api::ownership`), and only record sets so marked are changed
+    /// or deleted.
     #[serde(default = "default_owner_id")]
     pub owner_id: String,
-    /// Take over record sets that exist without any owner record (added to the file
-    /// by hand, or written by a version from before ownership): change them and
-    /// write our owner record. Meant for migrating; default `false`.
+    /// Take over record sets that exist without any owner record; default `false`.
+    ///
+    /// Those added to the file by hand, or written by a version from before
+    /// ownership: change them and write our owner record. Meant for migrating.
     #[serde(default)]
     pub adopt: bool,
-    /// Take over record sets marked by this other owner id (a renamed instance):
-    /// their owner record is rewritten to ours.
-    #[serde(default)]
+    /// Take over record sets marked by this other owner id (a renamed instance).
+    ///
+    /// Their owner record is rewritten to ours.
     pub adopt_from_owner: Option<String>,
-    /// DANGER: change and delete record sets whatever owns them. Owner records are
-    /// still written. Default `false`; a warning is logged whenever it is on.
+    /// DANGER: change and delete record sets whatever owns them; default `false`.
+    ///
+    /// Owner records are still written. A warning is logged whenever it is on.
     #[serde(default)]
     pub manage_unowned: bool,
 }

@@ -14,10 +14,13 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
+use gordon_plugin_api::schemars::{self, JsonSchema};
 use gordon_plugin_api::{Action, RecordType, ResourceRecord};
 
 /// What the reconciler may change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// The schema (the names `Policy::parse` reads) describes the reconciler's `policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
 pub enum Policy {
     /// Add, replace and delete.
     Sync,
