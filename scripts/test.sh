@@ -27,6 +27,9 @@ if [ -n "$missing" ]; then
 fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The SDK's docs, as a vendor reads them (with and without the test kit's feature).
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p gordon-plugin-api
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps -p gordon-plugin-api --all-features
 # The release build the package test installs, made before the tests run: built
 # during them it would take both cores from the timing-sensitive ones.
 ./packaging/build-deb.sh >/dev/null

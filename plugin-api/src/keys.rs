@@ -209,6 +209,7 @@ fn one_of(values: Vec<Value>) -> String {
 /// A default as TOML spells it: strings quoted, lists and tables inline.
 fn toml_like(value: &Value) -> String {
     match value {
+        Value::Object(map) if map.is_empty() => "{}".to_owned(),
         Value::Object(map) => {
             let items: Vec<String> = map
                 .iter()
@@ -224,8 +225,8 @@ fn toml_like(value: &Value) -> String {
     }
 }
 
-/// The first line of a schema's documentation (`schemars` makes a doc comment's
-/// lone first line its `title`, the rest its `description`).
+/// The first line of a schema's documentation: its `title` (`schemars` makes one
+/// of a doc comment that opens with a `# heading`), else its `description`.
 fn first_line(node: &Value) -> Option<String> {
     ["title", "description"].iter().find_map(|key| {
         let text = node.get(*key).and_then(Value::as_str)?;

@@ -24,7 +24,9 @@ pub fn show(v: &[u32]) -> String {
 }
 
 /// The newest glibc version a 64-bit ELF library needs, if it names any.
-pub fn needed<'data, R: ReadRef<'data>>(elf: &ElfFile64<'data, object::Endianness, R>) -> Option<Version> {
+pub fn needed<'data, R: ReadRef<'data>>(
+    elf: &ElfFile64<'data, object::Endianness, R>,
+) -> Option<Version> {
     let (endian, data) = (elf.endian(), elf.data());
     let sections = elf.elf_section_table();
     let (mut needs, link) = sections.gnu_verneed(endian, data).ok()??;
