@@ -372,6 +372,70 @@ impl<P: Runnable> RunnableHarness<P> {
     }
 }
 
+/// The top-level keys serde accepts for configuration type `T`, read from the
+/// error it gives for an unknown key — so `T` needs
+/// `#[serde(deny_unknown_fields)]` (serde then names every key it accepts).
+///
+/// # Errors
+/// `T` accepts an unknown key, or its error names none.
+pub fn accepted_keys<T: serde::de::DeserializeOwned>() -> Result<Vec<String>, String> {
+    let Err(err) = serde_json::from_value::<T>(serde_json::json!({"no such key": 0})) else {
+        return Err("an unknown key was accepted: add #[serde(deny_unknown_fields)]".into());
+    };
+    let err = err.to_string();
+    let (_, expected) = err
+        .split_once("expected")
+        .ok_or_else(|| format!("serde's error names no keys: {err}"))?;
+    let mut keys: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+/// Checks keys a plugin describes ([`Plugin::config_keys`]) against what its
+/// configuration type `T` accepts: the top-level names must be exactly
+/// [`accepted_keys`], every key needs a line of documentation, and no default may
+/// be `null` (TOML cannot write one: leave `#[serde(default)]` off an `Option`).
+///
+/// ```ignore
+/// testing::check_keys::<Config>(&MyPlugin::config_keys()).unwrap();
+/// ```
+///
+/// # Errors
+/// Every difference found.
+pub fn check_keys<T: serde::de::DeserializeOwned>(keys: &[crate::ConfigKey]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    let mut described: Vec<String> = keys
+        .iter()
+        .filter(|k| !k.name.contains('.'))
+        .map(|k| k.name.clone())
+        .collect();
+    described.sort();
+    let accepted = accepted_keys::<T>()?;
+    if described != accepted {
+        problems.push(format!(
+            "described keys {described:?}, but the type accepts {accepted:?}"
+        ));
+    }
+    for key in keys {
+        if key.doc.is_empty() {
+            problems.push(format!("`{}` has no doc line", key.name));
+        }
+        if key.default.as_deref() == Some("null") {
+            problems.push(format!("`{}` has the default null", key.name));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,5 +630,26 @@ mod tests {
         assert_eq!(msgs[2].record().name(), "h2.");
         r.cleanup(&msgs).unwrap();
         r.shutdown(Duration::from_secs(5)).unwrap();
+    }
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Keyed {
+        /// Documented.
+        ttl: u32,
+        zone: String,
+    }
+
+    #[test]
+    fn check_keys_finds_a_missing_key_and_a_missing_doc_line() {
+        assert_eq!(super::accepted_keys::<Keyed>().unwrap(), ["ttl", "zone"]);
+        let keys = crate::ConfigKey::of::<Keyed>();
+        let err = super::check_keys::<Keyed>(&keys).unwrap_err();
+        assert!(err.contains("`zone` has no doc line"), "{err}");
+        let err = super::check_keys::<Keyed>(&keys[..1]).unwrap_err();
+        assert!(err.contains(r#"accepts ["ttl", "zone"]"#), "{err}");
+        let err = super::accepted_keys::<serde_json::Value>().unwrap_err();
+        assert!(err.contains("deny_unknown_fields"), "{err}");
     }
 }

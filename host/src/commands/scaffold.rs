@@ -159,7 +159,13 @@ fn unpack(sdk: &Path, vendor: &Path) -> anyhow::Result<String> {
     };
     std::fs::create_dir_all(vendor)?;
     // `unpack` refuses entries that would land outside `vendor` (`..`, absolute).
-    open()?
+    // The files get the time of unpacking, not the archive's: `cargo package`
+    // stamps every file with one fixed old time, and cargo's freshness check, which
+    // compares modification times, would then take a newer SDK unpacked where an
+    // older one was built for the same, already compiled one.
+    let mut archive = open()?;
+    archive.set_preserve_mtime(false);
+    archive
         .unpack(vendor)
         .with_context(|| format!("cannot unpack {} into {}", sdk.display(), vendor.display()))?;
     Ok(version)

@@ -165,35 +165,10 @@ fn it_offers_no_actions_and_selects_every_event() {
     assert_eq!(AuditLog::HOST_EVENTS, ["*"]);
 }
 
-/// The top-level keys serde accepts for `T` (a `deny_unknown_fields` type): those
-/// its error for an unknown key names.
-fn accepted_keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
-    let Err(err) = serde_json::from_value::<T>(json!({"no such key": 0})) else {
-        panic!("an unknown key was accepted");
-    };
-    let err = err.to_string();
-    let (_, expected) = err
-        .split_once("expected")
-        .unwrap_or_else(|| panic!("{err}"));
-    let mut keys: Vec<String> = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect();
-    keys.sort();
-    keys
-}
-
 #[test]
 fn its_keys_are_the_ones_it_accepts_each_with_a_doc_line() {
     let keys = AuditLog::config_keys();
-    let mut names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
-    names.sort();
-    assert_eq!(names, accepted_keys::<AuditConfig>());
-    for key in &keys {
-        assert!(!key.doc.is_empty(), "`{}` has no doc line", key.name);
-    }
+    gordon_plugin_api::testing::check_keys::<AuditConfig>(&keys).unwrap();
     let key = |name: &str| keys.iter().find(|k| k.name == name).unwrap();
     let path = key("path");
     assert_eq!((path.kind.as_str(), path.required), ("string", true));

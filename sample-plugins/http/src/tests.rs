@@ -286,37 +286,13 @@ fn with_a_token_events_need_it_and_healthz_does_not() {
     h.shutdown(Duration::from_secs(5)).unwrap();
 }
 
-/// The top-level keys serde accepts for `T` (a `deny_unknown_fields` type): those
-/// its error for an unknown key names.
-fn accepted_keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
-    let Err(err) = serde_json::from_value::<T>(serde_json::json!({"no such key": 0})) else {
-        panic!("an unknown key was accepted");
-    };
-    let err = err.to_string();
-    let (_, expected) = err
-        .split_once("expected")
-        .unwrap_or_else(|| panic!("{err}"));
-    let mut keys: Vec<String> = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect();
-    keys.sort();
-    keys
-}
-
 #[test]
 fn its_keys_are_the_ones_it_accepts_each_with_a_doc_line() {
     use gordon_plugin_api::Plugin;
 
     let keys = HttpEvents::config_keys();
-    let mut names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
-    names.sort();
-    assert_eq!(names, accepted_keys::<crate::HttpEventsConfig>());
+    gordon_plugin_api::testing::check_keys::<crate::HttpEventsConfig>(&keys).unwrap();
     for key in &keys {
-        assert!(!key.doc.is_empty(), "`{}` has no doc line", key.name);
-        assert_ne!(key.default.as_deref(), Some("null"), "`{}`", key.name);
         assert!(!key.required, "`{}`: every key has a default", key.name);
     }
     let key = |name: &str| keys.iter().find(|k| k.name == name).unwrap();

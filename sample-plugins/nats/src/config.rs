@@ -397,38 +397,11 @@ mod tests {
         assert!(subject_matches(">", "anything.at.all"));
     }
 
-    /// The top-level keys serde accepts for `T` (a `deny_unknown_fields` type):
-    /// those its error for an unknown key names.
-    fn accepted_keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
-        let Err(err) = serde_json::from_value::<T>(serde_json::json!({"no such key": 0})) else {
-            panic!("an unknown key was accepted");
-        };
-        let err = err.to_string();
-        let (_, expected) = err
-            .split_once("expected")
-            .unwrap_or_else(|| panic!("{err}"));
-        let mut keys: Vec<String> = expected
-            .split('`')
-            .skip(1)
-            .step_by(2)
-            .map(str::to_owned)
-            .collect();
-        keys.sort();
-        keys
-    }
-
-    /// Checks that `keys` are exactly the keys `T` accepts, each with a doc line and
-    /// no default TOML cannot write; returns a lookup by name.
+    /// Checks `keys` with the SDK's test kit; returns a lookup by name.
     fn check_keys<'a, T: serde::de::DeserializeOwned>(
         keys: &'a [gordon_plugin_api::ConfigKey],
     ) -> impl Fn(&str) -> &'a gordon_plugin_api::ConfigKey + 'a {
-        let mut names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
-        names.sort();
-        assert_eq!(names, accepted_keys::<T>());
-        for key in keys {
-            assert!(!key.doc.is_empty(), "`{}` has no doc line", key.name);
-            assert_ne!(key.default.as_deref(), Some("null"), "`{}`", key.name);
-        }
+        gordon_plugin_api::testing::check_keys::<T>(keys).unwrap();
         move |name| keys.iter().find(|k| k.name == name).unwrap()
     }
 

@@ -438,27 +438,6 @@ impl Settings {
     }
 }
 
-/// The top-level keys serde accepts for `T` (a `deny_unknown_fields` type): those its
-/// error for an unknown key names.
-#[cfg(test)]
-pub(crate) fn accepted_keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
-    let Err(err) = serde_json::from_value::<T>(serde_json::json!({"no such key": 0})) else {
-        panic!("an unknown key was accepted");
-    };
-    let err = err.to_string();
-    let (_, expected) = err
-        .split_once("expected")
-        .unwrap_or_else(|| panic!("{err}"));
-    let mut keys: Vec<String> = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect();
-    keys.sort();
-    keys
-}
-
 #[cfg(test)]
 mod tests {
     use gordon_plugin_api::testing::validate;
@@ -735,13 +714,7 @@ mod tests {
         use gordon_plugin_api::Plugin;
 
         let keys = Rfc2136::config_keys();
-        let mut names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
-        names.sort();
-        assert_eq!(names, accepted_keys::<Rfc2136Config>());
-        for key in &keys {
-            assert!(!key.doc.is_empty(), "`{}` has no doc line", key.name);
-            assert_ne!(key.default.as_deref(), Some("null"), "`{}`", key.name);
-        }
+        gordon_plugin_api::testing::check_keys::<Rfc2136Config>(&keys).unwrap();
         let key = |name: &str| keys.iter().find(|k| k.name == name).unwrap();
         let required: Vec<&str> = keys
             .iter()

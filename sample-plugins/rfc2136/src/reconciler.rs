@@ -883,10 +883,13 @@ mod tests {
         let mut names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
         names.sort();
         // What `Deserialize` accepts: its own keys, and the rest as `dns.rfc2136`'s.
-        let own = crate::config::accepted_keys::<OwnKeys>();
+        let own = gordon_plugin_api::testing::accepted_keys::<OwnKeys>().unwrap();
         assert_eq!(own, ["managed_record_types", "policy", "zones"]);
-        let mut accepted = crate::config::accepted_keys::<ReconcilerConfig>();
-        assert_eq!(accepted, crate::config::accepted_keys::<Rfc2136Config>());
+        let mut accepted = gordon_plugin_api::testing::accepted_keys::<ReconcilerConfig>().unwrap();
+        assert_eq!(
+            accepted,
+            gordon_plugin_api::testing::accepted_keys::<Rfc2136Config>().unwrap()
+        );
         accepted.extend(own);
         accepted.sort();
         assert_eq!(names, accepted);
