@@ -10,7 +10,8 @@ pub fn dns_env() -> Env {
     dns_env_with("", "")
 }
 
-fn wait_status(port: u16, id: &str) -> serde_json::Value {
+/// Polls an event's status until it is no longer `pending` (20 s at most).
+pub(crate) fn wait_status(port: u16, id: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, doc) = http(port, "GET", &format!("/events/{id}"), "");
@@ -21,7 +22,8 @@ fn wait_status(port: u16, id: &str) -> serde_json::Value {
     }
 }
 
-fn post(port: u16, body: &str) -> Vec<String> {
+/// POSTs events; asserts 202 and returns their ids.
+pub(crate) fn post(port: u16, body: &str) -> Vec<String> {
     let (status, doc) = http(port, "POST", "/events", body);
     assert_eq!(status, 202, "{doc}");
     doc["ids"]

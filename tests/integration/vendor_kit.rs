@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::util::{
-    api_version, cargo, http, root, run_cargo, sample, settled_zone, signal, target_dir, text,
-    wait_exit, wait_for_file, Env,
+    api_version, cargo, root, run_cargo, sample, settled_zone, signal, target_dir, text, wait_exit,
+    wait_for_file, Env,
 };
 
 /// The packaged SDK and its `.sha256`, made once per test process the way the
@@ -173,9 +173,11 @@ path = "{zone}"
     assert!(!check.status.success());
     let said = text(&check.stdout);
     assert!(
-        said.contains("tll") && said.contains("its keys: ttl, types"),
+        said.contains("unknown field `tll`") && said.contains("its keys: ttl, types"),
         "{said}"
     );
+    // Said once, by the refusal: no warning repeats it.
+    assert!(!said.contains("has no key `tll`"), "{said}");
 
     env.config(&config("ttl = 4200"));
     let check = env.gordon(&["check"]);
@@ -185,22 +187,11 @@ path = "{zone}"
         .trim()
         .parse()
         .unwrap();
-    let (status, doc) = http(
+    let ids = crate::e2e::post(
         port,
-        "POST",
-        "/events",
         r#"{"action":"additions","resourceRecords":{"name":"www.example.com.","type":"A","rrdatas":["192.0.2.7"]}}"#,
     );
-    assert_eq!(status, 202, "{doc}");
-    let id = doc["ids"][0].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let event = loop {
-        let (_, event) = http(port, "GET", &format!("/events/{id}"), "");
-        if event["status"] != "pending" || std::time::Instant::now() > deadline {
-            break event;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let event = crate::e2e::wait_status(port, &ids[0]);
     assert_eq!(event["status"], "published", "{event}");
     assert!(
         event["history"].to_string().contains("Set the TTL to 4200"),
@@ -211,6 +202,25 @@ path = "{zone}"
     signal(&child, libc::SIGTERM);
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert!(status.success(), "{}", env.log());
+
+    // A lenient plugin (no `deny_unknown_fields`) would ignore the typo: the host
+    // warns, naming the key it likely meant, and the check still passes.
+    let source = krate.join("src/lib.rs");
+    let code = std::fs::read_to_string(&source).unwrap();
+    let lenient = code.replacen("#[serde(deny_unknown_fields)]\n", "", 1);
+    assert_ne!(lenient, code);
+    std::fs::write(&source, lenient).unwrap();
+    cargo_in(&krate, None, &["build", "--quiet"], "the lenient crate");
+    std::fs::remove_file(env.plugins_d().join("libacme_ttl.so")).unwrap();
+    env.install(&lib, "libacme_ttl.so");
+    env.config(&config("tll = 4200"));
+    let check = env.gordon(&["check"]);
+    let said = text(&check.stdout);
+    assert!(check.status.success(), "{said}");
+    assert!(
+        said.contains("warning:") && said.contains("has no key `tll` (did you mean `ttl`?)"),
+        "{said}"
+    );
 }
 
 #[test]

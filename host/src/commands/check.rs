@@ -38,6 +38,7 @@ pub fn run(global: &Global, janitor: bool, as_json: bool, connect: bool) -> anyh
         }
     }
     let mut passed = Vec::new();
+    // Refusals, and warnings about the configuration of plugins that passed.
     let mut failed = Vec::new();
     let mut unchecked: Vec<String> = Vec::new();
     for info in &session.active {
@@ -58,7 +59,16 @@ pub fn run(global: &Global, janitor: bool, as_json: bool, connect: bool) -> anyh
             instance::validate(info, &cfg)
         };
         match checked {
-            Ok(()) => passed.push(info.name.clone()),
+            Ok(()) => {
+                // A key the plugin accepted without describing it: likely a typo it
+                // ignores. (One it refused is in its refusal already.)
+                let unknown = crate::plugins::keys::unknown(info, &cfg);
+                failed.extend(unknown.into_iter().map(|message| Problem {
+                    severity: Severity::Warning,
+                    message,
+                }));
+                passed.push(info.name.clone());
+            }
             Err(e) => failed.push(Problem {
                 severity: Severity::Error,
                 message: crate::plugins::keys::refusal(info, &e),

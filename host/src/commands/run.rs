@@ -12,6 +12,18 @@ use crate::session::Session;
 pub fn run(global: &Global) -> anyhow::Result<bool> {
     let mut session = Session::open(&global.config_root, "gordon", global.verbose)?;
     preflight::add_to(&mut session, Mode::Service);
+    // Keys no plugin describes (validation comes later, as each plugin starts).
+    let unknown: Vec<String> = session
+        .active
+        .iter()
+        .flat_map(|info| crate::plugins::keys::unknown(info, &session.plugin_config_json(info)))
+        .collect();
+    session
+        .problems
+        .extend(unknown.into_iter().map(|message| crate::session::Problem {
+            severity: crate::session::Severity::Warning,
+            message,
+        }));
     session.log_problems();
     if session.has_errors() {
         let errors = session

@@ -40,13 +40,13 @@ pub fn unknown(info: &PluginInfo, config: &PluginConfig) -> Vec<String> {
         .own_keys()
         .filter(|(key, _)| !known.contains(key))
         .map(|(key, origin)| {
+            let guess = suggestion(key, &known)
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
             format!(
-                "{origin} {key}: `{}` has no key `{key}`{}",
+                "{origin} {key}: `{}` has no key `{key}`{guess}; its keys: {}",
                 info.name,
-                suggestion(key, &known)
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default()
-                    + &format!("; its keys: {}", known.join(", "))
+                known.join(", ")
             )
         })
         .collect()

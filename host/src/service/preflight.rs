@@ -169,16 +169,6 @@ pub fn add_to(session: &mut Session, mode: Mode) {
         severity: Severity::Warning,
         message,
     });
-    // Keys the plugins do not describe: reported for the janitor's plugins too.
-    let unknown: Vec<Problem> = session
-        .active
-        .iter()
-        .flat_map(|info| crate::plugins::keys::unknown(info, &session.plugin_config_json(info)))
-        .map(|message| Problem {
-            severity: Severity::Warning,
-            message,
-        })
-        .collect();
-    let found: Vec<Problem> = errors.chain(warnings).chain(unknown).collect();
+    let found: Vec<Problem> = errors.chain(warnings).collect();
     session.problems.extend(found);
 }

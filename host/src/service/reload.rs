@@ -52,44 +52,21 @@ pub(crate) fn answer(running: &mut Running) -> Value {
 
 /// `[core]` keys a reload cannot change: the running host's shape.
 pub(crate) fn restart_only(old: &CoreConfig, new: &CoreConfig) -> Vec<String> {
-    let mut changed = Vec::new();
-    let mut check = |key: &str, a: String, b: String| {
-        if a != b {
-            changed.push(format!(
+    let keys: [(&str, &dyn std::fmt::Debug, &dyn std::fmt::Debug); 5] = [
+        ("metrics", &old.metrics, &new.metrics),
+        ("logging", &old.logging, &new.logging),
+        ("router", &old.router, &new.router),
+        ("isolation", &old.isolation, &new.isolation),
+        ("control", &old.control, &new.control),
+    ];
+    keys.iter()
+        .filter(|(_, a, b)| format!("{a:?}") != format!("{b:?}"))
+        .map(|(key, _, _)| {
+            format!(
                 "core.{key} changed: it cannot change in a running host; restart gordon to apply it"
-            ));
-        }
-    };
-    for (key, a, b) in [
-        (
-            "metrics",
-            format!("{:?}", old.metrics),
-            format!("{:?}", new.metrics),
-        ),
-        (
-            "logging",
-            format!("{:?}", old.logging),
-            format!("{:?}", new.logging),
-        ),
-        (
-            "router",
-            format!("{:?}", old.router),
-            format!("{:?}", new.router),
-        ),
-        (
-            "isolation",
-            format!("{:?}", old.isolation),
-            format!("{:?}", new.isolation),
-        ),
-        (
-            "control",
-            format!("{:?}", old.control),
-            format!("{:?}", new.control),
-        ),
-    ] {
-        check(key, a, b);
-    }
-    changed
+            )
+        })
+        .collect()
 }
 
 /// What a reload does to one plugin.
